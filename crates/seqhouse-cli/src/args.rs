@@ -1,0 +1,317 @@
+//! The command line and the config file, merged into one validated request.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+
+use seqhouse_core::{
+    FeatureSpec, FillNull, Mode, NullKeyPolicy, Padding, SequenceRequest, SequenceSpec,
+};
+use seqhouse_local::{LocalConfig, OutputCompression};
+
+/// Turns event logs into fixed-length, padded sequence arrays for sequence models.
+#[derive(Debug, Parser)]
+#[command(name = "seqhouse", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Print only warnings and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More detail (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Group events by entity, order them, cut them into windows of N, pad and write Parquet.
+    #[command(after_long_help = SEQUENCE_EXAMPLES)]
+    Sequence(Box<SequenceArgs>),
+}
+
+const SEQUENCE_EXAMPLES: &str = "\
+Examples:
+  # Knowledge tracing: each pupil's answers in windows of 200, padded with -1
+  seqhouse sequence --input data/events.parquet --output out/kt \\
+      --entity user_id --order-by log_order \\
+      --feature skill_id=-1 --feature correct=-1 -n 200 --min-length 3
+
+  # Train/validation/test folders under one root -> OUT/train_sequenced_50/, ...
+  seqhouse sequence --input data --output out --subsets train,validation,test \\
+      --entity pupil_id --order-by timestamp,row_id --feature exercise_id=0 -n 50
+
+  # Next-item training: one window per event, padded before
+  seqhouse sequence --input ratings.csv --output out/next --entity userId \\
+      --order-by timestamp --feature movieId=0 -n 20 --mode prefix --padding pre
+
+  # The same options kept in a file (flags given on the command line win)
+  seqhouse sequence --config job.toml --overwrite
+
+Output: one row per window: the entity column(s), sequence_index, sequence_length,
+NAME_sequence (N values each) and is_pad_sequence (N int8: 1 = padding), as
+part-NNNNN.parquet files and a _manifest.json written last.";
+
+/// Options of `seqhouse sequence`. Every option can also be set in `--config FILE.toml` under
+/// its long name (`sequence-length = 200`, `feature = ["skill_id=-1"]`); flags override the file.
+#[derive(Debug, Default, Args)]
+pub struct SequenceArgs {
+    /// Input file or folder (read recursively: *.parquet, *.csv; names starting with '_' or '.' are skipped; files in path order).
+    #[arg(long, visible_aliases = ["data-location", "s3_data_location"], value_name = "PATH")]
+    pub input: Option<String>,
+
+    /// Output folder; fails if it holds data, unless --overwrite.
+    #[arg(long, visible_aliases = ["output-location", "output_s3_location"], value_name = "PATH")]
+    pub output: Option<String>,
+
+    /// Grouping column(s), comma-separated or repeated, e.g. user_id or user_id,course_id.
+    #[arg(long, value_delimiter = ',', value_name = "COL[,COL]")]
+    pub entity: Vec<String>,
+
+    /// Ordering column(s), ascending; ties keep input order (file order, then row order).
+    #[arg(long, value_delimiter = ',', value_name = "COL[,COL]")]
+    pub order_by: Vec<String>,
+
+    /// A feature to sequence as NAME_sequence, padded with PAD (parsed as the column's type; default 0, 0.0, false, "" or the epoch). Repeatable.
+    #[arg(long, value_name = "NAME[=PAD]")]
+    pub feature: Vec<String>,
+
+    /// N, the length of every output array (>= 1).
+    #[arg(long, short = 'n', visible_alias = "sequence_length", value_name = "N")]
+    pub sequence_length: Option<usize>,
+
+    /// How windows are cut: chunk ([0,N), [N,2N), ...), sliding (starts 0, S, 2S, ...), last (the most recent N), prefix (one window per event, ending at it). [default: chunk]
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<String>,
+
+    /// Step between sliding windows, 1 <= S <= N (sliding mode only). [default: 1]
+    #[arg(long, value_name = "S")]
+    pub stride: Option<usize>,
+
+    /// Pad after the real events (post) or before them (pre). [default: post]
+    #[arg(long, value_name = "post|pre")]
+    pub padding: Option<String>,
+
+    /// Drop windows with fewer than M real events. [default: 1]
+    #[arg(long, value_name = "M")]
+    pub min_length: Option<usize>,
+
+    /// Subsets: subset s reads INPUT/s/ and writes OUTPUT/s_sequenced_N/.
+    #[arg(long, value_delimiter = ',', value_name = "a,b,...")]
+    pub subsets: Vec<String>,
+
+    /// Replace nulls inside real events of a feature with VALUE (default: keep them as nulls). Repeatable.
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub fill_null: Vec<String>,
+
+    /// Rows with a null entity or order-by value: error, or drop them (counted in the manifest). [default: error]
+    #[arg(long, value_name = "error|drop")]
+    pub on_null_key: Option<String>,
+
+    /// Replace an existing output folder (only one seqhouse wrote).
+    #[arg(long)]
+    pub overwrite: bool,
+
+    /// A TOML file with any of these options under their long names; flags override it.
+    #[arg(long, value_name = "FILE.toml")]
+    pub config: Option<PathBuf>,
+
+    /// CSV field delimiter (one character, or 'tab'). [default: ,]
+    #[arg(long, value_name = "C")]
+    pub csv_delimiter: Option<String>,
+
+    /// Worker threads; the output is byte-identical for any count. [default: all cores]
+    #[arg(long, value_name = "T")]
+    pub threads: Option<usize>,
+
+    /// Output compression: zstd[:LEVEL], snappy, gzip[:LEVEL], lz4, none. [default: zstd:3]
+    #[arg(long, value_name = "CODEC")]
+    pub compression: Option<String>,
+
+    /// Windows per output part file. [default: about 8M values per column]
+    #[arg(long, value_name = "ROWS")]
+    pub rows_per_part: Option<usize>,
+}
+
+/// `--config` file contents: the same options, kebab-case, unknown keys rejected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct ConfigFile {
+    input: Option<String>,
+    output: Option<String>,
+    entity: Option<OneOrMany>,
+    order_by: Option<OneOrMany>,
+    feature: Option<OneOrMany>,
+    sequence_length: Option<usize>,
+    mode: Option<String>,
+    stride: Option<usize>,
+    padding: Option<String>,
+    min_length: Option<usize>,
+    subsets: Option<OneOrMany>,
+    fill_null: Option<OneOrMany>,
+    on_null_key: Option<String>,
+    overwrite: Option<bool>,
+    csv_delimiter: Option<String>,
+    threads: Option<usize>,
+    compression: Option<String>,
+    rows_per_part: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// A single string is comma-separated like its flag; a list is taken item by item.
+    fn into_vec(self, split_commas: bool) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) if split_commas => s.split(',').map(str::to_string).collect(),
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+/// A usage error: bad flags or config (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn usage(message: impl Into<String>) -> anyhow::Error {
+    UsageError(message.into()).into()
+}
+
+/// What `seqhouse sequence` runs: the request for the orchestrator and the engine settings.
+#[derive(Debug)]
+pub struct Resolved {
+    /// The engine-independent request.
+    pub request: SequenceRequest,
+    /// Settings of the local engine.
+    pub local: LocalConfig,
+}
+
+fn parse<T: std::str::FromStr<Err = seqhouse_core::Error>>(text: &str) -> anyhow::Result<T> {
+    text.parse()
+        .map_err(|e: seqhouse_core::Error| usage(strip_prefix(e.to_string())))
+}
+
+fn strip_prefix(message: String) -> String {
+    message
+        .strip_prefix("invalid request: ")
+        .map(str::to_string)
+        .unwrap_or(message)
+}
+
+fn list(flag: Vec<String>, file: Option<OneOrMany>, split_commas: bool) -> Vec<String> {
+    let raw = if flag.is_empty() {
+        file.map(|f| f.into_vec(split_commas)).unwrap_or_default()
+    } else {
+        flag
+    };
+    if split_commas {
+        raw.into_iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    } else {
+        raw
+    }
+}
+
+impl SequenceArgs {
+    /// Merges flags over the config file and validates the result.
+    pub fn resolve(self) -> anyhow::Result<Resolved> {
+        let file = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| usage(format!("cannot read --config {}: {e}", path.display())))?;
+                toml::from_str::<ConfigFile>(&text).map_err(|e| {
+                    usage(format!(
+                        "--config {}: {}",
+                        path.display(),
+                        e.to_string().trim()
+                    ))
+                })?
+            }
+            None => ConfigFile::default(),
+        };
+        let input = self
+            .input
+            .or(file.input)
+            .ok_or_else(|| usage("--input is required"))?;
+        let output = self
+            .output
+            .or(file.output)
+            .ok_or_else(|| usage("--output is required"))?;
+        let entity = list(self.entity, file.entity, true);
+        let order_by = list(self.order_by, file.order_by, true);
+        let features = list(self.feature, file.feature, false)
+            .iter()
+            .map(|f| parse::<FeatureSpec>(f))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let sequence_length = self
+            .sequence_length
+            .or(file.sequence_length)
+            .ok_or_else(|| usage("--sequence-length (-n) is required"))?;
+
+        let mut spec = SequenceSpec::new(entity, order_by, features, sequence_length);
+        if let Some(mode) = self.mode.or(file.mode) {
+            spec.mode = parse::<Mode>(&mode)?;
+        }
+        spec.stride = self.stride.or(file.stride);
+        if let Some(padding) = self.padding.or(file.padding) {
+            spec.padding = parse::<Padding>(&padding)?;
+        }
+        spec.min_length = self.min_length.or(file.min_length).unwrap_or(1);
+        spec.fill_null = list(self.fill_null, file.fill_null, false)
+            .iter()
+            .map(|f| parse::<FillNull>(f))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if let Some(policy) = self.on_null_key.or(file.on_null_key) {
+            spec.on_null_key = parse::<NullKeyPolicy>(&policy)?;
+        }
+        spec.validate()
+            .map_err(|e| usage(strip_prefix(e.to_string())))?;
+
+        let mut local = LocalConfig::default();
+        if let Some(delimiter) = self.csv_delimiter.or(file.csv_delimiter) {
+            local.csv_delimiter = match delimiter.as_str() {
+                "tab" | "\\t" | "\t" => b'\t',
+                d if d.len() == 1 && d.is_ascii() => d.as_bytes()[0],
+                d => {
+                    return Err(usage(format!(
+                        "--csv-delimiter '{d}' must be one ASCII character or 'tab'"
+                    )));
+                }
+            };
+        }
+        local.threads = self.threads.or(file.threads);
+        if local.threads == Some(0) {
+            return Err(usage("--threads must be at least 1"));
+        }
+        if let Some(compression) = self.compression.or(file.compression) {
+            local.compression = parse::<OutputCompression>(&compression)?;
+        }
+        local.rows_per_part = self.rows_per_part.or(file.rows_per_part);
+        if local.rows_per_part == Some(0) {
+            return Err(usage("--rows-per-part must be at least 1"));
+        }
+
+        let request = SequenceRequest {
+            input,
+            output,
+            subsets: list(self.subsets, file.subsets, true),
+            spec,
+            overwrite: self.overwrite || file.overwrite.unwrap_or(false),
+        };
+        request
+            .jobs()
+            .map_err(|e| usage(strip_prefix(e.to_string())))?;
+        Ok(Resolved { request, local })
+    }
+}

@@ -1,0 +1,138 @@
+//! The one error type that crosses the `Warehouse` port.
+//!
+//! Variants are named for what the caller can do about them. User errors carry the column, file or
+//! value at fault and say what to do; [`Error::Internal`] is a bug in seqhouse and asks for a report.
+
+use std::fmt;
+
+/// Result alias used throughout seqhouse.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can stop a sequencing job.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The request itself is inconsistent (bad option values or combinations).
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+
+    /// The input location does not exist.
+    #[error("input not found: {location} ({hint})")]
+    InputNotFound {
+        /// The location as the user gave it.
+        location: String,
+        /// What to check.
+        hint: String,
+    },
+
+    /// The input exists but holds no `*.parquet` / `*.csv` file.
+    #[error(
+        "no readable files in input {location}: expected *.parquet or *.csv files (names starting with '_' or '.' are skipped)"
+    )]
+    NoInputFiles {
+        /// The location as the user gave it.
+        location: String,
+    },
+
+    /// A column named in the request is missing from an input file.
+    #[error("column '{column}' not found in {file}; available columns: {}", available.join(", "))]
+    ColumnNotFound {
+        /// The missing column.
+        column: String,
+        /// The file that lacks it.
+        file: String,
+        /// The columns the file does have.
+        available: Vec<String>,
+    },
+
+    /// A column has a type seqhouse cannot sequence, or types that disagree between files.
+    #[error("column '{column}': {message}")]
+    UnsupportedType {
+        /// The column.
+        column: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+
+    /// A pad or fill value does not parse as its column's type.
+    #[error(
+        "{option} value '{value}' for column '{column}' does not parse as {data_type}: {reason}"
+    )]
+    BadValue {
+        /// `--feature` (pad) or `--fill-null`.
+        option: &'static str,
+        /// The column.
+        column: String,
+        /// The text given.
+        value: String,
+        /// The column's type.
+        data_type: String,
+        /// Why it failed.
+        reason: String,
+    },
+
+    /// Entity or order-by values are null and the policy is `error`.
+    #[error(
+        "{count} row(s) have a null in key column '{column}' (first in {file}); clean the input or pass --on-null-key drop to drop them"
+    )]
+    NullKey {
+        /// The key column with nulls.
+        column: String,
+        /// How many rows have a null there.
+        count: u64,
+        /// The first file where one was seen.
+        file: String,
+    },
+
+    /// An input file cannot be decoded.
+    #[error("cannot read {file}: {message}")]
+    CorruptInput {
+        /// The file.
+        file: String,
+        /// The decoder's message.
+        message: String,
+    },
+
+    /// The output already exists and `--overwrite` was not given.
+    #[error("output {location} already exists; pass --overwrite to replace it")]
+    OutputExists {
+        /// The output location.
+        location: String,
+    },
+
+    /// Reading or writing storage failed.
+    #[error("{action} {location}: {message}")]
+    Storage {
+        /// What was being done ("cannot write", "cannot list", ...).
+        action: String,
+        /// Where.
+        location: String,
+        /// The underlying message.
+        message: String,
+    },
+
+    /// A bug in seqhouse.
+    #[error("internal error (a bug in seqhouse, please report it): {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// Shorthand for [`Error::InvalidRequest`].
+    pub fn invalid(message: impl fmt::Display) -> Self {
+        Error::InvalidRequest(message.to_string())
+    }
+
+    /// Shorthand for [`Error::Storage`].
+    pub fn storage(action: &str, location: impl fmt::Display, message: impl fmt::Display) -> Self {
+        Error::Storage {
+            action: action.to_string(),
+            location: location.to_string(),
+            message: message.to_string(),
+        }
+    }
+
+    /// Wraps an arrow error raised by seqhouse's own computation (not by decoding user input).
+    pub fn internal(message: impl fmt::Display) -> Self {
+        Error::Internal(message.to_string())
+    }
+}

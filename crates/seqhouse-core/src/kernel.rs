@@ -1,0 +1,367 @@
+//! The sequencing kernel: record batches in, padded windows out. No I/O.
+//!
+//! [`Sequencer::prepare`] concatenates the input (in input order), applies the null-key policy,
+//! orders every row by (entity, order-by, input position) and cuts each entity's events into
+//! windows. The windows are then materialised in slices with [`Sequencer::build`], so output that
+//! is much larger than the input (sliding with stride 1, prefix mode) never exists whole in memory.
+//!
+//! Ties on the order-by columns keep input order because the input position is the last sort key;
+//! that key also makes the order total, so any sort algorithm and any thread count give the same
+//! permutation.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, FixedSizeListArray, Int8Array, Int32Array, Int64Array,
+    RecordBatch, UInt32Array,
+};
+use arrow::compute::kernels::zip::zip;
+use arrow::compute::{concat, filter_record_batch, is_not_null, take};
+use arrow::datatypes::{DataType, Field};
+use arrow::row::{RowConverter, Rows, SortField};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::resolve::ResolvedSpec;
+use crate::spec::{Mode, NullKeyPolicy, Padding};
+
+/// Counts a job reports in its manifest. Every engine computes the same numbers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SequenceStats {
+    /// Rows read from the input.
+    pub input_rows: u64,
+    /// Rows dropped because an entity or order-by value was null (`--on-null-key drop`).
+    pub dropped_null_key_rows: u64,
+    /// Per key column, rows with a null there (a row null in two columns counts in both).
+    pub null_key_rows_by_column: BTreeMap<String, u64>,
+    /// Rows that were sequenced (input rows minus dropped rows).
+    pub sequenced_rows: u64,
+    /// Distinct entities among the sequenced rows.
+    pub entities: u64,
+    /// Windows written.
+    pub windows: u64,
+    /// Windows dropped because they held fewer than `--min-length` real events.
+    pub windows_below_min_length: u64,
+    /// Per feature, nulls among the sequenced rows (counted before `--fill-null`).
+    pub feature_nulls: BTreeMap<String, u64>,
+}
+
+/// One output row: a slice of an entity's ordered events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Window {
+    /// Position of the first real event in the sorted order.
+    start: u32,
+    /// Number of real events.
+    len: u32,
+    /// Index among the entity's kept windows.
+    seq: u32,
+}
+
+/// The cuts `[start, end)` (relative to the entity's first event) that `mode` makes of `len` events.
+///
+/// This is the definition of the modes; every engine must make the same cuts.
+pub fn window_bounds(mode: Mode, len: usize, n: usize, stride: usize) -> Vec<(usize, usize)> {
+    match mode {
+        Mode::Chunk => (0..len).step_by(n).map(|s| (s, (s + n).min(len))).collect(),
+        Mode::Sliding => {
+            let mut out = Vec::new();
+            let mut start = 0;
+            loop {
+                out.push((start, (start + n).min(len)));
+                if start + n >= len {
+                    break;
+                }
+                start += stride;
+            }
+            out
+        }
+        Mode::Last => vec![(len.saturating_sub(n), len)],
+        Mode::Prefix => (1..=len).map(|k| (k.saturating_sub(n), k)).collect(),
+    }
+}
+
+/// A prepared job: the ordered input and its windows, ready to be materialised in slices.
+pub struct Sequencer {
+    resolved: ResolvedSpec,
+    /// The entity columns, in input order (after dropping null-key rows).
+    entities: Vec<ArrayRef>,
+    /// Per feature: its values (nulls filled if asked) with the pad value appended at the end.
+    padded_sources: Vec<ArrayRef>,
+    /// Input positions in (entity, order-by, input position) order.
+    order: Vec<u32>,
+    windows: Vec<Window>,
+    stats: SequenceStats,
+}
+
+impl Sequencer {
+    /// Orders and windows `batches`, which must follow `resolved.input_schema` and come in input
+    /// order (files in path order, rows in file order). `batch_sources[i]` names the file of
+    /// `batches[i]` for error messages.
+    pub fn prepare(
+        resolved: &ResolvedSpec,
+        batches: &[RecordBatch],
+        batch_sources: &[&str],
+    ) -> Result<Self> {
+        let schema = resolved.input_schema.clone();
+        let input = if batches.is_empty() {
+            RecordBatch::new_empty(schema.clone())
+        } else {
+            arrow::compute::concat_batches(&schema, batches).map_err(Error::internal)?
+        };
+        let input_rows = input.num_rows() as u64;
+        if input.num_rows() >= u32::MAX as usize {
+            return Err(Error::invalid(format!(
+                "{input_rows} rows do not fit the in-memory engine (at most {} rows per job); split the input",
+                u32::MAX - 1
+            )));
+        }
+
+        let (input, dropped, by_column) =
+            apply_null_key_policy(resolved, input, batches, batch_sources)?;
+
+        let entities: Vec<ArrayRef> = resolved
+            .entity_idx
+            .iter()
+            .map(|&i| input.column(i).clone())
+            .collect();
+        let orders: Vec<ArrayRef> = resolved
+            .order_idx
+            .iter()
+            .map(|&i| input.column(i).clone())
+            .collect();
+        let entity_rows = to_rows(&entities)?;
+        let order_rows = to_rows(&orders)?;
+
+        let mut order: Vec<u32> = (0..input.num_rows() as u32).collect();
+        order.par_sort_unstable_by(|&a, &b| {
+            let (a, b) = (a as usize, b as usize);
+            entity_rows
+                .row(a)
+                .cmp(&entity_rows.row(b))
+                .then_with(|| order_rows.row(a).cmp(&order_rows.row(b)))
+                .then(a.cmp(&b))
+        });
+
+        let spec = &resolved.spec;
+        let (n, stride, min_len) = (
+            spec.sequence_length,
+            spec.effective_stride(),
+            spec.min_length,
+        );
+        let mut windows = Vec::new();
+        let mut below_min = 0u64;
+        let mut entity_count = 0u64;
+        let mut group_start = 0usize;
+        for pos in 1..=order.len() {
+            let boundary = pos == order.len()
+                || entity_rows.row(order[pos] as usize) != entity_rows.row(order[pos - 1] as usize);
+            if !boundary {
+                continue;
+            }
+            entity_count += 1;
+            let mut seq = 0u32;
+            for (s, e) in window_bounds(spec.mode, pos - group_start, n, stride) {
+                if e - s < min_len {
+                    below_min += 1;
+                    continue;
+                }
+                windows.push(Window {
+                    start: (group_start + s) as u32,
+                    len: (e - s) as u32,
+                    seq,
+                });
+                seq += 1;
+            }
+            group_start = pos;
+        }
+
+        let mut feature_nulls = BTreeMap::new();
+        let padded_sources = resolved
+            .feature_idx
+            .iter()
+            .enumerate()
+            .map(|(f, &idx)| {
+                let column = input.column(idx);
+                feature_nulls.insert(spec.features[f].name.clone(), column.null_count() as u64);
+                let filled = match &resolved.fills[f] {
+                    Some(fill) if column.null_count() > 0 => {
+                        let fill = arrow::array::Scalar::new(fill.clone());
+                        zip(
+                            &is_not_null(column).map_err(Error::internal)?,
+                            column,
+                            &fill,
+                        )
+                        .map_err(Error::internal)?
+                    }
+                    _ => column.clone(),
+                };
+                concat(&[filled.as_ref(), resolved.pads[f].as_ref()]).map_err(Error::internal)
+            })
+            .collect::<Result<Vec<_>>>()?;
+
+        let stats = SequenceStats {
+            input_rows,
+            dropped_null_key_rows: dropped,
+            null_key_rows_by_column: by_column,
+            sequenced_rows: input.num_rows() as u64,
+            entities: entity_count,
+            windows: windows.len() as u64,
+            windows_below_min_length: below_min,
+            feature_nulls,
+        };
+        Ok(Sequencer {
+            resolved: resolved.clone(),
+            entities,
+            padded_sources,
+            order,
+            windows,
+            stats,
+        })
+    }
+
+    /// Number of output rows (kept windows).
+    pub fn num_windows(&self) -> usize {
+        self.windows.len()
+    }
+
+    /// The schema of every batch [`Sequencer::build`] returns.
+    pub fn output_schema(&self) -> arrow::datatypes::SchemaRef {
+        self.resolved.output_schema.clone()
+    }
+
+    /// The job's counts.
+    pub fn stats(&self) -> &SequenceStats {
+        &self.stats
+    }
+
+    /// Materialises windows `range` (in output order) as one record batch of the output schema.
+    pub fn build(&self, range: std::ops::Range<usize>) -> Result<RecordBatch> {
+        let windows = &self.windows[range];
+        let n = self.resolved.spec.sequence_length;
+        let pad_index = (self.padded_sources.first().map_or(1, |a| a.len()) - 1) as u32;
+        let pre = self.resolved.spec.padding == Padding::Pre;
+
+        let mut gather = Vec::with_capacity(windows.len() * n);
+        let mut mask = Vec::with_capacity(windows.len() * n);
+        for w in windows {
+            let real = &self.order[w.start as usize..(w.start + w.len) as usize];
+            let pads = n - real.len();
+            if pre {
+                gather.extend(std::iter::repeat_n(pad_index, pads));
+                mask.extend(std::iter::repeat_n(1i8, pads));
+            }
+            gather.extend_from_slice(real);
+            mask.extend(std::iter::repeat_n(0i8, real.len()));
+            if !pre {
+                gather.extend(std::iter::repeat_n(pad_index, pads));
+                mask.extend(std::iter::repeat_n(1i8, pads));
+            }
+        }
+        let gather = UInt32Array::from(gather);
+        let firsts =
+            UInt32Array::from_iter_values(windows.iter().map(|w| self.order[w.start as usize]));
+
+        let schema = self.resolved.output_schema.clone();
+        let mut columns: Vec<ArrayRef> = self
+            .entities
+            .iter()
+            .map(|e| take(e.as_ref(), &firsts, None).map_err(Error::internal))
+            .collect::<Result<_>>()?;
+        columns.push(Arc::new(Int64Array::from_iter_values(
+            windows.iter().map(|w| w.seq as i64),
+        )));
+        columns.push(Arc::new(Int32Array::from_iter_values(
+            windows.iter().map(|w| w.len as i32),
+        )));
+        let features: Vec<ArrayRef> = self
+            .padded_sources
+            .par_iter()
+            .enumerate()
+            .map(|(f, source)| {
+                let values = take(source.as_ref(), &gather, None).map_err(Error::internal)?;
+                let field = list_item(
+                    schema
+                        .field(self.resolved.entity_idx.len() + 2 + f)
+                        .data_type(),
+                );
+                Ok(Arc::new(
+                    FixedSizeListArray::try_new(field, n as i32, values, None)
+                        .map_err(Error::internal)?,
+                ) as ArrayRef)
+            })
+            .collect::<Result<_>>()?;
+        columns.extend(features);
+        let mask_field = list_item(schema.field(schema.fields().len() - 1).data_type());
+        let mask = FixedSizeListArray::try_new(
+            mask_field,
+            n as i32,
+            Arc::new(Int8Array::from(mask)),
+            None,
+        )
+        .map_err(Error::internal)?;
+        columns.push(Arc::new(mask));
+        RecordBatch::try_new(schema, columns).map_err(Error::internal)
+    }
+}
+
+fn list_item(data_type: &DataType) -> Arc<Field> {
+    match data_type {
+        DataType::FixedSizeList(item, _) => item.clone(),
+        other => unreachable!("output feature columns are fixed-size lists, not {other}"),
+    }
+}
+
+fn to_rows(columns: &[ArrayRef]) -> Result<Rows> {
+    let fields = columns
+        .iter()
+        .map(|c| SortField::new(c.data_type().clone()))
+        .collect();
+    let converter = RowConverter::new(fields).map_err(Error::internal)?;
+    converter.convert_columns(columns).map_err(Error::internal)
+}
+
+/// Applies `--on-null-key`: errors on the first key column with nulls, or drops those rows.
+fn apply_null_key_policy(
+    resolved: &ResolvedSpec,
+    input: RecordBatch,
+    batches: &[RecordBatch],
+    batch_sources: &[&str],
+) -> Result<(RecordBatch, u64, BTreeMap<String, u64>)> {
+    let mut by_column = BTreeMap::new();
+    let mut keep: Option<BooleanArray> = None;
+    for (name, idx) in resolved.key_columns() {
+        let column = input.column(idx);
+        by_column.insert(name.to_string(), column.null_count() as u64);
+        if column.null_count() == 0 {
+            continue;
+        }
+        if resolved.spec.on_null_key == NullKeyPolicy::Error {
+            let first = batches
+                .iter()
+                .position(|b| b.column(idx).null_count() > 0)
+                .and_then(|i| batch_sources.get(i))
+                .copied()
+                .unwrap_or("the input");
+            return Err(Error::NullKey {
+                column: name.to_string(),
+                count: column.null_count() as u64,
+                file: first.to_string(),
+            });
+        }
+        let valid = is_not_null(column).map_err(Error::internal)?;
+        keep = Some(match keep {
+            None => valid,
+            Some(k) => arrow::compute::and(&k, &valid).map_err(Error::internal)?,
+        });
+    }
+    match keep {
+        None => Ok((input, 0, by_column)),
+        Some(keep) => {
+            let dropped = keep.false_count() as u64;
+            let kept = filter_record_batch(&input, &keep).map_err(Error::internal)?;
+            Ok((kept, dropped, by_column))
+        }
+    }
+}

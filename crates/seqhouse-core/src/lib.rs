@@ -1,0 +1,22 @@
+//! seqhouse core: the request types, the sequencing kernel, the `Warehouse` port and the
+//! orchestrator. It does no I/O and knows no engine; adapters live in their own crates.
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod kernel;
+pub mod manifest;
+pub mod orchestrator;
+pub mod port;
+pub mod resolve;
+pub mod spec;
+
+pub use error::{Error, Result};
+pub use kernel::{SequenceStats, Sequencer, window_bounds};
+pub use manifest::{MANIFEST_FILE, Manifest};
+pub use orchestrator::{SequenceRequest, join_location, run};
+pub use port::{Capabilities, JobReport, NoProgress, Progress, SequenceJob, Warehouse};
+pub use resolve::ResolvedSpec;
+pub use spec::{FeatureSpec, FillNull, Mode, NullKeyPolicy, Padding, SequenceSpec};
+
+/// The version written into manifests.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

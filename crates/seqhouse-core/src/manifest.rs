@@ -1,0 +1,76 @@
+//! `_manifest.json`: the commit marker of an output folder, the same shape from every engine.
+
+use serde::{Deserialize, Serialize};
+
+use crate::kernel::SequenceStats;
+use crate::spec::SequenceSpec;
+
+/// File name of the manifest; readers trust an output folder only when it is present.
+pub const MANIFEST_FILE: &str = "_manifest.json";
+/// Identifies the document kind.
+pub const MANIFEST_FORMAT: &str = "seqhouse.sequences";
+/// Bumped when the output contract changes incompatibly.
+pub const MANIFEST_FORMAT_VERSION: u32 = 1;
+
+/// One input file that was read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputFile {
+    /// Path relative to the input location (so manifests do not depend on the machine).
+    pub path: String,
+    /// `parquet` or `csv`.
+    pub format: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Rows read from it.
+    pub rows: u64,
+}
+
+/// One output part file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputPart {
+    /// File name inside the output folder.
+    pub path: String,
+    /// Rows (windows) in it.
+    pub rows: u64,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// An output column and its Arrow type, for readers that check before loading.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputColumn {
+    /// Column name.
+    pub name: String,
+    /// Arrow type, as Arrow prints it.
+    pub data_type: String,
+}
+
+/// The whole manifest.
+///
+/// It holds no timestamps or absolute paths on purpose: the same input and options give the
+/// same bytes, manifest included.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Always [`MANIFEST_FORMAT`].
+    pub format: String,
+    /// [`MANIFEST_FORMAT_VERSION`] of the writer.
+    pub format_version: u32,
+    /// Version of seqhouse that wrote it.
+    pub seqhouse_version: String,
+    /// Engine that ran the job (`local`, `athena`, `spark`).
+    pub engine: String,
+    /// The subset, when the job was one of several.
+    pub subset: Option<String>,
+    /// The spec, as run.
+    pub spec: SequenceSpec,
+    /// The input location as given.
+    pub input_location: String,
+    /// The files read, in the order they were read.
+    pub input_files: Vec<InputFile>,
+    /// The output parts, in order.
+    pub parts: Vec<OutputPart>,
+    /// The output schema.
+    pub columns: Vec<OutputColumn>,
+    /// Counts.
+    pub counts: SequenceStats,
+}

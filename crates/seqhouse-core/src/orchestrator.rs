@@ -1,0 +1,116 @@
+//! The orchestrator: expands a request into jobs (one per subset) and runs them through the port.
+//! It knows no engine.
+
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::port::{JobReport, Progress, SequenceJob, Warehouse};
+use crate::spec::SequenceSpec;
+
+/// What the user asked for: one dataset, or several subsets under a common root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SequenceRequest {
+    /// Input location (the dataset, or the root holding one folder per subset).
+    pub input: String,
+    /// Output location (the dataset's folder, or the root receiving `SUBSET_sequenced_N/`).
+    pub output: String,
+    /// Subset names (`train`, `validation`, `test`, ...); empty for a single dataset.
+    pub subsets: Vec<String>,
+    /// What to compute.
+    pub spec: SequenceSpec,
+    /// Replace existing outputs.
+    pub overwrite: bool,
+}
+
+/// Joins a folder location and a child name with exactly one `/`, for paths and URLs alike.
+pub fn join_location(base: &str, child: &str) -> String {
+    format!("{}/{child}", base.trim_end_matches('/'))
+}
+
+impl SequenceRequest {
+    /// The jobs this request stands for, in the order they run.
+    ///
+    /// Subset `s` reads `INPUT/s/` and writes `OUTPUT/s_sequenced_N/`.
+    pub fn jobs(&self) -> Result<Vec<SequenceJob>> {
+        self.spec.validate()?;
+        if self.subsets.is_empty() {
+            return Ok(vec![SequenceJob {
+                input: self.input.clone(),
+                output: self.output.clone(),
+                subset: None,
+                spec: self.spec.clone(),
+                overwrite: self.overwrite,
+            }]);
+        }
+        let mut seen = std::collections::HashSet::new();
+        self.subsets
+            .iter()
+            .map(|subset| {
+                let valid = !subset.is_empty()
+                    && subset != "."
+                    && subset != ".."
+                    && !subset.contains(['/', '\\'])
+                    && !subset.starts_with(['_', '.']);
+                if !valid {
+                    return Err(Error::invalid(format!(
+                        "--subsets entry '{subset}' is not a plain folder name (no slashes, not empty, not starting with '_' or '.')"
+                    )));
+                }
+                if !seen.insert(subset) {
+                    return Err(Error::invalid(format!("--subsets names '{subset}' twice")));
+                }
+                Ok(SequenceJob {
+                    input: join_location(&self.input, subset),
+                    output: join_location(
+                        &self.output,
+                        &format!("{subset}_sequenced_{}", self.spec.sequence_length),
+                    ),
+                    subset: Some(subset.clone()),
+                    spec: self.spec.clone(),
+                    overwrite: self.overwrite,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Runs every job of `request` on `warehouse`.
+///
+/// All jobs are preflighted before the first one runs, so a clash on the last subset's output is
+/// reported before any work is done. Each job publishes on its own; if a later job fails, the
+/// earlier ones stay published (each is complete, with its manifest).
+pub fn run(
+    warehouse: &dyn Warehouse,
+    request: &SequenceRequest,
+    progress: &dyn Progress,
+) -> Result<Vec<JobReport>> {
+    let jobs = request.jobs()?;
+    for job in &jobs {
+        warehouse.preflight(job)?;
+    }
+    let mut reports = Vec::with_capacity(jobs.len());
+    for job in &jobs {
+        let started = Instant::now();
+        let label = job.subset.as_deref().unwrap_or("dataset");
+        tracing::info!(subset = label, input = %job.input, output = %job.output, engine = warehouse.name(), "sequencing");
+        let report = warehouse.sequence(job, progress)?;
+        let s = &report.stats;
+        tracing::info!(
+            subset = label,
+            input_files = report.input_files,
+            input_rows = s.input_rows,
+            dropped_null_key_rows = s.dropped_null_key_rows,
+            entities = s.entities,
+            windows = s.windows,
+            windows_below_min_length = s.windows_below_min_length,
+            parts = report.parts,
+            output_bytes = report.output_bytes,
+            seconds = format!("{:.3}", started.elapsed().as_secs_f64()),
+            "published {}",
+            report.output
+        );
+        reports.push(report);
+    }
+    progress.finish();
+    Ok(reports)
+}

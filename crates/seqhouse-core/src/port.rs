@@ -1,0 +1,93 @@
+//! The `Warehouse` port: the one interface every engine (local, Athena, Spark) implements.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::kernel::SequenceStats;
+use crate::spec::SequenceSpec;
+
+/// One dataset to sequence: read `input`, write the padded windows to `output`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SequenceJob {
+    /// Where the events are: a file or folder path, or an engine-specific URL.
+    pub input: String,
+    /// The folder to publish to.
+    pub output: String,
+    /// The subset this job is, when the request named subsets.
+    pub subset: Option<String>,
+    /// What to compute.
+    pub spec: SequenceSpec,
+    /// Replace an existing output instead of failing.
+    pub overwrite: bool,
+}
+
+/// What an engine can and cannot promise, so the contract suite checks each engine fairly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Ties on the order-by columns keep input order (file order, then row order). Engines that
+    /// see no input order (SQL engines) break ties only by the order-by columns.
+    pub ties_keep_input_order: bool,
+}
+
+/// What a finished job reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobReport {
+    /// The published output folder.
+    pub output: String,
+    /// The subset, if any.
+    pub subset: Option<String>,
+    /// Input files read.
+    pub input_files: usize,
+    /// Output part files written.
+    pub parts: usize,
+    /// Bytes of output parts.
+    pub output_bytes: u64,
+    /// The job's counts (as in the manifest).
+    pub stats: SequenceStats,
+}
+
+/// Observes a job's progress (for a progress bar). Every method has a no-op default.
+pub trait Progress: Send + Sync {
+    /// A stage starts with `total` units of work (files, windows, ...).
+    fn stage(&self, _name: &str, _total: u64) {}
+    /// `done` more units of the current stage are finished.
+    fn advance(&self, _done: u64) {}
+    /// The job is over.
+    fn finish(&self) {}
+}
+
+/// A [`Progress`] that shows nothing.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// An engine that runs sequencing jobs where the data lives.
+///
+/// # Contract
+/// Every implementation must guarantee, and the suite in `seqhouse-contract` checks:
+/// - **Output**: one Parquet row per kept window with the columns of
+///   [`crate::ResolvedSpec::output_schema`]: entity scalars, `sequence_index`, `sequence_length`,
+///   each `NAME_sequence` as N values padded on the requested side, `is_pad_sequence`.
+/// - **Windows**: exactly the cuts of [`crate::kernel::window_bounds`], per entity, in order.
+/// - **Ties**: rows with equal entity and order-by values keep input order when
+///   [`Capabilities::ties_keep_input_order`] holds; otherwise their relative order is unspecified.
+/// - **No leakage**: a window holds events of one entity only.
+/// - **Atomic publish**: `_manifest.json` is written last, only after every part; a failed run
+///   leaves no manifest and no new parts at `output`, and an existing output is replaced only with
+///   `overwrite`.
+/// - **Errors**: user errors are reported with the variant that names the problem
+///   (missing column, bad pad value, null key, ...), never as [`crate::Error::Internal`].
+/// - **Determinism**: the same input and spec give the same output rows.
+pub trait Warehouse: Send + Sync {
+    /// Short engine name, as in `--engine`.
+    fn name(&self) -> &str;
+
+    /// What this engine promises beyond the common contract.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Cheap checks before any job runs: the input exists and the output may be written.
+    /// Errors with [`crate::Error::OutputExists`] when the output holds data and `overwrite` is off.
+    fn preflight(&self, job: &SequenceJob) -> Result<()>;
+
+    /// Runs one job to completion and publishes its output.
+    fn sequence(&self, job: &SequenceJob, progress: &dyn Progress) -> Result<JobReport>;
+}

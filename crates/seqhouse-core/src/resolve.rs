@@ -1,0 +1,289 @@
+//! Binding a [`SequenceSpec`] to an input schema: column positions, supported types, typed pad and
+//! fill values, and the output schema every engine must produce.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, BooleanArray, StringArray};
+use arrow::compute::{CastOptions, cast, cast_with_options};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::util::display::FormatOptions;
+
+use crate::error::{Error, Result};
+use crate::spec::{IS_PAD, SEQUENCE_INDEX, SEQUENCE_LENGTH, SequenceSpec};
+
+/// Whether seqhouse can group, order and pad a column of this type.
+///
+/// Dictionary and view types are not listed: engines decode them to their value type on read
+/// (see [`normalize_type`]).
+pub fn is_supported_type(data_type: &DataType) -> bool {
+    use DataType::*;
+    matches!(
+        data_type,
+        Boolean
+            | Int8
+            | Int16
+            | Int32
+            | Int64
+            | UInt8
+            | UInt16
+            | UInt32
+            | UInt64
+            | Float32
+            | Float64
+            | Utf8
+            | LargeUtf8
+            | Date32
+            | Date64
+            | Timestamp(_, _)
+    )
+}
+
+/// The type a column is sequenced as: dictionaries become their values, views their plain form.
+///
+/// Readers hand out dictionary- or view-encoded strings depending on how a file was written; the
+/// output contract speaks of the logical type, so both are decoded before sequencing.
+pub fn normalize_type(data_type: &DataType) -> DataType {
+    match data_type {
+        DataType::Dictionary(_, value) => normalize_type(value),
+        DataType::Utf8View => DataType::Utf8,
+        other => other.clone(),
+    }
+}
+
+/// Widens two types seen for the same column in different files to one, if that is lossless
+/// enough to be unsurprising (integers to the wider integer, integers and floats to Float64).
+pub fn unify_types(a: &DataType, b: &DataType) -> Option<DataType> {
+    use DataType::*;
+    if a == b {
+        return Some(a.clone());
+    }
+    let int_width = |t: &DataType| match t {
+        Int8 => Some(1),
+        Int16 => Some(2),
+        Int32 => Some(3),
+        Int64 => Some(4),
+        _ => None,
+    };
+    match (a, b) {
+        (Null, other) | (other, Null) => Some(other.clone()),
+        (Utf8, LargeUtf8) | (LargeUtf8, Utf8) => Some(LargeUtf8),
+        _ if int_width(a).is_some() && int_width(b).is_some() => {
+            Some(if int_width(a) > int_width(b) {
+                a.clone()
+            } else {
+                b.clone()
+            })
+        }
+        (
+            Float32 | Float64 | Int8 | Int16 | Int32 | Int64,
+            Float32 | Float64 | Int8 | Int16 | Int32 | Int64,
+        ) => Some(Float64),
+        _ => None,
+    }
+}
+
+/// A spec bound to an input schema. Built once per job by [`ResolvedSpec::new`].
+#[derive(Debug, Clone)]
+pub struct ResolvedSpec {
+    /// The validated spec.
+    pub spec: SequenceSpec,
+    /// The projected input schema the kernel expects: [`SequenceSpec::needed_columns`] in order.
+    pub input_schema: SchemaRef,
+    /// Positions of the entity columns in `input_schema`.
+    pub entity_idx: Vec<usize>,
+    /// Positions of the order-by columns in `input_schema`.
+    pub order_idx: Vec<usize>,
+    /// Positions of the feature columns in `input_schema`.
+    pub feature_idx: Vec<usize>,
+    /// One-element arrays holding each feature's pad value, typed as the column.
+    pub pads: Vec<ArrayRef>,
+    /// One-element arrays holding each feature's null replacement, if any.
+    pub fills: Vec<Option<ArrayRef>>,
+    /// The schema of every output part.
+    pub output_schema: SchemaRef,
+}
+
+impl ResolvedSpec {
+    /// Binds `spec` to `schema` (the full schema of an input; `source` names it in errors).
+    pub fn new(spec: &SequenceSpec, schema: &Schema, source: &str) -> Result<Self> {
+        spec.validate()?;
+        let available = || {
+            schema
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect::<Vec<_>>()
+        };
+        let mut fields = Vec::new();
+        for name in spec.needed_columns() {
+            let field = schema
+                .field_with_name(&name)
+                .map_err(|_| Error::ColumnNotFound {
+                    column: name.clone(),
+                    file: source.to_string(),
+                    available: available(),
+                })?;
+            let data_type = normalize_type(field.data_type());
+            if !is_supported_type(&data_type) {
+                return Err(Error::UnsupportedType {
+                    column: name.clone(),
+                    message: format!(
+                        "type {data_type} is not supported; seqhouse sequences booleans, integers, floats, strings, dates and timestamps (cast it upstream)"
+                    ),
+                });
+            }
+            fields.push(Field::new(name, data_type, true));
+        }
+        let input_schema = Arc::new(Schema::new(fields));
+        let position = |name: &String| {
+            input_schema
+                .index_of(name)
+                .expect("needed column was just added")
+        };
+        let entity_idx: Vec<usize> = spec.entity.iter().map(position).collect();
+        let order_idx: Vec<usize> = spec.order_by.iter().map(position).collect();
+        let feature_idx: Vec<usize> = spec.features.iter().map(|f| position(&f.name)).collect();
+
+        let mut pads = Vec::new();
+        let mut fills = Vec::new();
+        for (feature, &idx) in spec.features.iter().zip(&feature_idx) {
+            let data_type = input_schema.field(idx).data_type();
+            pads.push(match &feature.pad {
+                Some(text) => parse_value("--feature pad", &feature.name, text, data_type)?,
+                None => zero_value(data_type)?,
+            });
+            let fill = spec.fill_null.iter().find(|f| f.column == feature.name);
+            fills.push(match fill {
+                Some(fill) => Some(parse_value(
+                    "--fill-null",
+                    &fill.column,
+                    &fill.value,
+                    data_type,
+                )?),
+                None => None,
+            });
+        }
+
+        let n = spec.sequence_length as i32;
+        let mut out_fields: Vec<Field> = entity_idx
+            .iter()
+            .map(|&i| {
+                Field::new(
+                    input_schema.field(i).name(),
+                    input_schema.field(i).data_type().clone(),
+                    false,
+                )
+            })
+            .collect();
+        out_fields.push(Field::new(SEQUENCE_INDEX, DataType::Int64, false));
+        out_fields.push(Field::new(SEQUENCE_LENGTH, DataType::Int32, false));
+        for (feature, &idx) in spec.features.iter().zip(&feature_idx) {
+            let item = Field::new_list_field(input_schema.field(idx).data_type().clone(), true);
+            out_fields.push(Field::new(
+                feature.output_name(),
+                DataType::FixedSizeList(Arc::new(item), n),
+                false,
+            ));
+        }
+        let mask_item = Field::new_list_field(DataType::Int8, false);
+        out_fields.push(Field::new(
+            IS_PAD,
+            DataType::FixedSizeList(Arc::new(mask_item), n),
+            false,
+        ));
+
+        Ok(ResolvedSpec {
+            spec: spec.clone(),
+            input_schema,
+            entity_idx,
+            order_idx,
+            feature_idx,
+            pads,
+            fills,
+            output_schema: Arc::new(Schema::new(out_fields)),
+        })
+    }
+
+    /// Names of the key columns (entity then order-by) with their positions, for null checks.
+    pub fn key_columns(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.spec
+            .entity
+            .iter()
+            .zip(&self.entity_idx)
+            .chain(self.spec.order_by.iter().zip(&self.order_idx))
+            .map(|(name, &idx)| (name.as_str(), idx))
+    }
+}
+
+/// Parses user text as a one-element array of `data_type`.
+///
+/// Dates and timestamps accept ISO text (`2024-01-31`, `2024-01-31T12:00:00`) or a raw integer in
+/// the column's unit (days, or the timestamp's unit since the epoch), because pipelines often use
+/// `-1` as a timestamp pad.
+pub fn parse_value(
+    option: &'static str,
+    column: &str,
+    text: &str,
+    data_type: &DataType,
+) -> Result<ArrayRef> {
+    let bad = |reason: String| Error::BadValue {
+        option,
+        column: column.to_string(),
+        value: text.to_string(),
+        data_type: data_type.to_string(),
+        reason,
+    };
+    let strict = CastOptions {
+        safe: false,
+        format_options: FormatOptions::default(),
+    };
+    let as_text: ArrayRef = Arc::new(StringArray::from(vec![text.trim()]));
+    match data_type {
+        DataType::Utf8 | DataType::LargeUtf8 => {
+            // Strings are taken verbatim: padding with " " is legitimate.
+            let verbatim: ArrayRef = Arc::new(StringArray::from(vec![text]));
+            cast(&verbatim, data_type).map_err(|e| bad(e.to_string()))
+        }
+        DataType::Boolean => match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" => Ok(Arc::new(BooleanArray::from(vec![true]))),
+            "false" | "0" => Ok(Arc::new(BooleanArray::from(vec![false]))),
+            _ => Err(bad("expected true, false, 1 or 0".into())),
+        },
+        DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _) => {
+            if let Ok(raw) = text.trim().parse::<i64>() {
+                let raw: ArrayRef = Arc::new(arrow::array::Int64Array::from(vec![raw]));
+                let via = if *data_type == DataType::Date32 {
+                    DataType::Int32
+                } else {
+                    DataType::Int64
+                };
+                let narrowed =
+                    cast_with_options(&raw, &via, &strict).map_err(|e| bad(e.to_string()))?;
+                return cast_with_options(&narrowed, data_type, &strict)
+                    .map_err(|e| bad(e.to_string()));
+            }
+            cast_with_options(&as_text, data_type, &strict).map_err(|e| bad(e.to_string()))
+        }
+        _ => {
+            let parsed =
+                cast_with_options(&as_text, data_type, &strict).map_err(|e| bad(e.to_string()))?;
+            if parsed.is_null(0) {
+                return Err(bad("not a number".into()));
+            }
+            Ok(parsed)
+        }
+    }
+}
+
+/// The default pad of a type: 0, 0.0, false, "", or the epoch for dates and timestamps.
+pub fn zero_value(data_type: &DataType) -> Result<ArrayRef> {
+    match data_type {
+        DataType::Utf8 | DataType::LargeUtf8 => parse_value("--feature pad", "", "", data_type),
+        DataType::Boolean => Ok(Arc::new(BooleanArray::from(vec![false]))),
+        _ => {
+            let zero = parse_value("--feature pad", "", "0", data_type)?;
+            debug_assert!(!zero.is_null(0));
+            Ok(zero)
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! What a sequencing job is asked to do, validated once, independent of any engine.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Name of the output column numbering an entity's kept windows (0, 1, 2, ...).
+pub const SEQUENCE_INDEX: &str = "sequence_index";
+/// Name of the output column holding the number of real events in a window.
+pub const SEQUENCE_LENGTH: &str = "sequence_length";
+/// Name of the output mask column: N int8 values, 1 where padded, 0 where real.
+pub const IS_PAD: &str = "is_pad_sequence";
+/// Suffix of every feature's output column (`NAME_sequence`).
+pub const FEATURE_SUFFIX: &str = "_sequence";
+
+/// How an entity's ordered events are cut into windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Windows `[0,N)`, `[N,2N)`, ...; the last may be partial.
+    Chunk,
+    /// Windows starting at `0, S, 2S, ...`, stopping after the first that reaches the last event.
+    Sliding,
+    /// One window per entity: its most recent N events.
+    Last,
+    /// One window per event, ending at that event: `[max(0,k-N), k)` for `k = 1..=len`.
+    Prefix,
+}
+
+/// Which side of the real events the padding goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Padding {
+    /// Real events first, padding after.
+    Post,
+    /// Padding first, real events after (the most recent event is last).
+    Pre,
+}
+
+/// What to do with rows whose entity or order-by value is null.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NullKeyPolicy {
+    /// Stop with an error naming the column.
+    Error,
+    /// Drop those rows and count them in the manifest.
+    Drop,
+}
+
+macro_rules! text_enum {
+    ($ty:ty, $what:literal, $($text:literal => $variant:expr),+ $(,)?) => {
+        impl FromStr for $ty {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                match s.to_ascii_lowercase().as_str() {
+                    $($text => Ok($variant),)+
+                    other => Err(Error::invalid(format!(
+                        concat!("unknown ", $what, " '{}'; expected one of: {}"),
+                        other,
+                        [$($text),+].join(", ")
+                    ))),
+                }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let text = match self { $(v if *v == $variant => $text,)+ _ => unreachable!() };
+                f.write_str(text)
+            }
+        }
+    };
+}
+
+text_enum!(Mode, "mode", "chunk" => Mode::Chunk, "sliding" => Mode::Sliding, "last" => Mode::Last, "prefix" => Mode::Prefix);
+text_enum!(Padding, "padding", "post" => Padding::Post, "pre" => Padding::Pre);
+text_enum!(NullKeyPolicy, "null-key policy", "error" => NullKeyPolicy::Error, "drop" => NullKeyPolicy::Drop);
+
+/// One feature column to sequence, with its pad value as text (parsed against the column's type).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureSpec {
+    /// Input column name; the output column is `NAME_sequence`.
+    pub name: String,
+    /// Pad value as given by the user; `None` means the type's zero (0, 0.0, false, "", epoch).
+    pub pad: Option<String>,
+}
+
+impl FeatureSpec {
+    /// The output column name, `NAME_sequence`.
+    pub fn output_name(&self) -> String {
+        format!("{}{FEATURE_SUFFIX}", self.name)
+    }
+}
+
+impl FromStr for FeatureSpec {
+    type Err = Error;
+    /// Parses `NAME` or `NAME=PAD`. The pad may itself contain `=`; only the first one splits.
+    fn from_str(s: &str) -> Result<Self> {
+        let (name, pad) = match s.split_once('=') {
+            Some((name, pad)) => (name, Some(pad.to_string())),
+            None => (s, None),
+        };
+        if name.trim().is_empty() {
+            return Err(Error::invalid(format!(
+                "--feature '{s}' has no column name; expected NAME or NAME=PAD, e.g. skill_id=-1"
+            )));
+        }
+        Ok(FeatureSpec {
+            name: name.to_string(),
+            pad,
+        })
+    }
+}
+
+/// A replacement for nulls inside real events of one feature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FillNull {
+    /// The feature column.
+    pub column: String,
+    /// The replacement, as text (parsed against the column's type).
+    pub value: String,
+}
+
+impl FromStr for FillNull {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.split_once('=') {
+            Some((column, value)) if !column.trim().is_empty() => Ok(FillNull {
+                column: column.to_string(),
+                value: value.to_string(),
+            }),
+            _ => Err(Error::invalid(format!(
+                "--fill-null '{s}' must be NAME=VALUE, e.g. prior_question_elapsed_time=0"
+            ))),
+        }
+    }
+}
+
+/// The full description of how to turn an event log into padded windows.
+///
+/// Build it, then call [`SequenceSpec::validate`]; every engine runs a validated spec.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SequenceSpec {
+    /// Grouping columns (one sequence family per distinct combination).
+    pub entity: Vec<String>,
+    /// Ordering columns, ascending; ties keep input order where the engine can see it.
+    pub order_by: Vec<String>,
+    /// Feature columns, in output order.
+    pub features: Vec<FeatureSpec>,
+    /// N, the fixed length of every output array.
+    pub sequence_length: usize,
+    /// How windows are cut.
+    pub mode: Mode,
+    /// Step between window starts in sliding mode (1 <= S <= N).
+    pub stride: Option<usize>,
+    /// Which side gets the padding.
+    pub padding: Padding,
+    /// Windows with fewer real events than this are dropped.
+    pub min_length: usize,
+    /// Per-feature replacements for nulls inside real events.
+    pub fill_null: Vec<FillNull>,
+    /// What to do with null entity/order values.
+    pub on_null_key: NullKeyPolicy,
+}
+
+impl SequenceSpec {
+    /// A spec with the documented defaults: chunk mode, post padding, min length 1, error on null keys.
+    pub fn new(
+        entity: Vec<String>,
+        order_by: Vec<String>,
+        features: Vec<FeatureSpec>,
+        sequence_length: usize,
+    ) -> Self {
+        SequenceSpec {
+            entity,
+            order_by,
+            features,
+            sequence_length,
+            mode: Mode::Chunk,
+            stride: None,
+            padding: Padding::Post,
+            min_length: 1,
+            fill_null: Vec::new(),
+            on_null_key: NullKeyPolicy::Error,
+        }
+    }
+
+    /// The stride actually used: the given one in sliding mode (default 1), N otherwise.
+    pub fn effective_stride(&self) -> usize {
+        match self.mode {
+            Mode::Sliding => self.stride.unwrap_or(1),
+            _ => self.sequence_length,
+        }
+    }
+
+    /// Checks everything that can be checked without seeing the data.
+    pub fn validate(&self) -> Result<()> {
+        let n = self.sequence_length;
+        if n == 0 {
+            return Err(Error::invalid(
+                "--sequence-length must be at least 1, got 0",
+            ));
+        }
+        // Arrow's fixed-size lists store their length as i32.
+        if n > i32::MAX as usize {
+            return Err(Error::invalid(format!(
+                "--sequence-length {n} is too large; the maximum is {}",
+                i32::MAX
+            )));
+        }
+        if let Some(stride) = self.stride {
+            if self.mode != Mode::Sliding {
+                return Err(Error::invalid(format!(
+                    "--stride applies only to --mode sliding (mode is {})",
+                    self.mode
+                )));
+            }
+            if stride == 0 || stride > n {
+                return Err(Error::invalid(format!(
+                    "--stride must be between 1 and --sequence-length ({n}), got {stride}"
+                )));
+            }
+        }
+        if self.min_length == 0 || self.min_length > n {
+            return Err(Error::invalid(format!(
+                "--min-length must be between 1 and --sequence-length ({n}), got {}",
+                self.min_length
+            )));
+        }
+        if self.entity.is_empty() {
+            return Err(Error::invalid(
+                "--entity needs at least one column, e.g. --entity user_id",
+            ));
+        }
+        if self.order_by.is_empty() {
+            return Err(Error::invalid(
+                "--order-by needs at least one column, e.g. --order-by timestamp",
+            ));
+        }
+        if self.features.is_empty() {
+            return Err(Error::invalid(
+                "at least one --feature is needed, e.g. --feature skill_id=-1",
+            ));
+        }
+        for name in self.entity.iter().chain(&self.order_by) {
+            if name.trim().is_empty() {
+                return Err(Error::invalid(
+                    "an --entity or --order-by column name is empty",
+                ));
+            }
+        }
+        ensure_unique("--entity", &self.entity)?;
+        ensure_unique("--order-by", &self.order_by)?;
+        ensure_unique("--feature", self.features.iter().map(|f| &f.name))?;
+        ensure_unique("--fill-null", self.fill_null.iter().map(|f| &f.column))?;
+        if let Some(both) = self.order_by.iter().find(|c| self.entity.contains(c)) {
+            return Err(Error::invalid(format!(
+                "column '{both}' is both an --entity and an --order-by column; ordering within an entity by its own key does nothing"
+            )));
+        }
+        for fill in &self.fill_null {
+            if !self.features.iter().any(|f| f.name == fill.column) {
+                return Err(Error::invalid(format!(
+                    "--fill-null names '{}', which is not a --feature; nulls in key columns are handled by --on-null-key",
+                    fill.column
+                )));
+            }
+        }
+        let mut output_names: HashSet<String> = self.entity.iter().cloned().collect();
+        for reserved in [SEQUENCE_INDEX, SEQUENCE_LENGTH, IS_PAD] {
+            if !output_names.insert(reserved.to_string()) {
+                return Err(Error::invalid(format!(
+                    "entity column '{reserved}' clashes with the output column of the same name; rename it"
+                )));
+            }
+        }
+        for feature in &self.features {
+            let out = feature.output_name();
+            if !output_names.insert(out.clone()) {
+                return Err(Error::invalid(format!(
+                    "feature '{}' would be written as '{out}', which clashes with another output column",
+                    feature.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The input columns a job reads, each once: entity, then order-by, then features.
+    pub fn needed_columns(&self) -> Vec<String> {
+        let mut seen = HashSet::new();
+        self.entity
+            .iter()
+            .chain(&self.order_by)
+            .chain(self.features.iter().map(|f| &f.name))
+            .filter(|c| seen.insert(c.as_str()))
+            .cloned()
+            .collect()
+    }
+}
+
+fn ensure_unique<'a>(option: &str, names: impl IntoIterator<Item = &'a String>) -> Result<()> {
+    let mut seen = HashSet::new();
+    for name in names {
+        if !seen.insert(name) {
+            return Err(Error::invalid(format!(
+                "{option} names column '{name}' twice"
+            )));
+        }
+    }
+    Ok(())
+}

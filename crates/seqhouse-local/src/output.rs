@@ -1,0 +1,329 @@
+//! Writing parts into a staging folder and publishing it atomically.
+//!
+//! Parts and then `_manifest.json` are written into a hidden sibling of the output folder
+//! (`.NAME.seqhouse-tmp-*`), fsynced, and the folder is renamed into place. A reader therefore
+//! sees either the old output, or the complete new one; never a mix, never a manifest without
+//! its parts. Hidden names also keep a half-written staging folder out of any later input listing.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, GzipLevel, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use rayon::prelude::*;
+use seqhouse_core::manifest::OutputPart;
+use seqhouse_core::{Error, MANIFEST_FILE, Result, Sequencer};
+
+/// Output compression of the part files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputCompression {
+    /// zstd at a level (1..=22); the default is level 3.
+    Zstd(i32),
+    /// Snappy.
+    Snappy,
+    /// gzip at a level (0..=9).
+    Gzip(u32),
+    /// LZ4 (raw).
+    Lz4,
+    /// No compression.
+    None,
+}
+
+impl Default for OutputCompression {
+    fn default() -> Self {
+        OutputCompression::Zstd(3)
+    }
+}
+
+impl std::str::FromStr for OutputCompression {
+    type Err = Error;
+    /// `zstd`, `zstd:LEVEL`, `snappy`, `gzip`, `gzip:LEVEL`, `lz4`, `none`.
+    fn from_str(text: &str) -> Result<Self> {
+        let (codec, level) = match text.split_once(':') {
+            Some((codec, level)) => (codec, Some(level)),
+            None => (text, None),
+        };
+        let level_of = |default: i64| -> Result<i64> {
+            level.map_or(Ok(default), |l| {
+                l.parse().map_err(|_| {
+                    Error::invalid(format!("--compression level '{l}' is not a number"))
+                })
+            })
+        };
+        let parsed = match (codec.to_ascii_lowercase().as_str(), level) {
+            ("zstd", _) => OutputCompression::Zstd(level_of(3)? as i32),
+            ("gzip", _) => OutputCompression::Gzip(level_of(6)? as u32),
+            ("snappy", None) => OutputCompression::Snappy,
+            ("lz4", None) => OutputCompression::Lz4,
+            ("none" | "uncompressed", None) => OutputCompression::None,
+            _ => {
+                return Err(Error::invalid(format!(
+                    "--compression '{text}' is not one of zstd[:LEVEL], snappy, gzip[:LEVEL], lz4, none"
+                )));
+            }
+        };
+        parsed.to_parquet()?;
+        Ok(parsed)
+    }
+}
+
+impl OutputCompression {
+    fn to_parquet(self) -> Result<Compression> {
+        let bad_level =
+            |e: parquet::errors::ParquetError| Error::invalid(format!("--compression: {e}"));
+        Ok(match self {
+            OutputCompression::Zstd(level) => {
+                Compression::ZSTD(ZstdLevel::try_new(level).map_err(bad_level)?)
+            }
+            OutputCompression::Gzip(level) => {
+                Compression::GZIP(GzipLevel::try_new(level).map_err(bad_level)?)
+            }
+            OutputCompression::Snappy => Compression::SNAPPY,
+            OutputCompression::Lz4 => Compression::LZ4_RAW,
+            OutputCompression::None => Compression::UNCOMPRESSED,
+        })
+    }
+}
+
+/// How windows are laid out in part files.
+#[derive(Debug, Clone, Copy)]
+pub struct PartLayout {
+    /// Windows per Parquet row group.
+    pub rows_per_row_group: usize,
+    /// Windows per part file.
+    pub rows_per_part: usize,
+}
+
+impl PartLayout {
+    /// About a million values per column per row group (a good size for readers and for memory),
+    /// eight row groups per part unless `rows_per_part` is given.
+    pub fn for_length(sequence_length: usize, rows_per_part: Option<usize>) -> Self {
+        let per_group = (1 << 20) / sequence_length.max(1);
+        let rows_per_row_group = per_group.clamp(1, 64 * 1024);
+        let rows_per_part = rows_per_part.unwrap_or(rows_per_row_group * 8).max(1);
+        PartLayout {
+            rows_per_row_group: rows_per_row_group.min(rows_per_part),
+            rows_per_part,
+        }
+    }
+}
+
+/// Name of part `index`: `part-00000.parquet`, ...
+pub fn part_name(index: usize) -> String {
+    format!("part-{index:05}.parquet")
+}
+
+/// Writes every window of `sequencer` as parts into `dir`, encoding parts in parallel.
+///
+/// Each part is encoded on its own from a fixed window range, so the bytes do not depend on the
+/// thread count. An empty job still writes one empty part so the folder carries its schema.
+pub fn write_parts(
+    sequencer: &Sequencer,
+    dir: &Path,
+    layout: PartLayout,
+    compression: OutputCompression,
+    on_rows_done: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<OutputPart>> {
+    let total = sequencer.num_windows();
+    let part_count = total.div_ceil(layout.rows_per_part).max(1);
+    let props = WriterProperties::builder()
+        .set_compression(compression.to_parquet()?)
+        .set_max_row_group_row_count(Some(layout.rows_per_row_group))
+        .build();
+    (0..part_count)
+        .into_par_iter()
+        .map(|part| {
+            let start = part * layout.rows_per_part;
+            let end = (start + layout.rows_per_part).min(total);
+            let name = part_name(part);
+            let path = dir.join(&name);
+            let file = File::create(&path)
+                .map_err(|e| Error::storage("cannot write", path.display(), e))?;
+            let write_err = |e: parquet::errors::ParquetError| {
+                Error::storage("cannot write", path.display(), e)
+            };
+            let mut writer =
+                ArrowWriter::try_new(file, sequencer.output_schema(), Some(props.clone()))
+                    .map_err(write_err)?;
+            let mut at = start;
+            while at < end {
+                let upto = (at + layout.rows_per_row_group).min(end);
+                writer
+                    .write(&sequencer.build(at..upto)?)
+                    .map_err(write_err)?;
+                on_rows_done((upto - at) as u64);
+                at = upto;
+            }
+            let file = writer.into_inner().map_err(write_err)?;
+            file.sync_all()
+                .map_err(|e| Error::storage("cannot write", path.display(), e))?;
+            let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+            Ok(OutputPart {
+                path: name,
+                rows: (end - start) as u64,
+                bytes,
+            })
+        })
+        .collect()
+}
+
+/// A hidden staging folder beside the output, removed on drop unless published.
+pub struct Staging {
+    dir: PathBuf,
+    published: bool,
+}
+
+impl Staging {
+    /// Creates `.NAME.seqhouse-tmp-PID-NANOS` next to `output` (creating `output`'s parents).
+    pub fn create(output: &Path) -> Result<Self> {
+        let (parent, name) = split_output(output)?;
+        std::fs::create_dir_all(&parent)
+            .map_err(|e| Error::storage("cannot create", parent.display(), e))?;
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir = parent.join(format!(
+            ".{name}.seqhouse-tmp-{}-{nanos}",
+            std::process::id()
+        ));
+        std::fs::create_dir(&dir).map_err(|e| Error::storage("cannot create", dir.display(), e))?;
+        Ok(Staging {
+            dir,
+            published: false,
+        })
+    }
+
+    /// The folder to write parts into.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes the manifest (last), then moves the folder into place, replacing a previous
+    /// output only when `overwrite` is set.
+    pub fn publish(mut self, output: &Path, manifest_json: &[u8], overwrite: bool) -> Result<()> {
+        let manifest_path = self.dir.join(MANIFEST_FILE);
+        let mut file = File::create(&manifest_path)
+            .map_err(|e| Error::storage("cannot write", manifest_path.display(), e))?;
+        file.write_all(manifest_json)
+            .and_then(|_| file.sync_all())
+            .map_err(|e| Error::storage("cannot write", manifest_path.display(), e))?;
+
+        let previous = match check_output(output, overwrite)? {
+            OutputState::Absent => None,
+            OutputState::EmptyFolder => {
+                std::fs::remove_dir(output)
+                    .map_err(|e| Error::storage("cannot replace", output.display(), e))?;
+                None
+            }
+            OutputState::Replaceable => {
+                let aside = self.dir.with_extension("old");
+                std::fs::rename(output, &aside)
+                    .map_err(|e| Error::storage("cannot replace", output.display(), e))?;
+                Some(aside)
+            }
+        };
+        if let Err(e) = std::fs::rename(&self.dir, output) {
+            if let Some(aside) = &previous {
+                // Put the old output back rather than leave the user with none.
+                let _ = std::fs::rename(aside, output);
+            }
+            return Err(Error::storage("cannot publish", output.display(), e));
+        }
+        self.published = true;
+        if let Some(aside) = previous
+            && let Err(e) = std::fs::remove_dir_all(&aside)
+        {
+            tracing::warn!(folder = %aside.display(), error = %e, "could not remove the replaced output");
+        }
+        sync_parent(output);
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.published {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn sync_parent(output: &Path) {
+    if let Some(parent) = output.parent()
+        && let Ok(dir) = File::open(if parent.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            parent
+        })
+    {
+        let _ = dir.sync_all();
+    }
+}
+
+fn split_output(output: &Path) -> Result<(PathBuf, String)> {
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| {
+            Error::invalid(format!("--output {} must name a folder", output.display()))
+        })?;
+    let parent = output.parent().map(Path::to_path_buf).unwrap_or_default();
+    let parent = if parent.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        parent
+    };
+    Ok((parent, name))
+}
+
+/// What is at the output location now.
+#[derive(Debug, PartialEq, Eq)]
+pub enum OutputState {
+    /// Nothing.
+    Absent,
+    /// An empty folder (users often create it first): taken over without `--overwrite`.
+    EmptyFolder,
+    /// A previous seqhouse output, and `--overwrite` was given.
+    Replaceable,
+}
+
+/// Decides whether `output` may be written. `--overwrite` replaces only folders that look like
+/// seqhouse outputs, so a mistyped `--output ~ --overwrite` cannot delete a home directory.
+pub fn check_output(output: &Path, overwrite: bool) -> Result<OutputState> {
+    let shown = output.display().to_string();
+    let meta = match std::fs::metadata(output) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(OutputState::Absent),
+        Err(e) => return Err(Error::storage("cannot inspect", &shown, e)),
+    };
+    if !meta.is_dir() {
+        return Err(Error::invalid(format!(
+            "--output {shown} is a file; --output must be a folder"
+        )));
+    }
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(output).map_err(|e| Error::storage("cannot list", &shown, e))? {
+        let entry = entry.map_err(|e| Error::storage("cannot list", &shown, e))?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    if names.is_empty() {
+        return Ok(OutputState::EmptyFolder);
+    }
+    if !overwrite {
+        return Err(Error::OutputExists { location: shown });
+    }
+    let looks_like_ours = names.iter().any(|n| n == MANIFEST_FILE)
+        || names.iter().all(|n| {
+            (n.starts_with("part-") && n.ends_with(".parquet")) || n.starts_with(['.', '_'])
+        });
+    if !looks_like_ours {
+        return Err(Error::invalid(format!(
+            "--output {shown} holds files that seqhouse did not write (no {MANIFEST_FILE}); refusing to replace it with --overwrite. Choose another folder or empty it yourself"
+        )));
+    }
+    Ok(OutputState::Replaceable)
+}
