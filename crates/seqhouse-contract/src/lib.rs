@@ -1,1 +1,53 @@
+//! The contract every seqhouse `Warehouse` adapter must pass, as plain functions over
+//! `&dyn Warehouse` and a [`Fixture`] that knows where the adapter's storage is.
+//!
+//! An adapter's tests call [`contract_tests!`], which expands into one `#[test]` per case, so a
+//! failure names the case. Cases that depend on a capability (ties in input order) check
+//! [`seqhouse_core::Capabilities`] and test the weaker promise when it is off.
+//!
+//! [`reference`] is an independent, naive sequencer the cases (and the kernel's property tests)
+//! compare against.
 
+pub mod cases;
+pub mod fixture;
+pub mod reference;
+
+pub use fixture::{Fixture, LocalFixture, Output};
+
+/// Expands into one `#[test]` per contract case.
+///
+/// `$warehouse` is an expression giving a `Box<dyn Warehouse>`; `$fixture` one giving a
+/// `Box<dyn Fixture>` (a fresh one per test).
+#[macro_export]
+macro_rules! contract_tests {
+    ($warehouse:expr, $fixture:expr; $($case:ident),+ $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                let warehouse: Box<dyn seqhouse_core::Warehouse> = $warehouse;
+                let fixture: Box<dyn $crate::Fixture> = $fixture;
+                $crate::cases::$case(warehouse.as_ref(), fixture.as_ref());
+            }
+        )+
+    };
+    ($warehouse:expr, $fixture:expr) => {
+        $crate::contract_tests!($warehouse, $fixture;
+            every_mode_and_padding_matches_reference,
+            multi_column_keys_match_reference,
+            ties_follow_capability,
+            types_and_pads_round_trip,
+            feature_nulls_kept_or_filled,
+            null_keys_error_or_drop,
+            min_length_drops_short_windows,
+            empty_input_gives_empty_output,
+            missing_column_is_named,
+            bad_pad_value_is_named,
+            unsupported_type_is_named,
+            existing_output_needs_overwrite,
+            failed_run_publishes_nothing,
+            subsets_go_to_their_folders,
+            manifest_describes_the_job,
+            same_input_same_output,
+        );
+    };
+}

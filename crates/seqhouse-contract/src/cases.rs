@@ -1,0 +1,610 @@
+//! The contract cases. Each takes the adapter under test and a fixture for its storage.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BinaryArray, BooleanArray, Date32Array, Float64Array, Int8Array, Int32Array,
+    Int64Array, RecordBatch, StringArray,
+};
+use arrow::datatypes::{DataType, Field, Schema};
+use seqhouse_core::{
+    Error, FeatureSpec, FillNull, JobReport, Mode, NoProgress, NullKeyPolicy, Padding,
+    SequenceRequest, SequenceSpec, Warehouse,
+};
+
+use crate::Fixture;
+use crate::reference::{self, Row, Value};
+
+/// A small deterministic pseudo-random stream (no dependency, same on every machine).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below
+    }
+}
+
+/// An event log: `rows` events of 7 users in 2 courses, timestamps with ties, a unique `row_id`,
+/// and features of several types, `correct` null on every 9th row.
+pub fn events(rows: usize, seed: u64) -> RecordBatch {
+    let mut rng = Lcg(seed);
+    let mut user = Vec::new();
+    let mut course = Vec::new();
+    let mut ts = Vec::new();
+    let mut item = Vec::new();
+    let mut correct = Vec::new();
+    let mut score = Vec::new();
+    let mut tag = Vec::new();
+    let mut flag = Vec::new();
+    let mut day = Vec::new();
+    for r in 0..rows {
+        user.push(rng.next(7) as i64 * 1000 + 3);
+        course.push(["algebra", "geometry"][rng.next(2) as usize]);
+        ts.push(rng.next(40) as i64);
+        item.push(rng.next(500) as i32);
+        correct.push(if r % 9 == 4 {
+            None
+        } else {
+            Some(rng.next(2) as i8)
+        });
+        score.push(rng.next(1000) as f64 / 8.0);
+        tag.push(format!("t{}", rng.next(30)));
+        flag.push(rng.next(2) == 1);
+        day.push(19_000 + rng.next(60) as i32);
+    }
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("user", Arc::new(Int64Array::from(user))),
+        ("course", Arc::new(StringArray::from(course))),
+        ("ts", Arc::new(Int64Array::from(ts))),
+        (
+            "row_id",
+            Arc::new(Int64Array::from_iter_values(0..rows as i64)),
+        ),
+        ("item", Arc::new(Int32Array::from(item))),
+        ("correct", Arc::new(Int8Array::from(correct))),
+        ("score", Arc::new(Float64Array::from(score))),
+        ("tag", Arc::new(StringArray::from(tag))),
+        ("flag", Arc::new(BooleanArray::from(flag))),
+        ("day", Arc::new(Date32Array::from(day))),
+    ];
+    RecordBatch::try_from_iter(columns).unwrap()
+}
+
+/// The spec most cases start from: per user, by (ts, row_id), item and correct padded with -1.
+pub fn base_spec(n: usize) -> SequenceSpec {
+    SequenceSpec::new(
+        vec!["user".into()],
+        vec!["ts".into(), "row_id".into()],
+        vec![feature("item", Some("-1")), feature("correct", Some("-1"))],
+        n,
+    )
+}
+
+fn feature(name: &str, pad: Option<&str>) -> FeatureSpec {
+    FeatureSpec {
+        name: name.into(),
+        pad: pad.map(str::to_string),
+    }
+}
+
+fn run(
+    warehouse: &dyn Warehouse,
+    input: &str,
+    output: &str,
+    spec: &SequenceSpec,
+    overwrite: bool,
+) -> Result<Vec<JobReport>, Error> {
+    let request = SequenceRequest {
+        input: input.into(),
+        output: output.into(),
+        subsets: vec![],
+        spec: spec.clone(),
+        overwrite,
+    };
+    seqhouse_core::run(warehouse, &request, &NoProgress)
+}
+
+fn sorted(mut rows: Vec<Row>) -> Vec<Row> {
+    rows.sort();
+    rows
+}
+
+/// Runs `spec` on `batches` (as one file) and asserts the output equals the reference's.
+fn assert_matches_reference(
+    warehouse: &dyn Warehouse,
+    fixture: &dyn Fixture,
+    name: &str,
+    spec: &SequenceSpec,
+    batches: &[RecordBatch],
+) {
+    let input = fixture.put_parquet(name, "events.parquet", batches);
+    let output = fixture.output_location(&format!("{name}_out"));
+    run(warehouse, &input, &output, spec, false).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let got = reference::rows_of(spec, &fixture.read_output(&output).batches);
+    let want = reference::sequence(spec, batches).unwrap();
+    assert!(!want.is_empty(), "{name}: the case must produce windows");
+    assert_eq!(
+        sorted(got),
+        sorted(want),
+        "{name}: output differs from the reference"
+    );
+}
+
+/// Every mode × padding side, with N smaller and larger than typical entity lengths.
+pub fn every_mode_and_padding_matches_reference(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
+    let batches = [events(150, 1)];
+    for mode in [Mode::Chunk, Mode::Sliding, Mode::Last, Mode::Prefix] {
+        for padding in [Padding::Post, Padding::Pre] {
+            for n in [1, 4, 30] {
+                let mut spec = base_spec(n);
+                spec.mode = mode;
+                spec.padding = padding;
+                if mode == Mode::Sliding {
+                    spec.stride = Some(n.div_ceil(2));
+                }
+                let name = format!("{mode}_{padding}_{n}");
+                assert_matches_reference(warehouse, fixture, &name, &spec, &batches);
+            }
+        }
+    }
+}
+
+/// Two entity columns (one a string) and two order columns (a date and an integer).
+pub fn multi_column_keys_match_reference(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
+    let mut spec = SequenceSpec::new(
+        vec!["course".into(), "user".into()],
+        vec!["day".into(), "row_id".into()],
+        vec![feature("tag", Some("<pad>")), feature("user", Some("-1"))],
+        6,
+    );
+    spec.mode = Mode::Sliding;
+    spec.stride = Some(2);
+    assert_matches_reference(warehouse, fixture, "multikey", &spec, &[events(120, 2)]);
+}
+
+/// Ties on the order-by columns: input order (file order, then row order) where the engine
+/// promises it; otherwise only the multiset of each entity's events is fixed.
+pub fn ties_follow_capability(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
+    // `ts` alone has many ties; the two files split the rows so order crosses a file boundary.
+    let all = events(160, 3);
+    let (first, second) = (all.slice(0, 70), all.slice(70, 90));
+    fixture.put_parquet("ties", "part-a.parquet", std::slice::from_ref(&first));
+    let input = fixture.put_parquet("ties", "part-b.parquet", std::slice::from_ref(&second));
+    let mut spec = base_spec(5);
+    spec.order_by = vec!["ts".into()];
+    spec.features = vec![feature("row_id", Some("-1"))];
+    let output = fixture.output_location("ties_out");
+    run(warehouse, &input, &output, &spec, false).unwrap();
+    let got = sorted(reference::rows_of(
+        &spec,
+        &fixture.read_output(&output).batches,
+    ));
+    let want = sorted(reference::sequence(&spec, &[first, second]).unwrap());
+    if warehouse.capabilities().ties_keep_input_order {
+        assert_eq!(got, want, "ties must keep input order");
+    } else {
+        let events_of = |rows: &[Row]| {
+            let mut per_entity: Vec<(Vec<Value>, Vec<Option<Value>>)> = Vec::new();
+            for row in rows {
+                let real: Vec<Option<Value>> = row.features[0]
+                    .iter()
+                    .zip(&row.mask)
+                    .filter(|(_, m)| **m == 0)
+                    .map(|(v, _)| v.clone())
+                    .collect();
+                per_entity.push((row.entity.clone(), real));
+            }
+            let mut flat: Vec<(Vec<Value>, Option<Value>)> = per_entity
+                .into_iter()
+                .flat_map(|(e, vs)| vs.into_iter().map(move |v| (e.clone(), v)))
+                .collect();
+            flat.sort();
+            flat
+        };
+        assert_eq!(
+            events_of(&got),
+            events_of(&want),
+            "each entity's events must appear exactly once"
+        );
+    }
+}
+
+/// Features of every supported kind keep their type; pads parse as that type.
+pub fn types_and_pads_round_trip(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
+    let mut spec = base_spec(7);
+    spec.features = vec![
+        feature("score", Some("-1.5")),
+        feature("tag", Some("")),
+        feature("flag", Some("true")),
+        feature("day", Some("-1")),
+        feature("item", None),
+        feature("course", None),
+    ];
+    let batches = [events(90, 4)];
+    assert_matches_reference(warehouse, fixture, "types", &spec, &batches);
+    let out = fixture.read_output(&fixture.output_location("types_out"));
+    let schema = out.batches[0].schema();
+    for f in &spec.features {
+        let input_type = batches[0]
+            .schema()
+            .field_with_name(&f.name)
+            .unwrap()
+            .data_type()
+            .clone();
+        match schema
+            .field_with_name(&f.output_name())
+            .unwrap()
+            .data_type()
+        {
+            DataType::FixedSizeList(item, 7) => {
+                assert_eq!(item.data_type(), &input_type, "{}", f.name)
+            }
+            other => panic!(
+                "{} is {other}, expected a fixed-size list of 7",
+                f.output_name()
+            ),
+        }
+    }
+}
+
+/// Nulls inside real events stay null unless `--fill-null` replaces them; both are counted.
+pub fn feature_nulls_kept_or_filled(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
+    let batches = [events(100, 5)];
+    let spec = base_spec(8);
+    assert_matches_reference(warehouse, fixture, "nulls_kept", &spec, &batches);
+    let kept = fixture.read_output(&fixture.output_location("nulls_kept_out"));
+    let nulls_in_output: usize = kept
+        .batches
+        .iter()
+        .map(|b| {
+            b.column_by_name("correct_sequence")
+                .unwrap()
+                .as_ref()
+                .to_data()
+                .child_data()[0]
+                .null_count()
+        })
+        .sum();
+    assert_eq!(
+        nulls_in_output, 11,
+        "100 rows with a null on every 9th from the 5th: 11 nulls, each in one window"
+    );
+    assert_eq!(kept.manifest.counts.feature_nulls["correct"], 11);
+
+    let mut filled = spec.clone();
+    filled.fill_null = vec![FillNull {
+        column: "correct".into(),
+        value: "7".into(),
+    }];
+    assert_matches_reference(warehouse, fixture, "nulls_filled", &filled, &batches);
+    let out = fixture.read_output(&fixture.output_location("nulls_filled_out"));
+    let rows = reference::rows_of(&filled, &out.batches);
+    let sevens = rows
+        .iter()
+        .flat_map(|r| &r.features[1])
+        .filter(|v| **v == Some(Value::Int(7)))
+        .count();
+    assert_eq!(sevens, 11);
+}
+
+fn with_null_keys() -> RecordBatch {
+    let batch = events(80, 6);
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    let user: Int64Array = (0..80)
+        .map(|i| {
+            if i % 13 == 5 {
+                None
+            } else {
+                Some((i % 4) as i64)
+            }
+        })
+        .collect();
+    let ts: Int64Array = (0..80)
+        .map(|i| {
+            if i % 10 == 7 {
+                None
+            } else {
+                Some(i as i64 / 3)
+            }
+        })
+        .collect();
+    columns[0] = Arc::new(user);
+    columns[2] = Arc::new(ts);
+    let names: Vec<String> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    RecordBatch::try_from_iter(names.into_iter().zip(columns)).unwrap()
+}
+
+/// Null entity/order values stop the job by default, naming the column; `drop` drops and counts.
+pub fn null_keys_error_or_drop(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
+    let batch = with_null_keys();
+    let input = fixture.put_parquet("nullkeys", "events.parquet", std::slice::from_ref(&batch));
+    let output = fixture.output_location("nullkeys_out");
+    let spec = base_spec(5);
+    match run(warehouse, &input, &output, &spec, false) {
+        Err(Error::NullKey { column, count, .. }) => {
+            assert_eq!(column, "user");
+            assert_eq!(count, 6);
+        }
+        other => panic!("expected a NullKey error, got {other:?}"),
+    }
+    assert!(
+        fixture.list(&output).is_empty(),
+        "a failed run leaves nothing at the output"
+    );
+
+    let mut dropping = spec.clone();
+    dropping.on_null_key = NullKeyPolicy::Drop;
+    assert_matches_reference(warehouse, fixture, "nullkeys_drop", &dropping, &[batch]);
+    let counts = fixture
+        .read_output(&fixture.output_location("nullkeys_drop_out"))
+        .manifest
+        .counts;
+    // user null at i = 5, 18, 31, 44, 57, 70; ts null at i = 7, 17, ..., 77 (8 rows); 57 is both.
+    assert_eq!(counts.dropped_null_key_rows, 13);
+    assert_eq!(counts.null_key_rows_by_column["user"], 6);
+    assert_eq!(counts.null_key_rows_by_column["ts"], 8);
+    assert_eq!(counts.sequenced_rows, 67);
+}
+
+/// Windows shorter than `--min-length` are dropped, counted, and do not consume a sequence_index.
+pub fn min_length_drops_short_windows(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
+    let mut spec = base_spec(6);
+    spec.min_length = 4;
+    let batches = [events(75, 7)];
+    assert_matches_reference(warehouse, fixture, "minlen", &spec, &batches);
+    let out = fixture.read_output(&fixture.output_location("minlen_out"));
+    let mut all = spec.clone();
+    all.min_length = 1;
+    let unfiltered = reference::sequence(&all, &batches).unwrap();
+    let short = unfiltered.iter().filter(|r| r.sequence_length < 4).count() as u64;
+    assert!(short > 0, "the case must have short windows");
+    assert_eq!(out.manifest.counts.windows_below_min_length, short);
+    assert_eq!(out.manifest.counts.windows, unfiltered.len() as u64 - short);
+}
+
+/// Zero input rows is not an error: a valid, empty output with the full schema.
+pub fn empty_input_gives_empty_output(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
+    let empty = events(10, 8).slice(0, 0);
+    let input = fixture.put_parquet("empty", "events.parquet", &[empty]);
+    let output = fixture.output_location("empty_out");
+    let spec = base_spec(4);
+    run(warehouse, &input, &output, &spec, false).unwrap();
+    let out = fixture.read_output(&output);
+    assert_eq!(out.batches.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
+    assert_eq!(out.manifest.counts.windows, 0);
+    assert_eq!(out.manifest.counts.entities, 0);
+    let names: Vec<String> = out
+        .manifest
+        .columns
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "user",
+            "sequence_index",
+            "sequence_length",
+            "item_sequence",
+            "correct_sequence",
+            "is_pad_sequence"
+        ]
+    );
+}
+
+/// A missing column is reported by name with the columns that exist; nothing is written.
+pub fn missing_column_is_named(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
+    let input = fixture.put_parquet("missing", "events.parquet", &[events(20, 9)]);
+    let output = fixture.output_location("missing_out");
+    let mut spec = base_spec(4);
+    spec.features.push(feature("skill", Some("-1")));
+    match run(warehouse, &input, &output, &spec, false) {
+        Err(Error::ColumnNotFound {
+            column, available, ..
+        }) => {
+            assert_eq!(column, "skill");
+            assert!(
+                available.contains(&"item".to_string()),
+                "available columns are listed: {available:?}"
+            );
+        }
+        other => panic!("expected ColumnNotFound, got {other:?}"),
+    }
+    assert!(fixture.list(&output).is_empty());
+}
+
+/// A pad that does not parse as the column's type is reported with the column and value.
+pub fn bad_pad_value_is_named(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
+    let input = fixture.put_parquet("badpad", "events.parquet", &[events(20, 10)]);
+    let output = fixture.output_location("badpad_out");
+    for (column, pad) in [
+        ("item", "abc"),
+        ("correct", "300"),
+        ("flag", "maybe"),
+        ("score", "1.2.3"),
+    ] {
+        let mut spec = base_spec(4);
+        spec.features = vec![feature(column, Some(pad))];
+        match run(warehouse, &input, &output, &spec, false) {
+            Err(Error::BadValue {
+                column: c, value, ..
+            }) => {
+                assert_eq!((c.as_str(), value.as_str()), (column, pad));
+            }
+            other => panic!("expected BadValue for {column}={pad}, got {other:?}"),
+        }
+    }
+    assert!(fixture.list(&output).is_empty());
+}
+
+/// A column of a type seqhouse cannot sequence is named.
+pub fn unsupported_type_is_named(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
+    let batch = events(20, 11);
+    let blob: ArrayRef = Arc::new(BinaryArray::from_iter_values(
+        (0..20).map(|i| vec![i as u8]),
+    ));
+    let mut fields: Vec<Field> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new("blob", DataType::Binary, false));
+    let mut columns = batch.columns().to_vec();
+    columns.push(blob);
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+    let input = fixture.put_parquet("unsupported", "events.parquet", &[batch]);
+    let output = fixture.output_location("unsupported_out");
+    let mut spec = base_spec(4);
+    spec.features = vec![feature("blob", None)];
+    match run(warehouse, &input, &output, &spec, false) {
+        Err(Error::UnsupportedType { column, .. }) => assert_eq!(column, "blob"),
+        other => panic!("expected UnsupportedType, got {other:?}"),
+    }
+    assert!(fixture.list(&output).is_empty());
+}
+
+/// An existing output is an error without `overwrite`; with it, it is replaced entirely.
+pub fn existing_output_needs_overwrite(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
+    let input = fixture.put_parquet("overwrite", "events.parquet", &[events(60, 12)]);
+    let output = fixture.output_location("overwrite_out");
+    run(warehouse, &input, &output, &base_spec(3), false).unwrap();
+    match run(warehouse, &input, &output, &base_spec(5), false) {
+        Err(Error::OutputExists { location }) => assert!(location.contains("overwrite_out")),
+        other => panic!("expected OutputExists, got {other:?}"),
+    }
+    assert_eq!(
+        fixture.read_output(&output).manifest.spec.sequence_length,
+        3,
+        "the old output is untouched"
+    );
+    run(warehouse, &input, &output, &base_spec(5), true).unwrap();
+    let out = fixture.read_output(&output);
+    assert_eq!(out.manifest.spec.sequence_length, 5);
+    let mut expected: Vec<String> = out.manifest.parts.iter().map(|p| p.path.clone()).collect();
+    expected.push(seqhouse_core::MANIFEST_FILE.to_string());
+    expected.sort();
+    assert_eq!(out.entries, expected, "nothing of the old output remains");
+}
+
+/// A run that fails midway leaves a previous output as it was and creates nothing new.
+pub fn failed_run_publishes_nothing(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
+    let good = fixture.put_parquet("failing", "a.parquet", &[events(40, 13)]);
+    let output = fixture.output_location("failing_out");
+    run(warehouse, &good, &output, &base_spec(4), false).unwrap();
+    let before = fixture.read_output(&output);
+    // A second file that is not Parquet: the failure comes while reading, after planning.
+    fixture.put_bytes("failing", "b.parquet", b"PAR1 this is not parquet");
+    let err = run(warehouse, &good, &output, &base_spec(6), true).unwrap_err();
+    assert!(
+        matches!(err, Error::CorruptInput { ref file, .. } if file.contains("b.parquet")),
+        "{err:?}"
+    );
+    let after = fixture.read_output(&output);
+    assert_eq!(after.manifest, before.manifest);
+    assert_eq!(after.entries, before.entries);
+    let fresh = fixture.output_location("failing_fresh_out");
+    assert!(run(warehouse, &good, &fresh, &base_spec(6), false).is_err());
+    assert!(fixture.list(&fresh).is_empty());
+}
+
+/// `--subsets`: subset s reads INPUT/s/ and writes OUTPUT/s_sequenced_N/.
+pub fn subsets_go_to_their_folders(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
+    let train = events(90, 14);
+    let valid = events(30, 15);
+    let train_loc =
+        fixture.put_parquet("root/train", "events.parquet", std::slice::from_ref(&train));
+    fixture.put_parquet("root/valid", "events.parquet", std::slice::from_ref(&valid));
+    let root = train_loc
+        .trim_end_matches('/')
+        .trim_end_matches("train")
+        .trim_end_matches('/')
+        .to_string();
+    let out_root = fixture.output_location("subsets_out");
+    let spec = base_spec(4);
+    let request = SequenceRequest {
+        input: root,
+        output: out_root.clone(),
+        subsets: vec!["train".into(), "valid".into()],
+        spec: spec.clone(),
+        overwrite: false,
+    };
+    let reports = seqhouse_core::run(warehouse, &request, &NoProgress).unwrap();
+    assert_eq!(reports.len(), 2);
+    assert_eq!(
+        fixture.list(&out_root),
+        ["train_sequenced_4", "valid_sequenced_4"]
+    );
+    for (name, batch) in [("train", train), ("valid", valid)] {
+        let out = fixture.read_output(&seqhouse_core::join_location(
+            &out_root,
+            &format!("{name}_sequenced_4"),
+        ));
+        assert_eq!(out.manifest.subset.as_deref(), Some(name));
+        let got = sorted(reference::rows_of(&spec, &out.batches));
+        assert_eq!(
+            got,
+            sorted(reference::sequence(&spec, &[batch]).unwrap()),
+            "subset {name}"
+        );
+    }
+}
+
+/// The manifest carries the spec, the files read and counts that agree with the parts.
+pub fn manifest_describes_the_job(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
+    let batch = events(110, 16);
+    let input = fixture.put_parquet("manifest", "events.parquet", std::slice::from_ref(&batch));
+    let output = fixture.output_location("manifest_out");
+    let spec = base_spec(9);
+    let reports = run(warehouse, &input, &output, &spec, false).unwrap();
+    let out = fixture.read_output(&output);
+    let m = &out.manifest;
+    assert_eq!(m.format, seqhouse_core::manifest::MANIFEST_FORMAT);
+    assert_eq!(m.engine, warehouse.name());
+    assert_eq!(m.spec, spec);
+    assert_eq!(m.input_files.len(), 1);
+    assert_eq!(m.input_files[0].rows, 110);
+    assert_eq!(m.counts.input_rows, 110);
+    let want = reference::sequence(&spec, &[batch]).unwrap();
+    assert_eq!(m.counts.windows, want.len() as u64);
+    assert_eq!(m.counts.entities, 7);
+    assert_eq!(
+        m.parts.iter().map(|p| p.rows).sum::<u64>(),
+        want.len() as u64
+    );
+    assert_eq!(reports[0].stats, m.counts);
+    let mut expected: Vec<String> = m.parts.iter().map(|p| p.path.clone()).collect();
+    expected.push(seqhouse_core::MANIFEST_FILE.to_string());
+    expected.sort();
+    assert_eq!(
+        out.entries, expected,
+        "the output holds the parts and the manifest, nothing else"
+    );
+}
+
+/// The same input and spec give the same rows in the same order.
+pub fn same_input_same_output(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
+    let input = fixture.put_parquet("determinism", "events.parquet", &[events(130, 17)]);
+    let mut spec = base_spec(5);
+    spec.mode = Mode::Prefix;
+    let (a, b) = (
+        fixture.output_location("det_a"),
+        fixture.output_location("det_b"),
+    );
+    run(warehouse, &input, &a, &spec, false).unwrap();
+    run(warehouse, &input, &b, &spec, false).unwrap();
+    let (a, b) = (fixture.read_output(&a), fixture.read_output(&b));
+    assert_eq!(
+        reference::rows_of(&spec, &a.batches),
+        reference::rows_of(&spec, &b.batches)
+    );
+    assert_eq!(a.manifest, b.manifest);
+}

@@ -1,0 +1,344 @@
+//! A deliberately naive sequencer, written from the definitions in the README and sharing no code
+//! with the kernel: rows of plain values, a stable sort, loops. Tests compare engines against it.
+
+use std::cmp::Ordering;
+
+use arrow::array::{Array, ArrayRef, AsArray, FixedSizeListArray, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type, UInt64Type};
+
+use seqhouse_core::{Mode, NullKeyPolicy, Padding, SequenceSpec};
+
+/// A cell value, typed loosely enough to compare across engines.
+#[derive(Debug, Clone)]
+pub enum Value {
+    /// Booleans.
+    Bool(bool),
+    /// Signed integers, dates (days) and timestamps (their unit).
+    Int(i64),
+    /// Unsigned integers.
+    UInt(u64),
+    /// Floats, compared by total order.
+    Float(f64),
+    /// Strings.
+    Str(String),
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Value {}
+impl PartialOrd for Value {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Value {
+    fn cmp(&self, other: &Self) -> Ordering {
+        use Value::*;
+        match (self, other) {
+            (Bool(a), Bool(b)) => a.cmp(b),
+            (Int(a), Int(b)) => a.cmp(b),
+            (UInt(a), UInt(b)) => a.cmp(b),
+            (Float(a), Float(b)) => a.total_cmp(b),
+            (Str(a), Str(b)) => a.cmp(b),
+            (a, b) => panic!("comparing values of different types: {a:?} vs {b:?}"),
+        }
+    }
+}
+
+/// Reads element `i` of an array of a supported type.
+pub fn value_at(array: &ArrayRef, i: usize) -> Option<Value> {
+    if array.is_null(i) {
+        return None;
+    }
+    Some(match array.data_type() {
+        DataType::Boolean => Value::Bool(array.as_boolean().value(i)),
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => Value::Int(
+            cast(array, &DataType::Int64)
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .value(i),
+        ),
+        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => Value::UInt(
+            cast(array, &DataType::UInt64)
+                .unwrap()
+                .as_primitive::<UInt64Type>()
+                .value(i),
+        ),
+        DataType::Float32 | DataType::Float64 => Value::Float(
+            cast(array, &DataType::Float64)
+                .unwrap()
+                .as_primitive::<Float64Type>()
+                .value(i),
+        ),
+        DataType::Utf8 => Value::Str(array.as_string::<i32>().value(i).to_string()),
+        DataType::LargeUtf8 => Value::Str(array.as_string::<i64>().value(i).to_string()),
+        DataType::Date32 => Value::Int(
+            array
+                .as_primitive::<arrow::datatypes::Date32Type>()
+                .value(i) as i64,
+        ),
+        DataType::Date64 | DataType::Timestamp(_, _) => {
+            let raw = cast(array, &DataType::Int64).unwrap();
+            Value::Int(raw.as_primitive::<Int64Type>().value(i))
+        }
+        other => panic!("reference: unsupported type {other}"),
+    })
+}
+
+/// Parses a pad or fill text the simple way, for the column's type.
+pub fn parse_simple(text: &str, data_type: &DataType) -> Value {
+    match data_type {
+        DataType::Boolean => Value::Bool(matches!(text.trim(), "true" | "1")),
+        DataType::Float32 | DataType::Float64 => Value::Float(text.trim().parse().unwrap()),
+        DataType::Utf8 | DataType::LargeUtf8 => Value::Str(text.to_string()),
+        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
+            Value::UInt(text.trim().parse().unwrap())
+        }
+        _ => Value::Int(text.trim().parse().unwrap()),
+    }
+}
+
+fn zero(data_type: &DataType) -> Value {
+    parse_simple(
+        if matches!(data_type, DataType::Utf8 | DataType::LargeUtf8) {
+            ""
+        } else {
+            "0"
+        },
+        data_type,
+    )
+}
+
+/// One output row in plain values.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Row {
+    /// Entity values.
+    pub entity: Vec<Value>,
+    /// `sequence_index`.
+    pub sequence_index: i64,
+    /// `sequence_length`.
+    pub sequence_length: i32,
+    /// Each feature's N values.
+    pub features: Vec<Vec<Option<Value>>>,
+    /// `is_pad_sequence`.
+    pub mask: Vec<i8>,
+}
+
+/// The windows of one entity of `len` events, straight from the definitions.
+fn cuts(mode: Mode, len: usize, n: usize, stride: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    match mode {
+        Mode::Chunk => {
+            let mut start = 0;
+            while start < len {
+                out.push((start, usize::min(start + n, len)));
+                start += n;
+            }
+        }
+        Mode::Sliding => {
+            let mut start = 0;
+            loop {
+                let end = usize::min(start + n, len);
+                out.push((start, end));
+                if end == len {
+                    break;
+                }
+                start += stride;
+            }
+        }
+        Mode::Last => out.push((len.saturating_sub(n), len)),
+        Mode::Prefix => {
+            for k in 1..=len {
+                out.push((k.saturating_sub(n), k));
+            }
+        }
+    }
+    out
+}
+
+/// Sequences `batches` (in input order) per `spec`.
+/// Returns the rows, or the name of the first key column holding a null under the `error` policy.
+pub fn sequence(spec: &SequenceSpec, batches: &[RecordBatch]) -> Result<Vec<Row>, String> {
+    let column = |name: &str| -> (DataType, Vec<Option<Value>>) {
+        let mut values = Vec::new();
+        let mut data_type = DataType::Null;
+        for batch in batches {
+            let array = batch
+                .column_by_name(name)
+                .unwrap_or_else(|| panic!("no column {name}"));
+            data_type = array.data_type().clone();
+            values.extend((0..array.len()).map(|i| value_at(array, i)));
+        }
+        (data_type, values)
+    };
+    let entity: Vec<Vec<Option<Value>>> = spec.entity.iter().map(|c| column(c).1).collect();
+    let order: Vec<Vec<Option<Value>>> = spec.order_by.iter().map(|c| column(c).1).collect();
+    let features: Vec<(DataType, Vec<Option<Value>>)> =
+        spec.features.iter().map(|f| column(&f.name)).collect();
+    let rows = batches.iter().map(|b| b.num_rows()).sum::<usize>();
+
+    let mut kept = Vec::new();
+    'row: for r in 0..rows {
+        for (name, col) in spec
+            .entity
+            .iter()
+            .zip(&entity)
+            .chain(spec.order_by.iter().zip(&order))
+        {
+            if col[r].is_none() {
+                if spec.on_null_key == NullKeyPolicy::Error {
+                    return Err(name.clone());
+                }
+                continue 'row;
+            }
+        }
+        kept.push(r);
+    }
+    let key = |cols: &Vec<Vec<Option<Value>>>, r: usize| {
+        cols.iter()
+            .map(|c| c[r].clone().unwrap())
+            .collect::<Vec<_>>()
+    };
+    // A stable sort: equal keys keep input order.
+    kept.sort_by(|&a, &b| {
+        key(&entity, a)
+            .cmp(&key(&entity, b))
+            .then(key(&order, a).cmp(&key(&order, b)))
+    });
+
+    let n = spec.sequence_length;
+    let stride = spec.stride.unwrap_or(1);
+    let pads: Vec<Value> = spec
+        .features
+        .iter()
+        .zip(&features)
+        .map(|(f, (t, _))| {
+            f.pad
+                .as_deref()
+                .map(|p| parse_simple(p, t))
+                .unwrap_or_else(|| zero(t))
+        })
+        .collect();
+    let fills: Vec<Option<Value>> = spec
+        .features
+        .iter()
+        .zip(&features)
+        .map(|(f, (t, _))| {
+            spec.fill_null
+                .iter()
+                .find(|x| x.column == f.name)
+                .map(|x| parse_simple(&x.value, t))
+        })
+        .collect();
+
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < kept.len() {
+        let mut j = i;
+        while j < kept.len() && key(&entity, kept[j]) == key(&entity, kept[i]) {
+            j += 1;
+        }
+        let events = &kept[i..j];
+        let mut seq = 0;
+        for (s, e) in cuts(spec.mode, events.len(), n, stride) {
+            let real = &events[s..e];
+            if real.len() < spec.min_length {
+                continue;
+            }
+            let pad_count = n - real.len();
+            let mut mask = Vec::new();
+            let mut feature_values = Vec::new();
+            for (f, (_, values)) in features.iter().enumerate() {
+                let mut seqv: Vec<Option<Value>> = real
+                    .iter()
+                    .map(|&r| values[r].clone().or_else(|| fills[f].clone()))
+                    .collect();
+                let padding = vec![Some(pads[f].clone()); pad_count];
+                seqv = match spec.padding {
+                    Padding::Post => [seqv, padding].concat(),
+                    Padding::Pre => [padding, seqv].concat(),
+                };
+                feature_values.push(seqv);
+            }
+            for k in 0..n {
+                let is_pad = match spec.padding {
+                    Padding::Post => k >= real.len(),
+                    Padding::Pre => k < pad_count,
+                };
+                mask.push(is_pad as i8);
+            }
+            out.push(Row {
+                entity: key(&entity, events[0]),
+                sequence_index: seq,
+                sequence_length: real.len() as i32,
+                features: feature_values,
+                mask,
+            });
+            seq += 1;
+        }
+        i = j;
+    }
+    Ok(out)
+}
+
+/// Converts output batches of any engine to plain rows, in the order given.
+pub fn rows_of(spec: &SequenceSpec, batches: &[RecordBatch]) -> Vec<Row> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let list = |name: &str| -> FixedSizeListArray {
+            batch
+                .column_by_name(name)
+                .unwrap_or_else(|| panic!("output lacks {name}"))
+                .as_fixed_size_list()
+                .clone()
+        };
+        let features: Vec<FixedSizeListArray> = spec
+            .features
+            .iter()
+            .map(|f| list(&f.output_name()))
+            .collect();
+        let mask = list("is_pad_sequence");
+        let index = batch
+            .column_by_name("sequence_index")
+            .expect("sequence_index");
+        let length = batch
+            .column_by_name("sequence_length")
+            .expect("sequence_length");
+        for r in 0..batch.num_rows() {
+            let values_of = |l: &FixedSizeListArray| {
+                assert_eq!(
+                    l.value_length() as usize,
+                    spec.sequence_length,
+                    "list length must be N"
+                );
+                let v = l.value(r);
+                (0..v.len()).map(|i| value_at(&v, i)).collect::<Vec<_>>()
+            };
+            out.push(Row {
+                entity: spec
+                    .entity
+                    .iter()
+                    .map(|e| {
+                        value_at(batch.column_by_name(e).unwrap(), r)
+                            .expect("entity values are never null")
+                    })
+                    .collect(),
+                sequence_index: index.as_primitive::<Int64Type>().value(r),
+                sequence_length: length.as_primitive::<Int32Type>().value(r),
+                features: features.iter().map(values_of).collect(),
+                mask: values_of(&mask)
+                    .into_iter()
+                    .map(|v| match v {
+                        Some(Value::Int(m)) => m as i8,
+                        other => panic!("mask value {other:?}"),
+                    })
+                    .collect(),
+            });
+        }
+    }
+    out
+}
