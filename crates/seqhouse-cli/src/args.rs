@@ -5,9 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
-use seqhouse_core::{
-    FeatureSpec, FillNull, Mode, NullKeyPolicy, Padding, SequenceRequest, SequenceSpec,
-};
+use seqhouse_core::{FeatureSpec, FillNull, Mode, NullKeyPolicy, Padding, SequenceRequest, SequenceSpec};
 use seqhouse_local::{LocalConfig, OutputCompression};
 
 /// Turns event logs into fixed-length, padded sequence arrays for sequence models.
@@ -196,31 +194,16 @@ pub struct Resolved {
 }
 
 fn parse<T: std::str::FromStr<Err = seqhouse_core::Error>>(text: &str) -> anyhow::Result<T> {
-    text.parse()
-        .map_err(|e: seqhouse_core::Error| usage(strip_prefix(e.to_string())))
+    text.parse().map_err(|e: seqhouse_core::Error| usage(strip_prefix(e.to_string())))
 }
 
 fn strip_prefix(message: String) -> String {
-    message
-        .strip_prefix("invalid request: ")
-        .map(str::to_string)
-        .unwrap_or(message)
+    message.strip_prefix("invalid request: ").map(str::to_string).unwrap_or(message)
 }
 
 fn list(flag: Vec<String>, file: Option<OneOrMany>, split_commas: bool) -> Vec<String> {
-    let raw = if flag.is_empty() {
-        file.map(|f| f.into_vec(split_commas)).unwrap_or_default()
-    } else {
-        flag
-    };
-    if split_commas {
-        raw.into_iter()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect()
-    } else {
-        raw
-    }
+    let raw = if flag.is_empty() { file.map(|f| f.into_vec(split_commas)).unwrap_or_default() } else { flag };
+    if split_commas { raw.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect() } else { raw }
 }
 
 impl SequenceArgs {
@@ -230,34 +213,21 @@ impl SequenceArgs {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| usage(format!("cannot read --config {}: {e}", path.display())))?;
-                toml::from_str::<ConfigFile>(&text).map_err(|e| {
-                    usage(format!(
-                        "--config {}: {}",
-                        path.display(),
-                        e.to_string().trim()
-                    ))
-                })?
+                toml::from_str::<ConfigFile>(&text)
+                    .map_err(|e| usage(format!("--config {}: {}", path.display(), e.to_string().trim())))?
             }
             None => ConfigFile::default(),
         };
-        let input = self
-            .input
-            .or(file.input)
-            .ok_or_else(|| usage("--input is required"))?;
-        let output = self
-            .output
-            .or(file.output)
-            .ok_or_else(|| usage("--output is required"))?;
+        let input = self.input.or(file.input).ok_or_else(|| usage("--input is required"))?;
+        let output = self.output.or(file.output).ok_or_else(|| usage("--output is required"))?;
         let entity = list(self.entity, file.entity, true);
         let order_by = list(self.order_by, file.order_by, true);
         let features = list(self.feature, file.feature, false)
             .iter()
             .map(|f| parse::<FeatureSpec>(f))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let sequence_length = self
-            .sequence_length
-            .or(file.sequence_length)
-            .ok_or_else(|| usage("--sequence-length (-n) is required"))?;
+        let sequence_length =
+            self.sequence_length.or(file.sequence_length).ok_or_else(|| usage("--sequence-length (-n) is required"))?;
 
         let mut spec = SequenceSpec::new(entity, order_by, features, sequence_length);
         if let Some(mode) = self.mode.or(file.mode) {
@@ -275,8 +245,7 @@ impl SequenceArgs {
         if let Some(policy) = self.on_null_key.or(file.on_null_key) {
             spec.on_null_key = parse::<NullKeyPolicy>(&policy)?;
         }
-        spec.validate()
-            .map_err(|e| usage(strip_prefix(e.to_string())))?;
+        spec.validate().map_err(|e| usage(strip_prefix(e.to_string())))?;
 
         let mut local = LocalConfig::default();
         if let Some(delimiter) = self.csv_delimiter.or(file.csv_delimiter) {
@@ -284,9 +253,7 @@ impl SequenceArgs {
                 "tab" | "\\t" | "\t" => b'\t',
                 d if d.len() == 1 && d.is_ascii() => d.as_bytes()[0],
                 d => {
-                    return Err(usage(format!(
-                        "--csv-delimiter '{d}' must be one ASCII character or 'tab'"
-                    )));
+                    return Err(usage(format!("--csv-delimiter '{d}' must be one ASCII character or 'tab'")));
                 }
             };
         }
@@ -309,9 +276,7 @@ impl SequenceArgs {
             spec,
             overwrite: self.overwrite || file.overwrite.unwrap_or(false),
         };
-        request
-            .jobs()
-            .map_err(|e| usage(strip_prefix(e.to_string())))?;
+        request.jobs().map_err(|e| usage(strip_prefix(e.to_string())))?;
         Ok(Resolved { request, local })
     }
 }

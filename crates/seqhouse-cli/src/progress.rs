@@ -19,9 +19,7 @@ impl TerminalProgress {
         } else {
             ProgressDrawTarget::hidden()
         };
-        TerminalProgress {
-            bar: ProgressBar::with_draw_target(None, target),
-        }
+        TerminalProgress { bar: ProgressBar::with_draw_target(None, target) }
     }
 
     /// Runs `f` with the bar cleared, so a log line does not tear through it.
@@ -33,9 +31,7 @@ impl TerminalProgress {
 impl Progress for TerminalProgress {
     fn stage(&self, name: &str, total: u64) {
         let style = if total > 0 {
-            ProgressStyle::with_template(
-                "{msg:>8} [{bar:30}] {human_pos}/{human_len} {elapsed_precise} eta {eta}",
-            )
+            ProgressStyle::with_template("{msg:>8} [{bar:30}] {human_pos}/{human_len} {elapsed_precise} eta {eta}")
         } else {
             ProgressStyle::with_template("{msg:>8} {spinner} {elapsed_precise}")
         };

@@ -3,13 +3,13 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BinaryArray, BooleanArray, Date32Array, Float64Array, Int8Array, Int32Array,
-    Int64Array, RecordBatch, StringArray,
+    ArrayRef, BinaryArray, BooleanArray, Date32Array, Float64Array, Int8Array, Int32Array, Int64Array, RecordBatch,
+    StringArray,
 };
 use arrow::datatypes::{DataType, Field, Schema};
 use seqhouse_core::{
-    Error, FeatureSpec, FillNull, JobReport, Mode, NoProgress, NullKeyPolicy, Padding,
-    SequenceRequest, SequenceSpec, Warehouse,
+    Error, FeatureSpec, FillNull, JobReport, Mode, NoProgress, NullKeyPolicy, Padding, SequenceRequest, SequenceSpec,
+    Warehouse,
 };
 
 use crate::Fixture;
@@ -19,10 +19,7 @@ use crate::reference::{self, Row, Value};
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self, below: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (self.0 >> 33) % below
     }
 }
@@ -45,11 +42,7 @@ pub fn events(rows: usize, seed: u64) -> RecordBatch {
         course.push(["algebra", "geometry"][rng.next(2) as usize]);
         ts.push(rng.next(40) as i64);
         item.push(rng.next(500) as i32);
-        correct.push(if r % 9 == 4 {
-            None
-        } else {
-            Some(rng.next(2) as i8)
-        });
+        correct.push(if r % 9 == 4 { None } else { Some(rng.next(2) as i8) });
         score.push(rng.next(1000) as f64 / 8.0);
         tag.push(format!("t{}", rng.next(30)));
         flag.push(rng.next(2) == 1);
@@ -59,10 +52,7 @@ pub fn events(rows: usize, seed: u64) -> RecordBatch {
         ("user", Arc::new(Int64Array::from(user))),
         ("course", Arc::new(StringArray::from(course))),
         ("ts", Arc::new(Int64Array::from(ts))),
-        (
-            "row_id",
-            Arc::new(Int64Array::from_iter_values(0..rows as i64)),
-        ),
+        ("row_id", Arc::new(Int64Array::from_iter_values(0..rows as i64))),
         ("item", Arc::new(Int32Array::from(item))),
         ("correct", Arc::new(Int8Array::from(correct))),
         ("score", Arc::new(Float64Array::from(score))),
@@ -84,10 +74,7 @@ pub fn base_spec(n: usize) -> SequenceSpec {
 }
 
 fn feature(name: &str, pad: Option<&str>) -> FeatureSpec {
-    FeatureSpec {
-        name: name.into(),
-        pad: pad.map(str::to_string),
-    }
+    FeatureSpec { name: name.into(), pad: pad.map(str::to_string) }
 }
 
 fn run(
@@ -97,13 +84,8 @@ fn run(
     spec: &SequenceSpec,
     overwrite: bool,
 ) -> Result<Vec<JobReport>, Error> {
-    let request = SequenceRequest {
-        input: input.into(),
-        output: output.into(),
-        subsets: vec![],
-        spec: spec.clone(),
-        overwrite,
-    };
+    let request =
+        SequenceRequest { input: input.into(), output: output.into(), subsets: vec![], spec: spec.clone(), overwrite };
     seqhouse_core::run(warehouse, &request, &NoProgress)
 }
 
@@ -126,11 +108,7 @@ fn assert_matches_reference(
     let got = reference::rows_of(spec, &fixture.read_output(&output).batches);
     let want = reference::sequence(spec, batches).unwrap();
     assert!(!want.is_empty(), "{name}: the case must produce windows");
-    assert_eq!(
-        sorted(got),
-        sorted(want),
-        "{name}: output differs from the reference"
-    );
+    assert_eq!(sorted(got), sorted(want), "{name}: output differs from the reference");
 }
 
 /// Every mode × padding side, with N smaller and larger than typical entity lengths.
@@ -178,10 +156,7 @@ pub fn ties_follow_capability(warehouse: &dyn Warehouse, fixture: &dyn Fixture) 
     spec.features = vec![feature("row_id", Some("-1"))];
     let output = fixture.output_location("ties_out");
     run(warehouse, &input, &output, &spec, false).unwrap();
-    let got = sorted(reference::rows_of(
-        &spec,
-        &fixture.read_output(&output).batches,
-    ));
+    let got = sorted(reference::rows_of(&spec, &fixture.read_output(&output).batches));
     let want = sorted(reference::sequence(&spec, &[first, second]).unwrap());
     if warehouse.capabilities().ties_keep_input_order {
         assert_eq!(got, want, "ties must keep input order");
@@ -189,26 +164,16 @@ pub fn ties_follow_capability(warehouse: &dyn Warehouse, fixture: &dyn Fixture) 
         let events_of = |rows: &[Row]| {
             let mut per_entity: Vec<(Vec<Value>, Vec<Option<Value>>)> = Vec::new();
             for row in rows {
-                let real: Vec<Option<Value>> = row.features[0]
-                    .iter()
-                    .zip(&row.mask)
-                    .filter(|(_, m)| **m == 0)
-                    .map(|(v, _)| v.clone())
-                    .collect();
+                let real: Vec<Option<Value>> =
+                    row.features[0].iter().zip(&row.mask).filter(|(_, m)| **m == 0).map(|(v, _)| v.clone()).collect();
                 per_entity.push((row.entity.clone(), real));
             }
-            let mut flat: Vec<(Vec<Value>, Option<Value>)> = per_entity
-                .into_iter()
-                .flat_map(|(e, vs)| vs.into_iter().map(move |v| (e.clone(), v)))
-                .collect();
+            let mut flat: Vec<(Vec<Value>, Option<Value>)> =
+                per_entity.into_iter().flat_map(|(e, vs)| vs.into_iter().map(move |v| (e.clone(), v))).collect();
             flat.sort();
             flat
         };
-        assert_eq!(
-            events_of(&got),
-            events_of(&want),
-            "each entity's events must appear exactly once"
-        );
+        assert_eq!(events_of(&got), events_of(&want), "each entity's events must appear exactly once");
     }
 }
 
@@ -228,24 +193,12 @@ pub fn types_and_pads_round_trip(warehouse: &dyn Warehouse, fixture: &dyn Fixtur
     let out = fixture.read_output(&fixture.output_location("types_out"));
     let schema = out.batches[0].schema();
     for f in &spec.features {
-        let input_type = batches[0]
-            .schema()
-            .field_with_name(&f.name)
-            .unwrap()
-            .data_type()
-            .clone();
-        match schema
-            .field_with_name(&f.output_name())
-            .unwrap()
-            .data_type()
-        {
+        let input_type = batches[0].schema().field_with_name(&f.name).unwrap().data_type().clone();
+        match schema.field_with_name(&f.output_name()).unwrap().data_type() {
             DataType::FixedSizeList(item, 7) => {
                 assert_eq!(item.data_type(), &input_type, "{}", f.name)
             }
-            other => panic!(
-                "{} is {other}, expected a fixed-size list of 7",
-                f.output_name()
-            ),
+            other => panic!("{} is {other}, expected a fixed-size list of 7", f.output_name()),
         }
     }
 }
@@ -259,66 +212,28 @@ pub fn feature_nulls_kept_or_filled(warehouse: &dyn Warehouse, fixture: &dyn Fix
     let nulls_in_output: usize = kept
         .batches
         .iter()
-        .map(|b| {
-            b.column_by_name("correct_sequence")
-                .unwrap()
-                .as_ref()
-                .to_data()
-                .child_data()[0]
-                .null_count()
-        })
+        .map(|b| b.column_by_name("correct_sequence").unwrap().as_ref().to_data().child_data()[0].null_count())
         .sum();
-    assert_eq!(
-        nulls_in_output, 11,
-        "100 rows with a null on every 9th from the 5th: 11 nulls, each in one window"
-    );
+    assert_eq!(nulls_in_output, 11, "100 rows with a null on every 9th from the 5th: 11 nulls, each in one window");
     assert_eq!(kept.manifest.counts.feature_nulls["correct"], 11);
 
     let mut filled = spec.clone();
-    filled.fill_null = vec![FillNull {
-        column: "correct".into(),
-        value: "7".into(),
-    }];
+    filled.fill_null = vec![FillNull { column: "correct".into(), value: "7".into() }];
     assert_matches_reference(warehouse, fixture, "nulls_filled", &filled, &batches);
     let out = fixture.read_output(&fixture.output_location("nulls_filled_out"));
     let rows = reference::rows_of(&filled, &out.batches);
-    let sevens = rows
-        .iter()
-        .flat_map(|r| &r.features[1])
-        .filter(|v| **v == Some(Value::Int(7)))
-        .count();
+    let sevens = rows.iter().flat_map(|r| &r.features[1]).filter(|v| **v == Some(Value::Int(7))).count();
     assert_eq!(sevens, 11);
 }
 
 fn with_null_keys() -> RecordBatch {
     let batch = events(80, 6);
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-    let user: Int64Array = (0..80)
-        .map(|i| {
-            if i % 13 == 5 {
-                None
-            } else {
-                Some((i % 4) as i64)
-            }
-        })
-        .collect();
-    let ts: Int64Array = (0..80)
-        .map(|i| {
-            if i % 10 == 7 {
-                None
-            } else {
-                Some(i as i64 / 3)
-            }
-        })
-        .collect();
+    let user: Int64Array = (0..80).map(|i| if i % 13 == 5 { None } else { Some((i % 4) as i64) }).collect();
+    let ts: Int64Array = (0..80).map(|i| if i % 10 == 7 { None } else { Some(i as i64 / 3) }).collect();
     columns[0] = Arc::new(user);
     columns[2] = Arc::new(ts);
-    let names: Vec<String> = batch
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
+    let names: Vec<String> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
     RecordBatch::try_from_iter(names.into_iter().zip(columns)).unwrap()
 }
 
@@ -335,18 +250,12 @@ pub fn null_keys_error_or_drop(warehouse: &dyn Warehouse, fixture: &dyn Fixture)
         }
         other => panic!("expected a NullKey error, got {other:?}"),
     }
-    assert!(
-        fixture.list(&output).is_empty(),
-        "a failed run leaves nothing at the output"
-    );
+    assert!(fixture.list(&output).is_empty(), "a failed run leaves nothing at the output");
 
     let mut dropping = spec.clone();
     dropping.on_null_key = NullKeyPolicy::Drop;
     assert_matches_reference(warehouse, fixture, "nullkeys_drop", &dropping, &[batch]);
-    let counts = fixture
-        .read_output(&fixture.output_location("nullkeys_drop_out"))
-        .manifest
-        .counts;
+    let counts = fixture.read_output(&fixture.output_location("nullkeys_drop_out")).manifest.counts;
     // user null at i = 5, 18, 31, 44, 57, 70; ts null at i = 7, 17, ..., 77 (8 rows); 57 is both.
     assert_eq!(counts.dropped_null_key_rows, 13);
     assert_eq!(counts.null_key_rows_by_column["user"], 6);
@@ -381,22 +290,10 @@ pub fn empty_input_gives_empty_output(warehouse: &dyn Warehouse, fixture: &dyn F
     assert_eq!(out.batches.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
     assert_eq!(out.manifest.counts.windows, 0);
     assert_eq!(out.manifest.counts.entities, 0);
-    let names: Vec<String> = out
-        .manifest
-        .columns
-        .iter()
-        .map(|c| c.name.clone())
-        .collect();
+    let names: Vec<String> = out.manifest.columns.iter().map(|c| c.name.clone()).collect();
     assert_eq!(
         names,
-        [
-            "user",
-            "sequence_index",
-            "sequence_length",
-            "item_sequence",
-            "correct_sequence",
-            "is_pad_sequence"
-        ]
+        ["user", "sequence_index", "sequence_length", "item_sequence", "correct_sequence", "is_pad_sequence"]
     );
 }
 
@@ -407,14 +304,9 @@ pub fn missing_column_is_named(warehouse: &dyn Warehouse, fixture: &dyn Fixture)
     let mut spec = base_spec(4);
     spec.features.push(feature("skill", Some("-1")));
     match run(warehouse, &input, &output, &spec, false) {
-        Err(Error::ColumnNotFound {
-            column, available, ..
-        }) => {
+        Err(Error::ColumnNotFound { column, available, .. }) => {
             assert_eq!(column, "skill");
-            assert!(
-                available.contains(&"item".to_string()),
-                "available columns are listed: {available:?}"
-            );
+            assert!(available.contains(&"item".to_string()), "available columns are listed: {available:?}");
         }
         other => panic!("expected ColumnNotFound, got {other:?}"),
     }
@@ -425,18 +317,11 @@ pub fn missing_column_is_named(warehouse: &dyn Warehouse, fixture: &dyn Fixture)
 pub fn bad_pad_value_is_named(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
     let input = fixture.put_parquet("badpad", "events.parquet", &[events(20, 10)]);
     let output = fixture.output_location("badpad_out");
-    for (column, pad) in [
-        ("item", "abc"),
-        ("correct", "300"),
-        ("flag", "maybe"),
-        ("score", "1.2.3"),
-    ] {
+    for (column, pad) in [("item", "abc"), ("correct", "300"), ("flag", "maybe"), ("score", "1.2.3")] {
         let mut spec = base_spec(4);
         spec.features = vec![feature(column, Some(pad))];
         match run(warehouse, &input, &output, &spec, false) {
-            Err(Error::BadValue {
-                column: c, value, ..
-            }) => {
+            Err(Error::BadValue { column: c, value, .. }) => {
                 assert_eq!((c.as_str(), value.as_str()), (column, pad));
             }
             other => panic!("expected BadValue for {column}={pad}, got {other:?}"),
@@ -448,15 +333,8 @@ pub fn bad_pad_value_is_named(warehouse: &dyn Warehouse, fixture: &dyn Fixture) 
 /// A column of a type seqhouse cannot sequence is named.
 pub fn unsupported_type_is_named(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
     let batch = events(20, 11);
-    let blob: ArrayRef = Arc::new(BinaryArray::from_iter_values(
-        (0..20).map(|i| vec![i as u8]),
-    ));
-    let mut fields: Vec<Field> = batch
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
+    let blob: ArrayRef = Arc::new(BinaryArray::from_iter_values((0..20).map(|i| vec![i as u8])));
+    let mut fields: Vec<Field> = batch.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
     fields.push(Field::new("blob", DataType::Binary, false));
     let mut columns = batch.columns().to_vec();
     columns.push(blob);
@@ -481,11 +359,7 @@ pub fn existing_output_needs_overwrite(warehouse: &dyn Warehouse, fixture: &dyn 
         Err(Error::OutputExists { location }) => assert!(location.contains("overwrite_out")),
         other => panic!("expected OutputExists, got {other:?}"),
     }
-    assert_eq!(
-        fixture.read_output(&output).manifest.spec.sequence_length,
-        3,
-        "the old output is untouched"
-    );
+    assert_eq!(fixture.read_output(&output).manifest.spec.sequence_length, 3, "the old output is untouched");
     run(warehouse, &input, &output, &base_spec(5), true).unwrap();
     let out = fixture.read_output(&output);
     assert_eq!(out.manifest.spec.sequence_length, 5);
@@ -504,10 +378,7 @@ pub fn failed_run_publishes_nothing(warehouse: &dyn Warehouse, fixture: &dyn Fix
     // A second file that is not Parquet: the failure comes while reading, after planning.
     fixture.put_bytes("failing", "b.parquet", b"PAR1 this is not parquet");
     let err = run(warehouse, &good, &output, &base_spec(6), true).unwrap_err();
-    assert!(
-        matches!(err, Error::CorruptInput { ref file, .. } if file.contains("b.parquet")),
-        "{err:?}"
-    );
+    assert!(matches!(err, Error::CorruptInput { ref file, .. } if file.contains("b.parquet")), "{err:?}");
     let after = fixture.read_output(&output);
     assert_eq!(after.manifest, before.manifest);
     assert_eq!(after.entries, before.entries);
@@ -520,14 +391,9 @@ pub fn failed_run_publishes_nothing(warehouse: &dyn Warehouse, fixture: &dyn Fix
 pub fn subsets_go_to_their_folders(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
     let train = events(90, 14);
     let valid = events(30, 15);
-    let train_loc =
-        fixture.put_parquet("root/train", "events.parquet", std::slice::from_ref(&train));
+    let train_loc = fixture.put_parquet("root/train", "events.parquet", std::slice::from_ref(&train));
     fixture.put_parquet("root/valid", "events.parquet", std::slice::from_ref(&valid));
-    let root = train_loc
-        .trim_end_matches('/')
-        .trim_end_matches("train")
-        .trim_end_matches('/')
-        .to_string();
+    let root = train_loc.trim_end_matches('/').trim_end_matches("train").trim_end_matches('/').to_string();
     let out_root = fixture.output_location("subsets_out");
     let spec = base_spec(4);
     let request = SequenceRequest {
@@ -539,22 +405,12 @@ pub fn subsets_go_to_their_folders(warehouse: &dyn Warehouse, fixture: &dyn Fixt
     };
     let reports = seqhouse_core::run(warehouse, &request, &NoProgress).unwrap();
     assert_eq!(reports.len(), 2);
-    assert_eq!(
-        fixture.list(&out_root),
-        ["train_sequenced_4", "valid_sequenced_4"]
-    );
+    assert_eq!(fixture.list(&out_root), ["train_sequenced_4", "valid_sequenced_4"]);
     for (name, batch) in [("train", train), ("valid", valid)] {
-        let out = fixture.read_output(&seqhouse_core::join_location(
-            &out_root,
-            &format!("{name}_sequenced_4"),
-        ));
+        let out = fixture.read_output(&seqhouse_core::join_location(&out_root, &format!("{name}_sequenced_4")));
         assert_eq!(out.manifest.subset.as_deref(), Some(name));
         let got = sorted(reference::rows_of(&spec, &out.batches));
-        assert_eq!(
-            got,
-            sorted(reference::sequence(&spec, &[batch]).unwrap()),
-            "subset {name}"
-        );
+        assert_eq!(got, sorted(reference::sequence(&spec, &[batch]).unwrap()), "subset {name}");
     }
 }
 
@@ -576,18 +432,12 @@ pub fn manifest_describes_the_job(warehouse: &dyn Warehouse, fixture: &dyn Fixtu
     let want = reference::sequence(&spec, &[batch]).unwrap();
     assert_eq!(m.counts.windows, want.len() as u64);
     assert_eq!(m.counts.entities, 7);
-    assert_eq!(
-        m.parts.iter().map(|p| p.rows).sum::<u64>(),
-        want.len() as u64
-    );
+    assert_eq!(m.parts.iter().map(|p| p.rows).sum::<u64>(), want.len() as u64);
     assert_eq!(reports[0].stats, m.counts);
     let mut expected: Vec<String> = m.parts.iter().map(|p| p.path.clone()).collect();
     expected.push(seqhouse_core::MANIFEST_FILE.to_string());
     expected.sort();
-    assert_eq!(
-        out.entries, expected,
-        "the output holds the parts and the manifest, nothing else"
-    );
+    assert_eq!(out.entries, expected, "the output holds the parts and the manifest, nothing else");
 }
 
 /// The same input and spec give the same rows in the same order.
@@ -595,16 +445,10 @@ pub fn same_input_same_output(warehouse: &dyn Warehouse, fixture: &dyn Fixture) 
     let input = fixture.put_parquet("determinism", "events.parquet", &[events(130, 17)]);
     let mut spec = base_spec(5);
     spec.mode = Mode::Prefix;
-    let (a, b) = (
-        fixture.output_location("det_a"),
-        fixture.output_location("det_b"),
-    );
+    let (a, b) = (fixture.output_location("det_a"), fixture.output_location("det_b"));
     run(warehouse, &input, &a, &spec, false).unwrap();
     run(warehouse, &input, &b, &spec, false).unwrap();
     let (a, b) = (fixture.read_output(&a), fixture.read_output(&b));
-    assert_eq!(
-        reference::rows_of(&spec, &a.batches),
-        reference::rows_of(&spec, &b.batches)
-    );
+    assert_eq!(reference::rows_of(&spec, &a.batches), reference::rows_of(&spec, &b.batches));
     assert_eq!(a.manifest, b.manifest);
 }

@@ -41,9 +41,7 @@ pub struct LocalFixture {
 impl LocalFixture {
     /// A fresh temporary folder.
     pub fn new() -> Self {
-        LocalFixture {
-            root: tempfile::tempdir().expect("temp dir"),
-        }
+        LocalFixture { root: tempfile::tempdir().expect("temp dir") }
     }
 
     fn path(&self, relative: &str) -> PathBuf {
@@ -86,9 +84,7 @@ impl Fixture for LocalFixture {
 
     fn list(&self, location: &str) -> Vec<String> {
         let mut names: Vec<String> = match std::fs::read_dir(location) {
-            Ok(entries) => entries
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect(),
+            Ok(entries) => entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
             Err(_) => Vec::new(),
         };
         names.sort();
@@ -97,23 +93,16 @@ impl Fixture for LocalFixture {
 
     fn read_output(&self, location: &str) -> Output {
         let dir = PathBuf::from(location);
-        let manifest: Manifest = serde_json::from_slice(
-            &std::fs::read(dir.join(MANIFEST_FILE)).expect("manifest present"),
-        )
-        .unwrap();
+        let manifest: Manifest =
+            serde_json::from_slice(&std::fs::read(dir.join(MANIFEST_FILE)).expect("manifest present")).unwrap();
         let mut batches = Vec::new();
         for part in &manifest.parts {
-            let reader =
-                ParquetRecordBatchReaderBuilder::try_new(File::open(dir.join(&part.path)).unwrap())
-                    .unwrap()
-                    .build()
-                    .unwrap();
+            let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(dir.join(&part.path)).unwrap())
+                .unwrap()
+                .build()
+                .unwrap();
             batches.extend(reader.map(|b| b.unwrap()));
         }
-        Output {
-            manifest,
-            batches,
-            entries: self.list(location),
-        }
+        Output { manifest, batches, entries: self.list(location) }
     }
 }

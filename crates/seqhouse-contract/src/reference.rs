@@ -56,31 +56,18 @@ pub fn value_at(array: &ArrayRef, i: usize) -> Option<Value> {
     }
     Some(match array.data_type() {
         DataType::Boolean => Value::Bool(array.as_boolean().value(i)),
-        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => Value::Int(
-            cast(array, &DataType::Int64)
-                .unwrap()
-                .as_primitive::<Int64Type>()
-                .value(i),
-        ),
-        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => Value::UInt(
-            cast(array, &DataType::UInt64)
-                .unwrap()
-                .as_primitive::<UInt64Type>()
-                .value(i),
-        ),
-        DataType::Float32 | DataType::Float64 => Value::Float(
-            cast(array, &DataType::Float64)
-                .unwrap()
-                .as_primitive::<Float64Type>()
-                .value(i),
-        ),
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
+            Value::Int(cast(array, &DataType::Int64).unwrap().as_primitive::<Int64Type>().value(i))
+        }
+        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
+            Value::UInt(cast(array, &DataType::UInt64).unwrap().as_primitive::<UInt64Type>().value(i))
+        }
+        DataType::Float32 | DataType::Float64 => {
+            Value::Float(cast(array, &DataType::Float64).unwrap().as_primitive::<Float64Type>().value(i))
+        }
         DataType::Utf8 => Value::Str(array.as_string::<i32>().value(i).to_string()),
         DataType::LargeUtf8 => Value::Str(array.as_string::<i64>().value(i).to_string()),
-        DataType::Date32 => Value::Int(
-            array
-                .as_primitive::<arrow::datatypes::Date32Type>()
-                .value(i) as i64,
-        ),
+        DataType::Date32 => Value::Int(array.as_primitive::<arrow::datatypes::Date32Type>().value(i) as i64),
         DataType::Date64 | DataType::Timestamp(_, _) => {
             let raw = cast(array, &DataType::Int64).unwrap();
             Value::Int(raw.as_primitive::<Int64Type>().value(i))
@@ -103,14 +90,7 @@ pub fn parse_simple(text: &str, data_type: &DataType) -> Value {
 }
 
 fn zero(data_type: &DataType) -> Value {
-    parse_simple(
-        if matches!(data_type, DataType::Utf8 | DataType::LargeUtf8) {
-            ""
-        } else {
-            "0"
-        },
-        data_type,
-    )
+    parse_simple(if matches!(data_type, DataType::Utf8 | DataType::LargeUtf8) { "" } else { "0" }, data_type)
 }
 
 /// One output row in plain values.
@@ -167,9 +147,7 @@ pub fn sequence(spec: &SequenceSpec, batches: &[RecordBatch]) -> Result<Vec<Row>
         let mut values = Vec::new();
         let mut data_type = DataType::Null;
         for batch in batches {
-            let array = batch
-                .column_by_name(name)
-                .unwrap_or_else(|| panic!("no column {name}"));
+            let array = batch.column_by_name(name).unwrap_or_else(|| panic!("no column {name}"));
             data_type = array.data_type().clone();
             values.extend((0..array.len()).map(|i| value_at(array, i)));
         }
@@ -177,38 +155,19 @@ pub fn sequence(spec: &SequenceSpec, batches: &[RecordBatch]) -> Result<Vec<Row>
     };
     let entity: Vec<Vec<Option<Value>>> = spec.entity.iter().map(|c| column(c).1).collect();
     let order: Vec<Vec<Option<Value>>> = spec.order_by.iter().map(|c| column(c).1).collect();
-    let features: Vec<(DataType, Vec<Option<Value>>)> =
-        spec.features.iter().map(|f| column(&f.name)).collect();
+    let features: Vec<(DataType, Vec<Option<Value>>)> = spec.features.iter().map(|f| column(&f.name)).collect();
     let rows = batches.iter().map(|b| b.num_rows()).sum::<usize>();
 
-    let mut kept = Vec::new();
-    'row: for r in 0..rows {
-        for (name, col) in spec
-            .entity
-            .iter()
-            .zip(&entity)
-            .chain(spec.order_by.iter().zip(&order))
-        {
-            if col[r].is_none() {
-                if spec.on_null_key == NullKeyPolicy::Error {
-                    return Err(name.clone());
-                }
-                continue 'row;
-            }
+    // Under `error`, the first key column (entity columns, then order-by) holding a null is named.
+    for (name, col) in spec.entity.iter().zip(&entity).chain(spec.order_by.iter().zip(&order)) {
+        if spec.on_null_key == NullKeyPolicy::Error && col.iter().any(Option::is_none) {
+            return Err(name.clone());
         }
-        kept.push(r);
     }
-    let key = |cols: &Vec<Vec<Option<Value>>>, r: usize| {
-        cols.iter()
-            .map(|c| c[r].clone().unwrap())
-            .collect::<Vec<_>>()
-    };
+    let mut kept: Vec<usize> = (0..rows).filter(|&r| entity.iter().chain(&order).all(|col| col[r].is_some())).collect();
+    let key = |cols: &Vec<Vec<Option<Value>>>, r: usize| cols.iter().map(|c| c[r].clone().unwrap()).collect::<Vec<_>>();
     // A stable sort: equal keys keep input order.
-    kept.sort_by(|&a, &b| {
-        key(&entity, a)
-            .cmp(&key(&entity, b))
-            .then(key(&order, a).cmp(&key(&order, b)))
-    });
+    kept.sort_by(|&a, &b| key(&entity, a).cmp(&key(&entity, b)).then(key(&order, a).cmp(&key(&order, b))));
 
     let n = spec.sequence_length;
     let stride = spec.stride.unwrap_or(1);
@@ -216,23 +175,13 @@ pub fn sequence(spec: &SequenceSpec, batches: &[RecordBatch]) -> Result<Vec<Row>
         .features
         .iter()
         .zip(&features)
-        .map(|(f, (t, _))| {
-            f.pad
-                .as_deref()
-                .map(|p| parse_simple(p, t))
-                .unwrap_or_else(|| zero(t))
-        })
+        .map(|(f, (t, _))| f.pad.as_deref().map(|p| parse_simple(p, t)).unwrap_or_else(|| zero(t)))
         .collect();
     let fills: Vec<Option<Value>> = spec
         .features
         .iter()
         .zip(&features)
-        .map(|(f, (t, _))| {
-            spec.fill_null
-                .iter()
-                .find(|x| x.column == f.name)
-                .map(|x| parse_simple(&x.value, t))
-        })
+        .map(|(f, (t, _))| spec.fill_null.iter().find(|x| x.column == f.name).map(|x| parse_simple(&x.value, t)))
         .collect();
 
     let mut out = Vec::new();
@@ -253,10 +202,8 @@ pub fn sequence(spec: &SequenceSpec, batches: &[RecordBatch]) -> Result<Vec<Row>
             let mut mask = Vec::new();
             let mut feature_values = Vec::new();
             for (f, (_, values)) in features.iter().enumerate() {
-                let mut seqv: Vec<Option<Value>> = real
-                    .iter()
-                    .map(|&r| values[r].clone().or_else(|| fills[f].clone()))
-                    .collect();
+                let mut seqv: Vec<Option<Value>> =
+                    real.iter().map(|&r| values[r].clone().or_else(|| fills[f].clone())).collect();
                 let padding = vec![Some(pads[f].clone()); pad_count];
                 seqv = match spec.padding {
                     Padding::Post => [seqv, padding].concat(),
@@ -290,31 +237,15 @@ pub fn rows_of(spec: &SequenceSpec, batches: &[RecordBatch]) -> Vec<Row> {
     let mut out = Vec::new();
     for batch in batches {
         let list = |name: &str| -> FixedSizeListArray {
-            batch
-                .column_by_name(name)
-                .unwrap_or_else(|| panic!("output lacks {name}"))
-                .as_fixed_size_list()
-                .clone()
+            batch.column_by_name(name).unwrap_or_else(|| panic!("output lacks {name}")).as_fixed_size_list().clone()
         };
-        let features: Vec<FixedSizeListArray> = spec
-            .features
-            .iter()
-            .map(|f| list(&f.output_name()))
-            .collect();
+        let features: Vec<FixedSizeListArray> = spec.features.iter().map(|f| list(&f.output_name())).collect();
         let mask = list("is_pad_sequence");
-        let index = batch
-            .column_by_name("sequence_index")
-            .expect("sequence_index");
-        let length = batch
-            .column_by_name("sequence_length")
-            .expect("sequence_length");
+        let index = batch.column_by_name("sequence_index").expect("sequence_index");
+        let length = batch.column_by_name("sequence_length").expect("sequence_length");
         for r in 0..batch.num_rows() {
             let values_of = |l: &FixedSizeListArray| {
-                assert_eq!(
-                    l.value_length() as usize,
-                    spec.sequence_length,
-                    "list length must be N"
-                );
+                assert_eq!(l.value_length() as usize, spec.sequence_length, "list length must be N");
                 let v = l.value(r);
                 (0..v.len()).map(|i| value_at(&v, i)).collect::<Vec<_>>()
             };
@@ -322,10 +253,7 @@ pub fn rows_of(spec: &SequenceSpec, batches: &[RecordBatch]) -> Vec<Row> {
                 entity: spec
                     .entity
                     .iter()
-                    .map(|e| {
-                        value_at(batch.column_by_name(e).unwrap(), r)
-                            .expect("entity values are never null")
-                    })
+                    .map(|e| value_at(batch.column_by_name(e).unwrap(), r).expect("entity values are never null"))
                     .collect(),
                 sequence_index: index.as_primitive::<Int64Type>().value(r),
                 sequence_length: length.as_primitive::<Int32Type>().value(r),

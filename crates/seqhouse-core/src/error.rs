@@ -55,9 +55,7 @@ pub enum Error {
     },
 
     /// A pad or fill value does not parse as its column's type.
-    #[error(
-        "{option} value '{value}' for column '{column}' does not parse as {data_type}: {reason}"
-    )]
+    #[error("{option} value '{value}' for column '{column}' does not parse as {data_type}: {reason}")]
     BadValue {
         /// `--feature` (pad) or `--fill-null`.
         option: &'static str,
@@ -124,11 +122,7 @@ impl Error {
 
     /// Shorthand for [`Error::Storage`].
     pub fn storage(action: &str, location: impl fmt::Display, message: impl fmt::Display) -> Self {
-        Error::Storage {
-            action: action.to_string(),
-            location: location.to_string(),
-            message: message.to_string(),
-        }
+        Error::Storage { action: action.to_string(), location: location.to_string(), message: message.to_string() }
     }
 
     /// Wraps an arrow error raised by seqhouse's own computation (not by decoding user input).

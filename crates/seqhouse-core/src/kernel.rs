@@ -13,8 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, FixedSizeListArray, Int8Array, Int32Array, Int64Array,
-    RecordBatch, UInt32Array,
+    Array, ArrayRef, BooleanArray, FixedSizeListArray, Int8Array, Int32Array, Int64Array, RecordBatch, UInt32Array,
 };
 use arrow::compute::kernels::zip::zip;
 use arrow::compute::{concat, filter_record_batch, is_not_null, take};
@@ -96,14 +95,10 @@ pub struct Sequencer {
 }
 
 impl Sequencer {
-    /// Orders and windows `batches`, which must follow `resolved.input_schema` and come in input
-    /// order (files in path order, rows in file order). `batch_sources[i]` names the file of
-    /// `batches[i]` for error messages.
-    pub fn prepare(
-        resolved: &ResolvedSpec,
-        batches: &[RecordBatch],
-        batch_sources: &[&str],
-    ) -> Result<Self> {
+    /// Orders and windows `batches`, which must follow `resolved.input_schema` (see
+    /// [`ResolvedSpec::conform`]) and come in input order (files in path order, rows in file
+    /// order). `batch_sources[i]` names the file of `batches[i]` for error messages.
+    pub fn prepare(resolved: &ResolvedSpec, batches: &[RecordBatch], batch_sources: &[&str]) -> Result<Self> {
         let schema = resolved.input_schema.clone();
         let input = if batches.is_empty() {
             RecordBatch::new_empty(schema.clone())
@@ -118,19 +113,10 @@ impl Sequencer {
             )));
         }
 
-        let (input, dropped, by_column) =
-            apply_null_key_policy(resolved, input, batches, batch_sources)?;
+        let (input, dropped, by_column) = apply_null_key_policy(resolved, input, batches, batch_sources)?;
 
-        let entities: Vec<ArrayRef> = resolved
-            .entity_idx
-            .iter()
-            .map(|&i| input.column(i).clone())
-            .collect();
-        let orders: Vec<ArrayRef> = resolved
-            .order_idx
-            .iter()
-            .map(|&i| input.column(i).clone())
-            .collect();
+        let entities: Vec<ArrayRef> = resolved.entity_idx.iter().map(|&i| input.column(i).clone()).collect();
+        let orders: Vec<ArrayRef> = resolved.order_idx.iter().map(|&i| input.column(i).clone()).collect();
         let entity_rows = to_rows(&entities)?;
         let order_rows = to_rows(&orders)?;
 
@@ -145,18 +131,14 @@ impl Sequencer {
         });
 
         let spec = &resolved.spec;
-        let (n, stride, min_len) = (
-            spec.sequence_length,
-            spec.effective_stride(),
-            spec.min_length,
-        );
+        let (n, stride, min_len) = (spec.sequence_length, spec.effective_stride(), spec.min_length);
         let mut windows = Vec::new();
         let mut below_min = 0u64;
         let mut entity_count = 0u64;
         let mut group_start = 0usize;
         for pos in 1..=order.len() {
-            let boundary = pos == order.len()
-                || entity_rows.row(order[pos] as usize) != entity_rows.row(order[pos - 1] as usize);
+            let boundary =
+                pos == order.len() || entity_rows.row(order[pos] as usize) != entity_rows.row(order[pos - 1] as usize);
             if !boundary {
                 continue;
             }
@@ -167,11 +149,7 @@ impl Sequencer {
                     below_min += 1;
                     continue;
                 }
-                windows.push(Window {
-                    start: (group_start + s) as u32,
-                    len: (e - s) as u32,
-                    seq,
-                });
+                windows.push(Window { start: (group_start + s) as u32, len: (e - s) as u32, seq });
                 seq += 1;
             }
             group_start = pos;
@@ -188,12 +166,7 @@ impl Sequencer {
                 let filled = match &resolved.fills[f] {
                     Some(fill) if column.null_count() > 0 => {
                         let fill = arrow::array::Scalar::new(fill.clone());
-                        zip(
-                            &is_not_null(column).map_err(Error::internal)?,
-                            column,
-                            &fill,
-                        )
-                        .map_err(Error::internal)?
+                        zip(&is_not_null(column).map_err(Error::internal)?, column, &fill).map_err(Error::internal)?
                     }
                     _ => column.clone(),
                 };
@@ -211,14 +184,7 @@ impl Sequencer {
             windows_below_min_length: below_min,
             feature_nulls,
         };
-        Ok(Sequencer {
-            resolved: resolved.clone(),
-            entities,
-            padded_sources,
-            order,
-            windows,
-            stats,
-        })
+        Ok(Sequencer { resolved: resolved.clone(), entities, padded_sources, order, windows, stats })
     }
 
     /// Number of output rows (kept windows).
@@ -260,8 +226,7 @@ impl Sequencer {
             }
         }
         let gather = UInt32Array::from(gather);
-        let firsts =
-            UInt32Array::from_iter_values(windows.iter().map(|w| self.order[w.start as usize]));
+        let firsts = UInt32Array::from_iter_values(windows.iter().map(|w| self.order[w.start as usize]));
 
         let schema = self.resolved.output_schema.clone();
         let mut columns: Vec<ArrayRef> = self
@@ -269,38 +234,23 @@ impl Sequencer {
             .iter()
             .map(|e| take(e.as_ref(), &firsts, None).map_err(Error::internal))
             .collect::<Result<_>>()?;
-        columns.push(Arc::new(Int64Array::from_iter_values(
-            windows.iter().map(|w| w.seq as i64),
-        )));
-        columns.push(Arc::new(Int32Array::from_iter_values(
-            windows.iter().map(|w| w.len as i32),
-        )));
+        columns.push(Arc::new(Int64Array::from_iter_values(windows.iter().map(|w| w.seq as i64))));
+        columns.push(Arc::new(Int32Array::from_iter_values(windows.iter().map(|w| w.len as i32))));
         let features: Vec<ArrayRef> = self
             .padded_sources
             .par_iter()
             .enumerate()
             .map(|(f, source)| {
                 let values = take(source.as_ref(), &gather, None).map_err(Error::internal)?;
-                let field = list_item(
-                    schema
-                        .field(self.resolved.entity_idx.len() + 2 + f)
-                        .data_type(),
-                );
-                Ok(Arc::new(
-                    FixedSizeListArray::try_new(field, n as i32, values, None)
-                        .map_err(Error::internal)?,
-                ) as ArrayRef)
+                let field = list_item(schema.field(self.resolved.entity_idx.len() + 2 + f).data_type());
+                Ok(Arc::new(FixedSizeListArray::try_new(field, n as i32, values, None).map_err(Error::internal)?)
+                    as ArrayRef)
             })
             .collect::<Result<_>>()?;
         columns.extend(features);
         let mask_field = list_item(schema.field(schema.fields().len() - 1).data_type());
-        let mask = FixedSizeListArray::try_new(
-            mask_field,
-            n as i32,
-            Arc::new(Int8Array::from(mask)),
-            None,
-        )
-        .map_err(Error::internal)?;
+        let mask = FixedSizeListArray::try_new(mask_field, n as i32, Arc::new(Int8Array::from(mask)), None)
+            .map_err(Error::internal)?;
         columns.push(Arc::new(mask));
         RecordBatch::try_new(schema, columns).map_err(Error::internal)
     }
@@ -314,10 +264,7 @@ fn list_item(data_type: &DataType) -> Arc<Field> {
 }
 
 fn to_rows(columns: &[ArrayRef]) -> Result<Rows> {
-    let fields = columns
-        .iter()
-        .map(|c| SortField::new(c.data_type().clone()))
-        .collect();
+    let fields = columns.iter().map(|c| SortField::new(c.data_type().clone())).collect();
     let converter = RowConverter::new(fields).map_err(Error::internal)?;
     converter.convert_columns(columns).map_err(Error::internal)
 }

@@ -79,11 +79,7 @@ impl SequenceRequest {
 /// All jobs are preflighted before the first one runs, so a clash on the last subset's output is
 /// reported before any work is done. Each job publishes on its own; if a later job fails, the
 /// earlier ones stay published (each is complete, with its manifest).
-pub fn run(
-    warehouse: &dyn Warehouse,
-    request: &SequenceRequest,
-    progress: &dyn Progress,
-) -> Result<Vec<JobReport>> {
+pub fn run(warehouse: &dyn Warehouse, request: &SequenceRequest, progress: &dyn Progress) -> Result<Vec<JobReport>> {
     let jobs = request.jobs()?;
     for job in &jobs {
         warehouse.preflight(job)?;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, StringArray};
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray};
 use arrow::compute::{CastOptions, cast, cast_with_options};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::util::display::FormatOptions;
@@ -68,16 +68,11 @@ pub fn unify_types(a: &DataType, b: &DataType) -> Option<DataType> {
         (Null, other) | (other, Null) => Some(other.clone()),
         (Utf8, LargeUtf8) | (LargeUtf8, Utf8) => Some(LargeUtf8),
         _ if int_width(a).is_some() && int_width(b).is_some() => {
-            Some(if int_width(a) > int_width(b) {
-                a.clone()
-            } else {
-                b.clone()
-            })
+            Some(if int_width(a) > int_width(b) { a.clone() } else { b.clone() })
         }
-        (
-            Float32 | Float64 | Int8 | Int16 | Int32 | Int64,
-            Float32 | Float64 | Int8 | Int16 | Int32 | Int64,
-        ) => Some(Float64),
+        (Float32 | Float64 | Int8 | Int16 | Int32 | Int64, Float32 | Float64 | Int8 | Int16 | Int32 | Int64) => {
+            Some(Float64)
+        }
         _ => None,
     }
 }
@@ -107,22 +102,14 @@ impl ResolvedSpec {
     /// Binds `spec` to `schema` (the full schema of an input; `source` names it in errors).
     pub fn new(spec: &SequenceSpec, schema: &Schema, source: &str) -> Result<Self> {
         spec.validate()?;
-        let available = || {
-            schema
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect::<Vec<_>>()
-        };
+        let available = || schema.fields().iter().map(|f| f.name().clone()).collect::<Vec<_>>();
         let mut fields = Vec::new();
         for name in spec.needed_columns() {
-            let field = schema
-                .field_with_name(&name)
-                .map_err(|_| Error::ColumnNotFound {
-                    column: name.clone(),
-                    file: source.to_string(),
-                    available: available(),
-                })?;
+            let field = schema.field_with_name(&name).map_err(|_| Error::ColumnNotFound {
+                column: name.clone(),
+                file: source.to_string(),
+                available: available(),
+            })?;
             let data_type = normalize_type(field.data_type());
             if !is_supported_type(&data_type) {
                 return Err(Error::UnsupportedType {
@@ -135,11 +122,7 @@ impl ResolvedSpec {
             fields.push(Field::new(name, data_type, true));
         }
         let input_schema = Arc::new(Schema::new(fields));
-        let position = |name: &String| {
-            input_schema
-                .index_of(name)
-                .expect("needed column was just added")
-        };
+        let position = |name: &String| input_schema.index_of(name).expect("needed column was just added");
         let entity_idx: Vec<usize> = spec.entity.iter().map(position).collect();
         let order_idx: Vec<usize> = spec.order_by.iter().map(position).collect();
         let feature_idx: Vec<usize> = spec.features.iter().map(|f| position(&f.name)).collect();
@@ -154,12 +137,7 @@ impl ResolvedSpec {
             });
             let fill = spec.fill_null.iter().find(|f| f.column == feature.name);
             fills.push(match fill {
-                Some(fill) => Some(parse_value(
-                    "--fill-null",
-                    &fill.column,
-                    &fill.value,
-                    data_type,
-                )?),
+                Some(fill) => Some(parse_value("--fill-null", &fill.column, &fill.value, data_type)?),
                 None => None,
             });
         }
@@ -167,30 +145,16 @@ impl ResolvedSpec {
         let n = spec.sequence_length as i32;
         let mut out_fields: Vec<Field> = entity_idx
             .iter()
-            .map(|&i| {
-                Field::new(
-                    input_schema.field(i).name(),
-                    input_schema.field(i).data_type().clone(),
-                    false,
-                )
-            })
+            .map(|&i| Field::new(input_schema.field(i).name(), input_schema.field(i).data_type().clone(), false))
             .collect();
         out_fields.push(Field::new(SEQUENCE_INDEX, DataType::Int64, false));
         out_fields.push(Field::new(SEQUENCE_LENGTH, DataType::Int32, false));
         for (feature, &idx) in spec.features.iter().zip(&feature_idx) {
             let item = Field::new_list_field(input_schema.field(idx).data_type().clone(), true);
-            out_fields.push(Field::new(
-                feature.output_name(),
-                DataType::FixedSizeList(Arc::new(item), n),
-                false,
-            ));
+            out_fields.push(Field::new(feature.output_name(), DataType::FixedSizeList(Arc::new(item), n), false));
         }
         let mask_item = Field::new_list_field(DataType::Int8, false);
-        out_fields.push(Field::new(
-            IS_PAD,
-            DataType::FixedSizeList(Arc::new(mask_item), n),
-            false,
-        ));
+        out_fields.push(Field::new(IS_PAD, DataType::FixedSizeList(Arc::new(mask_item), n), false));
 
         Ok(ResolvedSpec {
             spec: spec.clone(),
@@ -202,6 +166,31 @@ impl ResolvedSpec {
             fills,
             output_schema: Arc::new(Schema::new(out_fields)),
         })
+    }
+
+    /// Projects a decoded batch onto [`ResolvedSpec::input_schema`] (by column name) and casts
+    /// columns whose type differs (dictionaries, narrower integers). `source` names it in errors.
+    pub fn conform(&self, batch: &RecordBatch, source: &str) -> Result<RecordBatch> {
+        let columns = self
+            .input_schema
+            .fields()
+            .iter()
+            .map(|field| {
+                let column = batch.column_by_name(field.name()).ok_or_else(|| Error::ColumnNotFound {
+                    column: field.name().clone(),
+                    file: source.to_string(),
+                    available: batch.schema().fields().iter().map(|f| f.name().clone()).collect(),
+                })?;
+                if column.data_type() == field.data_type() {
+                    return Ok(column.clone());
+                }
+                cast(column, field.data_type()).map_err(|e| Error::CorruptInput {
+                    file: source.to_string(),
+                    message: format!("column '{}' cannot be read as {}: {e}", field.name(), field.data_type()),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        RecordBatch::try_new(self.input_schema.clone(), columns).map_err(Error::internal)
     }
 
     /// Names of the key columns (entity then order-by) with their positions, for null checks.
@@ -220,12 +209,7 @@ impl ResolvedSpec {
 /// Dates and timestamps accept ISO text (`2024-01-31`, `2024-01-31T12:00:00`) or a raw integer in
 /// the column's unit (days, or the timestamp's unit since the epoch), because pipelines often use
 /// `-1` as a timestamp pad.
-pub fn parse_value(
-    option: &'static str,
-    column: &str,
-    text: &str,
-    data_type: &DataType,
-) -> Result<ArrayRef> {
+pub fn parse_value(option: &'static str, column: &str, text: &str, data_type: &DataType) -> Result<ArrayRef> {
     let bad = |reason: String| Error::BadValue {
         option,
         column: column.to_string(),
@@ -233,10 +217,7 @@ pub fn parse_value(
         data_type: data_type.to_string(),
         reason,
     };
-    let strict = CastOptions {
-        safe: false,
-        format_options: FormatOptions::default(),
-    };
+    let strict = CastOptions { safe: false, format_options: FormatOptions::default() };
     let as_text: ArrayRef = Arc::new(StringArray::from(vec![text.trim()]));
     match data_type {
         DataType::Utf8 | DataType::LargeUtf8 => {
@@ -252,21 +233,14 @@ pub fn parse_value(
         DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _) => {
             if let Ok(raw) = text.trim().parse::<i64>() {
                 let raw: ArrayRef = Arc::new(arrow::array::Int64Array::from(vec![raw]));
-                let via = if *data_type == DataType::Date32 {
-                    DataType::Int32
-                } else {
-                    DataType::Int64
-                };
-                let narrowed =
-                    cast_with_options(&raw, &via, &strict).map_err(|e| bad(e.to_string()))?;
-                return cast_with_options(&narrowed, data_type, &strict)
-                    .map_err(|e| bad(e.to_string()));
+                let via = if *data_type == DataType::Date32 { DataType::Int32 } else { DataType::Int64 };
+                let narrowed = cast_with_options(&raw, &via, &strict).map_err(|e| bad(e.to_string()))?;
+                return cast_with_options(&narrowed, data_type, &strict).map_err(|e| bad(e.to_string()));
             }
             cast_with_options(&as_text, data_type, &strict).map_err(|e| bad(e.to_string()))
         }
         _ => {
-            let parsed =
-                cast_with_options(&as_text, data_type, &strict).map_err(|e| bad(e.to_string()))?;
+            let parsed = cast_with_options(&as_text, data_type, &strict).map_err(|e| bad(e.to_string()))?;
             if parsed.is_null(0) {
                 return Err(bad("not a number".into()));
             }

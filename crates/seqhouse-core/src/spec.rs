@@ -108,10 +108,7 @@ impl FromStr for FeatureSpec {
                 "--feature '{s}' has no column name; expected NAME or NAME=PAD, e.g. skill_id=-1"
             )));
         }
-        Ok(FeatureSpec {
-            name: name.to_string(),
-            pad,
-        })
+        Ok(FeatureSpec { name: name.to_string(), pad })
     }
 }
 
@@ -128,13 +125,12 @@ impl FromStr for FillNull {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
         match s.split_once('=') {
-            Some((column, value)) if !column.trim().is_empty() => Ok(FillNull {
-                column: column.to_string(),
-                value: value.to_string(),
-            }),
-            _ => Err(Error::invalid(format!(
-                "--fill-null '{s}' must be NAME=VALUE, e.g. prior_question_elapsed_time=0"
-            ))),
+            Some((column, value)) if !column.trim().is_empty() => {
+                Ok(FillNull { column: column.to_string(), value: value.to_string() })
+            }
+            _ => {
+                Err(Error::invalid(format!("--fill-null '{s}' must be NAME=VALUE, e.g. prior_question_elapsed_time=0")))
+            }
         }
     }
 }
@@ -168,12 +164,7 @@ pub struct SequenceSpec {
 
 impl SequenceSpec {
     /// A spec with the documented defaults: chunk mode, post padding, min length 1, error on null keys.
-    pub fn new(
-        entity: Vec<String>,
-        order_by: Vec<String>,
-        features: Vec<FeatureSpec>,
-        sequence_length: usize,
-    ) -> Self {
+    pub fn new(entity: Vec<String>, order_by: Vec<String>, features: Vec<FeatureSpec>, sequence_length: usize) -> Self {
         SequenceSpec {
             entity,
             order_by,
@@ -200,23 +191,15 @@ impl SequenceSpec {
     pub fn validate(&self) -> Result<()> {
         let n = self.sequence_length;
         if n == 0 {
-            return Err(Error::invalid(
-                "--sequence-length must be at least 1, got 0",
-            ));
+            return Err(Error::invalid("--sequence-length must be at least 1, got 0"));
         }
         // Arrow's fixed-size lists store their length as i32.
         if n > i32::MAX as usize {
-            return Err(Error::invalid(format!(
-                "--sequence-length {n} is too large; the maximum is {}",
-                i32::MAX
-            )));
+            return Err(Error::invalid(format!("--sequence-length {n} is too large; the maximum is {}", i32::MAX)));
         }
         if let Some(stride) = self.stride {
             if self.mode != Mode::Sliding {
-                return Err(Error::invalid(format!(
-                    "--stride applies only to --mode sliding (mode is {})",
-                    self.mode
-                )));
+                return Err(Error::invalid(format!("--stride applies only to --mode sliding (mode is {})", self.mode)));
             }
             if stride == 0 || stride > n {
                 return Err(Error::invalid(format!(
@@ -231,25 +214,17 @@ impl SequenceSpec {
             )));
         }
         if self.entity.is_empty() {
-            return Err(Error::invalid(
-                "--entity needs at least one column, e.g. --entity user_id",
-            ));
+            return Err(Error::invalid("--entity needs at least one column, e.g. --entity user_id"));
         }
         if self.order_by.is_empty() {
-            return Err(Error::invalid(
-                "--order-by needs at least one column, e.g. --order-by timestamp",
-            ));
+            return Err(Error::invalid("--order-by needs at least one column, e.g. --order-by timestamp"));
         }
         if self.features.is_empty() {
-            return Err(Error::invalid(
-                "at least one --feature is needed, e.g. --feature skill_id=-1",
-            ));
+            return Err(Error::invalid("at least one --feature is needed, e.g. --feature skill_id=-1"));
         }
         for name in self.entity.iter().chain(&self.order_by) {
             if name.trim().is_empty() {
-                return Err(Error::invalid(
-                    "an --entity or --order-by column name is empty",
-                ));
+                return Err(Error::invalid("an --entity or --order-by column name is empty"));
             }
         }
         ensure_unique("--entity", &self.entity)?;
@@ -306,9 +281,7 @@ fn ensure_unique<'a>(option: &str, names: impl IntoIterator<Item = &'a String>) 
     let mut seen = HashSet::new();
     for name in names {
         if !seen.insert(name) {
-            return Err(Error::invalid(format!(
-                "{option} names column '{name}' twice"
-            )));
+            return Err(Error::invalid(format!("{option} names column '{name}' twice")));
         }
     }
     Ok(())

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::compute::cast;
 use arrow::csv::reader::Format;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ProjectionMask;
@@ -91,10 +90,7 @@ pub fn list_files(location: &str) -> Result<Vec<(PathBuf, String, InputFormat)>>
                 "input {location} is neither *.parquet nor *.csv; name the file by its format or pass its folder"
             ))
         })?;
-        let name = root
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         return Ok(vec![(root, name, format)]);
     }
     let mut found = Vec::new();
@@ -102,16 +98,13 @@ pub fn list_files(location: &str) -> Result<Vec<(PathBuf, String, InputFormat)>>
     // Byte-wise order of the relative path is the documented file order (ties keep it).
     found.sort_by(|a, b| a.1.cmp(&b.1));
     if found.is_empty() {
-        return Err(Error::NoInputFiles {
-            location: location.to_string(),
-        });
+        return Err(Error::NoInputFiles { location: location.to_string() });
     }
     Ok(found)
 }
 
 fn walk(dir: &Path, prefix: &str, found: &mut Vec<(PathBuf, String, InputFormat)>) -> Result<()> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| Error::storage("cannot list", dir.display(), e))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::storage("cannot list", dir.display(), e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::storage("cannot list", dir.display(), e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -119,13 +112,8 @@ fn walk(dir: &Path, prefix: &str, found: &mut Vec<(PathBuf, String, InputFormat)
             continue;
         }
         let path = entry.path();
-        let relative = if prefix.is_empty() {
-            name.clone()
-        } else {
-            format!("{prefix}/{name}")
-        };
-        let file_type = std::fs::metadata(&path)
-            .map_err(|e| Error::storage("cannot read", path.display(), e))?;
+        let relative = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
+        let file_type = std::fs::metadata(&path).map_err(|e| Error::storage("cannot read", path.display(), e))?;
         if file_type.is_dir() {
             walk(&path, &relative, found)?;
         } else if let Some(format) = InputFormat::of(&path) {
@@ -138,10 +126,7 @@ fn walk(dir: &Path, prefix: &str, found: &mut Vec<(PathBuf, String, InputFormat)
 }
 
 fn corrupt(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::CorruptInput {
-        file: path.display().to_string(),
-        message: e.to_string(),
-    }
+    Error::CorruptInput { file: path.display().to_string(), message: e.to_string() }
 }
 
 fn open(path: &Path) -> Result<File> {
@@ -149,20 +134,16 @@ fn open(path: &Path) -> Result<File> {
 }
 
 /// Reads the schema of every file (Parquet footer; CSV inferred over the whole file).
-pub fn describe(
-    files: Vec<(PathBuf, String, InputFormat)>,
-    delimiter: u8,
-) -> Result<Vec<SourceFile>> {
+pub fn describe(files: Vec<(PathBuf, String, InputFormat)>, delimiter: u8) -> Result<Vec<SourceFile>> {
     files
         .into_par_iter()
         .map(|(path, relative, format)| {
             let file = open(&path)?;
             let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
             let schema = match format {
-                InputFormat::Parquet => ParquetRecordBatchReaderBuilder::try_new(file)
-                    .map_err(|e| corrupt(&path, e))?
-                    .schema()
-                    .clone(),
+                InputFormat::Parquet => {
+                    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| corrupt(&path, e))?.schema().clone()
+                }
                 InputFormat::Csv => {
                     let (schema, _) = csv_format(delimiter)
                         .infer_schema(std::io::BufReader::new(file), None)
@@ -170,21 +151,13 @@ pub fn describe(
                     Arc::new(schema)
                 }
             };
-            Ok(SourceFile {
-                path,
-                relative,
-                format,
-                bytes,
-                schema,
-            })
+            Ok(SourceFile { path, relative, format, bytes, schema })
         })
         .collect()
 }
 
 fn csv_format(delimiter: u8) -> Format {
-    Format::default()
-        .with_header(true)
-        .with_delimiter(delimiter)
+    Format::default().with_header(true).with_delimiter(delimiter)
 }
 
 /// Binds the spec to the columns the files share, widening numeric types that differ between
@@ -194,19 +167,11 @@ pub fn resolve(spec: &SequenceSpec, files: &[SourceFile]) -> Result<ResolvedSpec
     for column in spec.needed_columns() {
         let mut unified: Option<(DataType, &SourceFile)> = None;
         for file in files {
-            let field =
-                file.schema
-                    .field_with_name(&column)
-                    .map_err(|_| Error::ColumnNotFound {
-                        column: column.clone(),
-                        file: file.label(),
-                        available: file
-                            .schema
-                            .fields()
-                            .iter()
-                            .map(|f| f.name().clone())
-                            .collect(),
-                    })?;
+            let field = file.schema.field_with_name(&column).map_err(|_| Error::ColumnNotFound {
+                column: column.clone(),
+                file: file.label(),
+                available: file.schema.fields().iter().map(|f| f.name().clone()).collect(),
+            })?;
             let data_type = normalize_type(field.data_type());
             unified = Some(match unified {
                 None => (data_type, file),
@@ -228,11 +193,7 @@ pub fn resolve(spec: &SequenceSpec, files: &[SourceFile]) -> Result<ResolvedSpec
         let (data_type, _) = unified.expect("list_files never returns an empty list");
         fields.push(Field::new(column, data_type, true));
     }
-    let label = if files.len() == 1 {
-        files[0].label()
-    } else {
-        format!("{} input files", files.len())
-    };
+    let label = if files.len() == 1 { files[0].label() } else { format!("{} input files", files.len()) };
     ResolvedSpec::new(spec, &Schema::new(fields), &label)
 }
 
@@ -274,25 +235,19 @@ fn read_one(file: &SourceFile, resolved: &ResolvedSpec, delimiter: u8) -> Result
     let indices: Vec<usize> = target
         .fields()
         .iter()
-        .map(|f| {
-            file.schema
-                .index_of(f.name())
-                .expect("resolve checked every file has every column")
-        })
+        .map(|f| file.schema.index_of(f.name()).expect("resolve checked every file has every column"))
         .collect();
     let raw: Vec<RecordBatch> = match file.format {
         InputFormat::Parquet => {
-            let builder = ParquetRecordBatchReaderBuilder::try_new(open(&file.path)?)
-                .map_err(|e| corrupt(&file.path, e))?;
+            let builder =
+                ParquetRecordBatchReaderBuilder::try_new(open(&file.path)?).map_err(|e| corrupt(&file.path, e))?;
             let mask = ProjectionMask::roots(builder.parquet_schema(), indices.iter().copied());
             let reader = builder
                 .with_projection(mask)
                 .with_batch_size(BATCH_ROWS)
                 .build()
                 .map_err(|e| corrupt(&file.path, e))?;
-            reader
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|e| corrupt(&file.path, e))?
+            reader.collect::<std::result::Result<_, _>>().map_err(|e| corrupt(&file.path, e))?
         }
         InputFormat::Csv => {
             let reader = arrow::csv::ReaderBuilder::new(file.schema.clone())
@@ -301,32 +256,9 @@ fn read_one(file: &SourceFile, resolved: &ResolvedSpec, delimiter: u8) -> Result
                 .with_projection(indices.clone())
                 .build(std::io::BufReader::new(open(&file.path)?))
                 .map_err(|e| corrupt(&file.path, e))?;
-            reader
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|e| corrupt(&file.path, e))?
+            reader.collect::<std::result::Result<_, _>>().map_err(|e| corrupt(&file.path, e))?
         }
     };
-    raw.into_iter()
-        .map(|batch| conform(batch, target, &file.path))
-        .collect()
-}
-
-/// Puts a decoded batch in the resolved column order and types.
-fn conform(batch: RecordBatch, target: &SchemaRef, path: &Path) -> Result<RecordBatch> {
-    let columns = target
-        .fields()
-        .iter()
-        .map(|field| {
-            let column = batch
-                .column_by_name(field.name())
-                .expect("projected column present");
-            if column.data_type() == field.data_type() {
-                Ok(column.clone())
-            } else {
-                cast(column, field.data_type())
-                    .map_err(|e| corrupt(path, format!("column '{}': {e}", field.name())))
-            }
-        })
-        .collect::<Result<Vec<_>>>()?;
-    RecordBatch::try_new(target.clone(), columns).map_err(Error::internal)
+    let label = file.label();
+    raw.iter().map(|batch| resolved.conform(batch, &label)).collect()
 }

@@ -9,8 +9,7 @@ use std::path::Path;
 
 use seqhouse_core::manifest::{MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, OutputColumn};
 use seqhouse_core::{
-    Capabilities, Error, JobReport, Manifest, Progress, Result, SequenceJob, Sequencer, VERSION,
-    Warehouse,
+    Capabilities, Error, JobReport, Manifest, Progress, Result, SequenceJob, Sequencer, VERSION, Warehouse,
 };
 
 pub use output::{OutputCompression, PartLayout};
@@ -70,9 +69,7 @@ impl LocalWarehouse {
 
         progress.stage("read", files.len() as u64);
         let (batches, batch_file, input_files) =
-            input::read_all(&files, &resolved, self.config.csv_delimiter, &|| {
-                progress.advance(1)
-            })?;
+            input::read_all(&files, &resolved, self.config.csv_delimiter, &|| progress.advance(1))?;
         let sources: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
         let batch_sources: Vec<&str> = batch_file.iter().map(|&i| sources[i].as_str()).collect();
 
@@ -83,13 +80,9 @@ impl LocalWarehouse {
         let staging = output::Staging::create(&output)?;
         progress.stage("write", sequencer.num_windows() as u64);
         let layout = PartLayout::for_length(job.spec.sequence_length, self.config.rows_per_part);
-        let parts = output::write_parts(
-            &sequencer,
-            staging.dir(),
-            layout,
-            self.config.compression,
-            &|rows| progress.advance(rows),
-        )?;
+        let parts = output::write_parts(&sequencer, staging.dir(), layout, self.config.compression, &|rows| {
+            progress.advance(rows)
+        })?;
 
         let manifest = Manifest {
             format: MANIFEST_FORMAT.to_string(),
@@ -105,10 +98,7 @@ impl LocalWarehouse {
                 .output_schema
                 .fields()
                 .iter()
-                .map(|f| OutputColumn {
-                    name: f.name().clone(),
-                    data_type: f.data_type().to_string(),
-                })
+                .map(|f| OutputColumn { name: f.name().clone(), data_type: f.data_type().to_string() })
                 .collect(),
             counts: sequencer.stats().clone(),
         };
@@ -131,9 +121,7 @@ impl Warehouse for LocalWarehouse {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            ties_keep_input_order: true,
-        }
+        Capabilities { ties_keep_input_order: true }
     }
 
     fn preflight(&self, job: &SequenceJob) -> Result<()> {
@@ -171,11 +159,7 @@ fn ensure_not_nested(input: &Path, output: &Path, shown: &str) -> Result<()> {
         match (existing.parent(), existing.file_name()) {
             (Some(parent), Some(name)) => {
                 rest.push(name.to_os_string());
-                existing = if parent.as_os_str().is_empty() {
-                    ".".into()
-                } else {
-                    parent.to_path_buf()
-                };
+                existing = if parent.as_os_str().is_empty() { ".".into() } else { parent.to_path_buf() };
             }
             _ => return Ok(()),
         }

@@ -48,9 +48,7 @@ impl std::str::FromStr for OutputCompression {
         };
         let level_of = |default: i64| -> Result<i64> {
             level.map_or(Ok(default), |l| {
-                l.parse().map_err(|_| {
-                    Error::invalid(format!("--compression level '{l}' is not a number"))
-                })
+                l.parse().map_err(|_| Error::invalid(format!("--compression level '{l}' is not a number")))
             })
         };
         let parsed = match (codec.to_ascii_lowercase().as_str(), level) {
@@ -72,15 +70,10 @@ impl std::str::FromStr for OutputCompression {
 
 impl OutputCompression {
     fn to_parquet(self) -> Result<Compression> {
-        let bad_level =
-            |e: parquet::errors::ParquetError| Error::invalid(format!("--compression: {e}"));
+        let bad_level = |e: parquet::errors::ParquetError| Error::invalid(format!("--compression: {e}"));
         Ok(match self {
-            OutputCompression::Zstd(level) => {
-                Compression::ZSTD(ZstdLevel::try_new(level).map_err(bad_level)?)
-            }
-            OutputCompression::Gzip(level) => {
-                Compression::GZIP(GzipLevel::try_new(level).map_err(bad_level)?)
-            }
+            OutputCompression::Zstd(level) => Compression::ZSTD(ZstdLevel::try_new(level).map_err(bad_level)?),
+            OutputCompression::Gzip(level) => Compression::GZIP(GzipLevel::try_new(level).map_err(bad_level)?),
             OutputCompression::Snappy => Compression::SNAPPY,
             OutputCompression::Lz4 => Compression::LZ4_RAW,
             OutputCompression::None => Compression::UNCOMPRESSED,
@@ -104,10 +97,7 @@ impl PartLayout {
         let per_group = (1 << 20) / sequence_length.max(1);
         let rows_per_row_group = per_group.clamp(1, 64 * 1024);
         let rows_per_part = rows_per_part.unwrap_or(rows_per_row_group * 8).max(1);
-        PartLayout {
-            rows_per_row_group: rows_per_row_group.min(rows_per_part),
-            rows_per_part,
-        }
+        PartLayout { rows_per_row_group: rows_per_row_group.min(rows_per_part), rows_per_part }
     }
 }
 
@@ -140,32 +130,21 @@ pub fn write_parts(
             let end = (start + layout.rows_per_part).min(total);
             let name = part_name(part);
             let path = dir.join(&name);
-            let file = File::create(&path)
-                .map_err(|e| Error::storage("cannot write", path.display(), e))?;
-            let write_err = |e: parquet::errors::ParquetError| {
-                Error::storage("cannot write", path.display(), e)
-            };
+            let file = File::create(&path).map_err(|e| Error::storage("cannot write", path.display(), e))?;
+            let write_err = |e: parquet::errors::ParquetError| Error::storage("cannot write", path.display(), e);
             let mut writer =
-                ArrowWriter::try_new(file, sequencer.output_schema(), Some(props.clone()))
-                    .map_err(write_err)?;
+                ArrowWriter::try_new(file, sequencer.output_schema(), Some(props.clone())).map_err(write_err)?;
             let mut at = start;
             while at < end {
                 let upto = (at + layout.rows_per_row_group).min(end);
-                writer
-                    .write(&sequencer.build(at..upto)?)
-                    .map_err(write_err)?;
+                writer.write(&sequencer.build(at..upto)?).map_err(write_err)?;
                 on_rows_done((upto - at) as u64);
                 at = upto;
             }
             let file = writer.into_inner().map_err(write_err)?;
-            file.sync_all()
-                .map_err(|e| Error::storage("cannot write", path.display(), e))?;
+            file.sync_all().map_err(|e| Error::storage("cannot write", path.display(), e))?;
             let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-            Ok(OutputPart {
-                path: name,
-                rows: (end - start) as u64,
-                bytes,
-            })
+            Ok(OutputPart { path: name, rows: (end - start) as u64, bytes })
         })
         .collect()
 }
@@ -180,21 +159,11 @@ impl Staging {
     /// Creates `.NAME.seqhouse-tmp-PID-NANOS` next to `output` (creating `output`'s parents).
     pub fn create(output: &Path) -> Result<Self> {
         let (parent, name) = split_output(output)?;
-        std::fs::create_dir_all(&parent)
-            .map_err(|e| Error::storage("cannot create", parent.display(), e))?;
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let dir = parent.join(format!(
-            ".{name}.seqhouse-tmp-{}-{nanos}",
-            std::process::id()
-        ));
+        std::fs::create_dir_all(&parent).map_err(|e| Error::storage("cannot create", parent.display(), e))?;
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let dir = parent.join(format!(".{name}.seqhouse-tmp-{}-{nanos}", std::process::id()));
         std::fs::create_dir(&dir).map_err(|e| Error::storage("cannot create", dir.display(), e))?;
-        Ok(Staging {
-            dir,
-            published: false,
-        })
+        Ok(Staging { dir, published: false })
     }
 
     /// The folder to write parts into.
@@ -206,8 +175,8 @@ impl Staging {
     /// output only when `overwrite` is set.
     pub fn publish(mut self, output: &Path, manifest_json: &[u8], overwrite: bool) -> Result<()> {
         let manifest_path = self.dir.join(MANIFEST_FILE);
-        let mut file = File::create(&manifest_path)
-            .map_err(|e| Error::storage("cannot write", manifest_path.display(), e))?;
+        let mut file =
+            File::create(&manifest_path).map_err(|e| Error::storage("cannot write", manifest_path.display(), e))?;
         file.write_all(manifest_json)
             .and_then(|_| file.sync_all())
             .map_err(|e| Error::storage("cannot write", manifest_path.display(), e))?;
@@ -215,14 +184,12 @@ impl Staging {
         let previous = match check_output(output, overwrite)? {
             OutputState::Absent => None,
             OutputState::EmptyFolder => {
-                std::fs::remove_dir(output)
-                    .map_err(|e| Error::storage("cannot replace", output.display(), e))?;
+                std::fs::remove_dir(output).map_err(|e| Error::storage("cannot replace", output.display(), e))?;
                 None
             }
             OutputState::Replaceable => {
                 let aside = self.dir.with_extension("old");
-                std::fs::rename(output, &aside)
-                    .map_err(|e| Error::storage("cannot replace", output.display(), e))?;
+                std::fs::rename(output, &aside).map_err(|e| Error::storage("cannot replace", output.display(), e))?;
                 Some(aside)
             }
         };
@@ -254,11 +221,7 @@ impl Drop for Staging {
 
 fn sync_parent(output: &Path) {
     if let Some(parent) = output.parent()
-        && let Ok(dir) = File::open(if parent.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            parent
-        })
+        && let Ok(dir) = File::open(if parent.as_os_str().is_empty() { Path::new(".") } else { parent })
     {
         let _ = dir.sync_all();
     }
@@ -268,15 +231,9 @@ fn split_output(output: &Path) -> Result<(PathBuf, String)> {
     let name = output
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| {
-            Error::invalid(format!("--output {} must name a folder", output.display()))
-        })?;
+        .ok_or_else(|| Error::invalid(format!("--output {} must name a folder", output.display())))?;
     let parent = output.parent().map(Path::to_path_buf).unwrap_or_default();
-    let parent = if parent.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        parent
-    };
+    let parent = if parent.as_os_str().is_empty() { PathBuf::from(".") } else { parent };
     Ok((parent, name))
 }
 
@@ -301,9 +258,7 @@ pub fn check_output(output: &Path, overwrite: bool) -> Result<OutputState> {
         Err(e) => return Err(Error::storage("cannot inspect", &shown, e)),
     };
     if !meta.is_dir() {
-        return Err(Error::invalid(format!(
-            "--output {shown} is a file; --output must be a folder"
-        )));
+        return Err(Error::invalid(format!("--output {shown} is a file; --output must be a folder")));
     }
     let mut names = Vec::new();
     for entry in std::fs::read_dir(output).map_err(|e| Error::storage("cannot list", &shown, e))? {
@@ -317,9 +272,7 @@ pub fn check_output(output: &Path, overwrite: bool) -> Result<OutputState> {
         return Err(Error::OutputExists { location: shown });
     }
     let looks_like_ours = names.iter().any(|n| n == MANIFEST_FILE)
-        || names.iter().all(|n| {
-            (n.starts_with("part-") && n.ends_with(".parquet")) || n.starts_with(['.', '_'])
-        });
+        || names.iter().all(|n| (n.starts_with("part-") && n.ends_with(".parquet")) || n.starts_with(['.', '_']));
     if !looks_like_ours {
         return Err(Error::invalid(format!(
             "--output {shown} holds files that seqhouse did not write (no {MANIFEST_FILE}); refusing to replace it with --overwrite. Choose another folder or empty it yourself"
