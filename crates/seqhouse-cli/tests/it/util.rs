@@ -1,0 +1,64 @@
+//! Helpers: run the real binary, write inputs, read outputs.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch};
+use seqhouse_contract::fixture::parquet_bytes;
+use seqhouse_contract::{Fixture, LocalFixture};
+
+/// Runs the `seqhouse` binary with `args`.
+pub fn seqhouse(args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_seqhouse")).args(args).output().expect("run seqhouse")
+}
+
+/// Runs it and asserts success, printing stderr otherwise.
+pub fn seqhouse_ok(args: &[&str]) -> Output {
+    let out = seqhouse(args);
+    assert!(out.status.success(), "seqhouse {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// Runs it expecting failure; returns (exit code, stderr).
+pub fn seqhouse_err(args: &[&str]) -> (i32, String) {
+    let out = seqhouse(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "seqhouse {args:?} should fail; stderr: {stderr}");
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+/// The shared real data sets (`../shared/data` beside the project root, or `SEQHOUSE_SHARED_DATA`).
+pub fn shared_data() -> PathBuf {
+    let dir = std::env::var_os("SEQHOUSE_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
+    assert!(
+        dir.join("assist2015/events.parquet").exists(),
+        "the shared data sets are missing at {} (set SEQHOUSE_SHARED_DATA)",
+        dir.display()
+    );
+    dir
+}
+
+/// Writes `columns` as a Parquet file at `path`.
+pub fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>) {
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, parquet_bytes(&[batch])).unwrap();
+}
+
+/// Reads a published output folder.
+pub fn read_output(dir: &Path) -> seqhouse_contract::Output {
+    LocalFixture::new().read_output(dir.to_str().unwrap())
+}
+
+/// Shorthand for an `Arc`ed array.
+pub fn arc<A: arrow::array::Array + 'static>(array: A) -> ArrayRef {
+    Arc::new(array)
+}
+
+/// Path as &str.
+pub fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
