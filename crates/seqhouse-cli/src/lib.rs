@@ -29,7 +29,22 @@ pub fn execute(command: Command, progress: &dyn Progress) -> anyhow::Result<Vec<
     match command {
         Command::Sequence(args) => {
             let resolved = args.resolve()?;
-            tracing::info!(request = ?resolved.request, engine = ?resolved.local, "seqhouse {}", seqhouse_core::VERSION);
+            let (request, spec) = (&resolved.request, &resolved.request.spec);
+            tracing::info!(
+                input = %request.input,
+                output = %request.output,
+                subsets = %request.subsets.join(","),
+                entity = %spec.entity.join(","),
+                order_by = %spec.order_by.join(","),
+                features = %spec.features.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(","),
+                n = spec.sequence_length,
+                mode = %spec.mode,
+                padding = %spec.padding,
+                min_length = spec.min_length,
+                "seqhouse {}",
+                seqhouse_core::VERSION
+            );
+            tracing::debug!(request = ?resolved.request, engine = ?resolved.local, "full request");
             let warehouse = LocalWarehouse::new(resolved.local)?;
             Ok(seqhouse_core::run(&warehouse, &resolved.request, progress)?)
         }
