@@ -190,7 +190,14 @@ pub fn resolve(spec: &SequenceSpec, files: &[SourceFile]) -> Result<ResolvedSpec
                 },
             });
         }
-        let (data_type, _) = unified.expect("list_files never returns an empty list");
+        let (mut data_type, _) = unified.expect("list_files never returns an empty list");
+        if data_type == DataType::Null {
+            // No file holds a value to type the column by (a header-only CSV, an all-null column).
+            // Read it as strings: an empty input then gives an empty output, and null keys are
+            // still reported as null keys rather than as a type problem.
+            tracing::debug!(column = %column, "no values to infer a type from; reading as Utf8");
+            data_type = DataType::Utf8;
+        }
         fields.push(Field::new(column, data_type, true));
     }
     let label = if files.len() == 1 { files[0].label() } else { format!("{} input files", files.len()) };
