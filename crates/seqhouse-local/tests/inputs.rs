@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, DictionaryArray, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, DictionaryArray, Int32Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::Int32Type;
 use seqhouse_contract::fixture::parquet_bytes;
 use seqhouse_contract::{Fixture, LocalFixture, reference};
@@ -27,6 +27,12 @@ fn run(input: &Path, output: &Path, spec: &SequenceSpec) -> Result<seqhouse_cont
     };
     seqhouse_core::run(&warehouse, &request, &NoProgress)?;
     Ok(LocalFixture::new().read_output(output.to_str().unwrap()))
+}
+
+/// Columns user, t, item with the given users and `t = item = 1`.
+fn log(user: ArrayRef) -> Vec<(&'static str, ArrayRef)> {
+    let ones: ArrayRef = Arc::new(Int64Array::from(vec![1; user.len()]));
+    vec![("user", user), ("t", ones.clone()), ("item", ones)]
 }
 
 fn spec() -> SequenceSpec {
@@ -96,22 +102,8 @@ fn dictionary_strings_and_mixed_integer_widths_are_unified() {
 fn conflicting_types_name_both_files() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
-    write(
-        &input.join("a.parquet"),
-        vec![
-            ("user", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
-            ("t", Arc::new(Int64Array::from(vec![1]))),
-            ("item", Arc::new(Int64Array::from(vec![1]))),
-        ],
-    );
-    write(
-        &input.join("b.parquet"),
-        vec![
-            ("user", Arc::new(StringArray::from(vec!["x"])) as ArrayRef),
-            ("t", Arc::new(Int64Array::from(vec![1]))),
-            ("item", Arc::new(Int64Array::from(vec![1]))),
-        ],
-    );
+    write(&input.join("a.parquet"), log(Arc::new(Int64Array::from(vec![1]))));
+    write(&input.join("b.parquet"), log(Arc::new(StringArray::from(vec!["x"]))));
     match run(&input, &dir.path().join("out"), &spec()) {
         Err(Error::UnsupportedType { column, message }) => {
             assert_eq!(column, "user");
@@ -131,14 +123,7 @@ fn conflicting_types_name_both_files() {
 fn a_missing_column_names_the_file_that_lacks_it() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
-    write(
-        &input.join("a.parquet"),
-        vec![
-            ("user", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
-            ("t", Arc::new(Int64Array::from(vec![1]))),
-            ("item", Arc::new(Int64Array::from(vec![1]))),
-        ],
-    );
+    write(&input.join("a.parquet"), log(Arc::new(Int64Array::from(vec![1]))));
     std::fs::write(input.join("b.csv"), "user,t\n1,2\n").unwrap();
     match run(&input, &dir.path().join("out"), &spec()) {
         Err(Error::ColumnNotFound { column, file, available }) => {

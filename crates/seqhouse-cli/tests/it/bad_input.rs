@@ -18,6 +18,25 @@ fn valid_log(path: &Path) {
     );
 }
 
+/// The smallest valid job on `valid_log`'s columns.
+fn minimal_job<'a>(input: &'a Path, output: &'a Path, n: &'a str) -> Vec<&'a str> {
+    vec![
+        "sequence",
+        "--input",
+        s(input),
+        "--output",
+        s(output),
+        "--entity",
+        "user",
+        "--order-by",
+        "t",
+        "--feature",
+        "item",
+        "-n",
+        n,
+    ]
+}
+
 /// Runs with the usual key/feature flags plus `extra`; asserts failure, the message fragments,
 /// the exit code, that the error is one line, and that nothing appeared at (or beside) the output.
 fn fails(input: &Path, output: &Path, extra: &[&str], code: i32, fragments: &[&str]) {
@@ -193,26 +212,12 @@ fn existing_output_without_overwrite() {
     let input = dir.path().join("in/events.parquet");
     valid_log(&input);
     let out = dir.path().join("out");
-    let args = [
-        "sequence",
-        "--input",
-        s(&input),
-        "--output",
-        s(&out),
-        "--entity",
-        "user",
-        "--order-by",
-        "t",
-        "--feature",
-        "item",
-        "-n",
-        "2",
-    ];
+    let args = minimal_job(&input, &out, "2");
     seqhouse_ok(&args);
     let manifest = std::fs::read(out.join("_manifest.json")).unwrap();
     fails(&input, &out, &[], 1, &["already exists", "--overwrite"]);
     assert_eq!(std::fs::read(out.join("_manifest.json")).unwrap(), manifest, "the old output is untouched");
-    let mut again = args.to_vec();
+    let mut again = args.clone();
     again.push("--overwrite");
     seqhouse_ok(&again);
 }
@@ -264,21 +269,7 @@ fn empty_input_is_not_an_error() {
         ],
     );
     let out = dir.path().join("out");
-    seqhouse_ok(&[
-        "sequence",
-        "--input",
-        s(&input),
-        "--output",
-        s(&out),
-        "--entity",
-        "user",
-        "--order-by",
-        "t",
-        "--feature",
-        "item",
-        "-n",
-        "3",
-    ]);
+    seqhouse_ok(&minimal_job(&input, &out, "3"));
     let output = read_output(&out);
     assert_eq!(output.manifest.counts.windows, 0);
     assert_eq!(output.batches.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
