@@ -1,21 +1,26 @@
-//! Finding and decoding the input files of a local job.
+//! Finding and decoding the input files of a job, on any storage.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::csv::reader::Format;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectMeta;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use rayon::prelude::*;
 use seqhouse_core::manifest::InputFile;
 use seqhouse_core::resolve::{normalize_type, unify_types};
 use seqhouse_core::{Error, ResolvedSpec, Result, SequenceSpec};
 
+use crate::storage::{Location, Storage, storage_error};
+
 /// Rows per decoded batch; large enough to amortise per-batch overhead, small enough to stay in cache.
 const BATCH_ROWS: usize = 64 * 1024;
+/// Parquet footers fetched at once (latency-bound on S3).
+const FOOTER_CONCURRENCY: usize = 32;
 
 /// The two input formats, chosen by file extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,13 +32,15 @@ pub enum InputFormat {
 }
 
 impl InputFormat {
-    fn of(path: &Path) -> Option<Self> {
-        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+    fn of(name: &str) -> Option<Self> {
+        let (_, extension) = name.rsplit_once('.')?;
+        match extension.to_ascii_lowercase().as_str() {
             "parquet" => Some(InputFormat::Parquet),
             "csv" => Some(InputFormat::Csv),
             _ => None,
         }
     }
+
     fn name(self) -> &'static str {
         match self {
             InputFormat::Parquet => "parquet",
@@ -42,30 +49,27 @@ impl InputFormat {
     }
 }
 
-/// One input file: where it is, how it is shown, and the columns it has.
+/// One input file found by [`list_files`].
+#[derive(Debug, Clone)]
+pub struct Listed {
+    meta: ObjectMeta,
+    relative: String,
+    format: InputFormat,
+}
+
+/// One input file with its schema.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
-    /// Absolute or as-given path, for opening and for error messages.
-    pub path: PathBuf,
-    /// Path relative to the input root with `/` separators (the manifest's name for it).
+    meta: ObjectMeta,
+    /// How the file is shown in messages (absolute path or `s3://` URL).
+    pub shown: String,
+    /// Path relative to the input location with `/` separators (the manifest's name for it).
     pub relative: String,
-    /// Its format.
-    pub format: InputFormat,
-    /// Its size in bytes.
-    pub bytes: u64,
+    format: InputFormat,
     /// Its schema (for CSV: inferred over the whole file).
     pub schema: SchemaRef,
-}
-
-impl SourceFile {
-    fn label(&self) -> String {
-        self.path.display().to_string()
-    }
-}
-
-/// Strips an optional `file://` scheme.
-pub fn local_path(location: &str) -> PathBuf {
-    PathBuf::from(location.strip_prefix("file://").unwrap_or(location))
+    /// The decoded Parquet footer, kept so the file is not asked for it twice.
+    parquet: Option<ArrowReaderMetadata>,
 }
 
 fn skipped(name: &str) -> bool {
@@ -73,85 +77,111 @@ fn skipped(name: &str) -> bool {
 }
 
 /// Lists the input files of `location`: the file itself, or every `*.parquet`/`*.csv` below the
-/// folder (recursively), skipping names that start with `_` or `.`, in lexicographic path order.
-pub fn list_files(location: &str) -> Result<Vec<(PathBuf, String, InputFormat)>> {
-    let root = local_path(location);
-    let meta = std::fs::metadata(&root).map_err(|e| Error::InputNotFound {
-        location: location.to_string(),
-        hint: if e.kind() == std::io::ErrorKind::NotFound {
-            "no such file or folder; check --input".to_string()
-        } else {
-            e.to_string()
-        },
-    })?;
-    if meta.is_file() {
-        let format = InputFormat::of(&root).ok_or_else(|| {
+/// folder (recursively), skipping any path part that starts with `_` or `.`, in lexicographic
+/// order of the path relative to the folder.
+pub fn list_files(storage: &Storage, location: &Location) -> Result<Vec<Listed>> {
+    if let Some(meta) = storage.head(location)? {
+        let name = meta.location.filename().unwrap_or_default().to_string();
+        let format = InputFormat::of(&name).ok_or_else(|| {
             Error::invalid(format!(
-                "input {location} is neither *.parquet nor *.csv; name the file by its format or pass its folder"
+                "input {} is neither *.parquet nor *.csv; name the file by its format or pass its folder",
+                location.shown
             ))
         })?;
-        let name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        return Ok(vec![(root, name, format)]);
+        return Ok(vec![Listed { meta, relative: name, format }]);
     }
-    let mut found = Vec::new();
-    walk(&root, "", &mut found)?;
+    let objects = storage.list_recursive(location)?;
+    let any_objects = !objects.is_empty();
+    let mut found: Vec<Listed> = objects
+        .into_iter()
+        .filter_map(|meta| {
+            let parts: Vec<String> =
+                meta.location.prefix_match(location.path())?.map(|p| p.as_ref().to_string()).collect();
+            if parts.iter().any(|p| skipped(p)) {
+                return None;
+            }
+            let format = InputFormat::of(parts.last()?);
+            if format.is_none() {
+                tracing::debug!(file = %meta.location, "skipping: not *.parquet or *.csv");
+            }
+            Some(Listed { relative: parts.join("/"), format: format?, meta })
+        })
+        .collect();
     // Byte-wise order of the relative path is the documented file order (ties keep it).
-    found.sort_by(|a, b| a.1.cmp(&b.1));
+    found.sort_by(|a, b| a.relative.cmp(&b.relative));
     if found.is_empty() {
-        return Err(Error::NoInputFiles { location: location.to_string() });
+        let exists = match &location.local {
+            Some(path) => path.exists(),
+            None => any_objects,
+        };
+        if !exists {
+            return Err(Error::InputNotFound {
+                location: location.shown.clone(),
+                hint: match location.local {
+                    Some(_) => "no such file or folder; check --input".to_string(),
+                    None => "no objects under this prefix; check --input".to_string(),
+                },
+            });
+        }
+        return Err(Error::NoInputFiles { location: location.shown.clone() });
     }
     Ok(found)
 }
 
-fn walk(dir: &Path, prefix: &str, found: &mut Vec<(PathBuf, String, InputFormat)>) -> Result<()> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::storage("cannot list", dir.display(), e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::storage("cannot list", dir.display(), e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if skipped(&name) {
-            continue;
-        }
-        let path = entry.path();
-        let relative = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
-        let file_type = std::fs::metadata(&path).map_err(|e| Error::storage("cannot read", path.display(), e))?;
-        if file_type.is_dir() {
-            walk(&path, &relative, found)?;
-        } else if let Some(format) = InputFormat::of(&path) {
-            found.push((path, relative, format));
-        } else {
-            tracing::debug!(file = %path.display(), "skipping: not *.parquet or *.csv");
-        }
+fn corrupt(file: &str, e: impl std::fmt::Display) -> Error {
+    Error::CorruptInput { file: file.to_string(), message: e.to_string() }
+}
+
+/// Maps a decoder error to a storage error when it came from storage, else to corrupt input.
+fn read_error(file: &str, e: parquet::errors::ParquetError) -> Error {
+    match e {
+        parquet::errors::ParquetError::External(inner) => match inner.downcast::<object_store::Error>() {
+            Ok(store) => storage_error("cannot read", file, *store),
+            Err(other) => corrupt(file, other),
+        },
+        other => corrupt(file, other),
     }
-    Ok(())
 }
 
-fn corrupt(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::CorruptInput { file: path.display().to_string(), message: e.to_string() }
-}
-
-fn open(path: &Path) -> Result<File> {
-    File::open(path).map_err(|e| Error::storage("cannot open", path.display(), e))
-}
-
-/// Reads the schema of every file (Parquet footer; CSV inferred over the whole file).
-pub fn describe(files: Vec<(PathBuf, String, InputFormat)>, delimiter: u8) -> Result<Vec<SourceFile>> {
+/// Reads the schema of every file: Parquet footers concurrently, CSV inferred over the whole file.
+pub fn describe(storage: &Storage, location: &Location, files: Vec<Listed>, delimiter: u8) -> Result<Vec<SourceFile>> {
+    let footers: Vec<Option<ArrowReaderMetadata>> = storage.block_on(
+        futures::stream::iter(files.iter().map(|file| async move {
+            if file.format != InputFormat::Parquet {
+                return Ok(None);
+            }
+            let shown = location.show(&file.meta.location);
+            let mut reader = storage.parquet_reader(location, &file.meta);
+            ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
+                .await
+                .map(Some)
+                .map_err(|e| read_error(&shown, e))
+        }))
+        .buffered(FOOTER_CONCURRENCY)
+        .try_collect(),
+    )?;
     files
         .into_par_iter()
-        .map(|(path, relative, format)| {
-            let file = open(&path)?;
-            let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-            let schema = match format {
-                InputFormat::Parquet => {
-                    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| corrupt(&path, e))?.schema().clone()
-                }
-                InputFormat::Csv => {
-                    let (schema, _) = csv_format(delimiter)
-                        .infer_schema(std::io::BufReader::new(file), None)
-                        .map_err(|e| corrupt(&path, e))?;
+        .zip(footers)
+        .map(|(file, footer)| {
+            let shown = location.show(&file.meta.location);
+            let schema = match &footer {
+                Some(footer) => footer.schema().clone(),
+                None => {
+                    let reader = storage.stream(location, &file.meta)?;
+                    let (schema, _) =
+                        csv_format(delimiter).infer_schema(reader, None).map_err(|e| corrupt(&shown, e))?;
                     Arc::new(schema)
                 }
             };
-            Ok(SourceFile { path, relative, format, bytes, schema })
+            Ok(SourceFile {
+                meta: file.meta,
+                shown,
+                relative: file.relative,
+                format: file.format,
+                schema,
+                parquet: footer,
+            })
         })
         .collect()
 }
@@ -169,7 +199,7 @@ pub fn resolve(spec: &SequenceSpec, files: &[SourceFile]) -> Result<ResolvedSpec
         for file in files {
             let field = file.schema.field_with_name(&column).map_err(|_| Error::ColumnNotFound {
                 column: column.clone(),
-                file: file.label(),
+                file: file.shown.clone(),
                 available: file.schema.fields().iter().map(|f| f.name().clone()).collect(),
             })?;
             let data_type = normalize_type(field.data_type());
@@ -182,8 +212,7 @@ pub fn resolve(spec: &SequenceSpec, files: &[SourceFile]) -> Result<ResolvedSpec
                             column,
                             message: format!(
                                 "it is {seen} in {} but {data_type} in {}; give it one type in every file",
-                                first.label(),
-                                file.label()
+                                first.shown, file.shown
                             ),
                         });
                     }
@@ -200,72 +229,87 @@ pub fn resolve(spec: &SequenceSpec, files: &[SourceFile]) -> Result<ResolvedSpec
         }
         fields.push(Field::new(column, data_type, true));
     }
-    let label = if files.len() == 1 { files[0].label() } else { format!("{} input files", files.len()) };
+    let label = if files.len() == 1 { files[0].shown.clone() } else { format!("{} input files", files.len()) };
     ResolvedSpec::new(spec, &Schema::new(fields), &label)
 }
 
-/// Decodes every file's needed columns, in file order, cast to the resolved types.
+/// The decoded input: batches in input order, the file index of each, and the manifest entries.
+pub struct Decoded {
+    /// Batches in input order.
+    pub batches: Vec<RecordBatch>,
+    /// For each batch, the index of its file.
+    pub batch_file: Vec<usize>,
+    /// One manifest entry per file.
+    pub files: Vec<InputFile>,
+}
+
+/// Decodes every file's needed columns, in file order, cast to the resolved types. Files are
+/// decoded in parallel; Parquet fetches only the needed columns' byte ranges.
 pub fn read_all(
+    storage: &Storage,
+    location: &Location,
     files: &[SourceFile],
     resolved: &ResolvedSpec,
     delimiter: u8,
     on_file_done: &(dyn Fn() + Sync),
-) -> Result<(Vec<RecordBatch>, Vec<usize>, Vec<InputFile>)> {
+) -> Result<Decoded> {
     let per_file: Vec<(Vec<RecordBatch>, InputFile)> = files
         .par_iter()
         .map(|file| {
-            let batches = read_one(file, resolved, delimiter)?;
-            let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+            let batches = read_one(storage, location, file, resolved, delimiter)?;
             on_file_done();
             let info = InputFile {
                 path: file.relative.clone(),
                 format: file.format.name().to_string(),
-                bytes: file.bytes,
-                rows,
+                bytes: file.meta.size,
+                rows: batches.iter().map(|b| b.num_rows() as u64).sum(),
             };
             Ok((batches, info))
         })
         .collect::<Result<_>>()?;
-    let mut batches = Vec::new();
-    let mut batch_file = Vec::new();
-    let mut infos = Vec::new();
-    for (i, (file_batches, info)) in per_file.into_iter().enumerate() {
-        batch_file.extend(std::iter::repeat_n(i, file_batches.len()));
-        batches.extend(file_batches);
-        infos.push(info);
+    let mut decoded = Decoded { batches: Vec::new(), batch_file: Vec::new(), files: Vec::new() };
+    for (i, (batches, info)) in per_file.into_iter().enumerate() {
+        decoded.batch_file.extend(std::iter::repeat_n(i, batches.len()));
+        decoded.batches.extend(batches);
+        decoded.files.push(info);
     }
-    Ok((batches, batch_file, infos))
+    Ok(decoded)
 }
 
-fn read_one(file: &SourceFile, resolved: &ResolvedSpec, delimiter: u8) -> Result<Vec<RecordBatch>> {
-    let target = &resolved.input_schema;
-    let indices: Vec<usize> = target
+fn read_one(
+    storage: &Storage,
+    location: &Location,
+    file: &SourceFile,
+    resolved: &ResolvedSpec,
+    delimiter: u8,
+) -> Result<Vec<RecordBatch>> {
+    let indices: Vec<usize> = resolved
+        .input_schema
         .fields()
         .iter()
         .map(|f| file.schema.index_of(f.name()).expect("resolve checked every file has every column"))
         .collect();
-    let raw: Vec<RecordBatch> = match file.format {
-        InputFormat::Parquet => {
-            let builder =
-                ParquetRecordBatchReaderBuilder::try_new(open(&file.path)?).map_err(|e| corrupt(&file.path, e))?;
+    let raw: Vec<RecordBatch> = match (&file.parquet, file.format) {
+        (Some(footer), _) => {
+            let reader = storage.parquet_reader(location, &file.meta);
+            let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer.clone());
             let mask = ProjectionMask::roots(builder.parquet_schema(), indices.iter().copied());
-            let reader = builder
+            let stream = builder
                 .with_projection(mask)
                 .with_batch_size(BATCH_ROWS)
                 .build()
-                .map_err(|e| corrupt(&file.path, e))?;
-            reader.collect::<std::result::Result<_, _>>().map_err(|e| corrupt(&file.path, e))?
+                .map_err(|e| read_error(&file.shown, e))?;
+            storage.block_on(stream.try_collect()).map_err(|e| read_error(&file.shown, e))?
         }
-        InputFormat::Csv => {
+        (None, _) => {
             let reader = arrow::csv::ReaderBuilder::new(file.schema.clone())
                 .with_format(csv_format(delimiter))
                 .with_batch_size(BATCH_ROWS)
-                .with_projection(indices.clone())
-                .build(std::io::BufReader::new(open(&file.path)?))
-                .map_err(|e| corrupt(&file.path, e))?;
-            reader.collect::<std::result::Result<_, _>>().map_err(|e| corrupt(&file.path, e))?
+                .with_projection(indices)
+                .build(std::io::BufReader::with_capacity(1 << 20, storage.stream(location, &file.meta)?))
+                .map_err(|e| corrupt(&file.shown, e))?;
+            reader.collect::<std::result::Result<_, _>>().map_err(|e| corrupt(&file.shown, e))?
         }
     };
-    let label = file.label();
-    raw.iter().map(|batch| resolved.conform(batch, &label)).collect()
+    raw.iter().map(|batch| resolved.conform(batch, &file.shown)).collect()
 }

@@ -1,11 +1,10 @@
-//! The embedded seqhouse engine: `LocalWarehouse` reads Parquet/CSV files, runs the core kernel
-//! on a dedicated thread pool and publishes Parquet parts atomically with `_manifest.json` last.
+//! The embedded seqhouse engine: `LocalWarehouse` reads Parquet/CSV from local folders or S3,
+//! runs the core kernel on its own thread pool and publishes Parquet with `_manifest.json` last.
 #![warn(missing_docs)]
 
 mod input;
 mod output;
-
-use std::path::Path;
+mod storage;
 
 use seqhouse_core::manifest::{MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, OutputColumn};
 use seqhouse_core::{
@@ -13,6 +12,10 @@ use seqhouse_core::{
 };
 
 pub use output::{OutputCompression, PartLayout};
+pub use storage::S3Options;
+
+use output::Target;
+use storage::{Location, Storage};
 
 /// Settings of the local engine that do not change what is computed, only how.
 #[derive(Debug, Clone)]
@@ -25,6 +28,8 @@ pub struct LocalConfig {
     pub compression: OutputCompression,
     /// Windows per part file; `None` picks about eight million values per column.
     pub rows_per_part: Option<usize>,
+    /// How to reach S3.
+    pub s3: S3Options,
 }
 
 impl Default for LocalConfig {
@@ -34,18 +39,21 @@ impl Default for LocalConfig {
             csv_delimiter: b',',
             compression: OutputCompression::default(),
             rows_per_part: None,
+            s3: S3Options::default(),
         }
     }
 }
 
-/// The embedded engine (the default `--engine local`).
+/// The embedded engine (the default `--engine local`): computes on this machine, reads and
+/// writes local folders or S3.
 pub struct LocalWarehouse {
     config: LocalConfig,
     pool: rayon::ThreadPool,
+    storage: Storage,
 }
 
 impl LocalWarehouse {
-    /// Builds the engine and its thread pool.
+    /// Builds the engine, its thread pool and its I/O runtime.
     pub fn new(config: LocalConfig) -> Result<Self> {
         if config.threads == Some(0) {
             return Err(Error::invalid("--threads must be at least 1"));
@@ -58,31 +66,41 @@ impl LocalWarehouse {
             .thread_name(|i| format!("seqhouse-{i}"))
             .build()
             .map_err(|e| Error::internal(format!("cannot start the thread pool: {e}")))?;
-        Ok(LocalWarehouse { config, pool })
+        let storage = Storage::new(config.s3.clone())?;
+        Ok(LocalWarehouse { config, pool, storage })
     }
 
     fn run_job(&self, job: &SequenceJob, progress: &dyn Progress) -> Result<JobReport> {
-        let output = input::local_path(&job.output);
-        let listed = input::list_files(&job.input)?;
-        let files = input::describe(listed, self.config.csv_delimiter)?;
+        let storage = &self.storage;
+        let input = storage.locate(&job.input)?;
+        let output = storage.locate(&job.output)?;
+        let delimiter = self.config.csv_delimiter;
+        let listed = input::list_files(storage, &input)?;
+        let files = input::describe(storage, &input, listed, delimiter)?;
         let resolved = input::resolve(&job.spec, &files)?;
 
         progress.stage("read", files.len() as u64);
-        let (batches, batch_file, input_files) =
-            input::read_all(&files, &resolved, self.config.csv_delimiter, &|| progress.advance(1))?;
-        let sources: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
-        let batch_sources: Vec<&str> = batch_file.iter().map(|&i| sources[i].as_str()).collect();
+        let decoded = input::read_all(storage, &input, &files, &resolved, delimiter, &|| progress.advance(1))?;
+        let batch_sources: Vec<&str> = decoded.batch_file.iter().map(|&i| files[i].shown.as_str()).collect();
 
         progress.stage("sequence", 0);
-        let sequencer = Sequencer::prepare(&resolved, &batches, &batch_sources)?;
-        drop(batches);
+        let sequencer = Sequencer::prepare(&resolved, &decoded.batches, &batch_sources)?;
+        let input_files = decoded.files;
 
-        let staging = output::Staging::create(&output)?;
+        // Only now, with the input known good, is the output touched.
+        let target = Target::begin(storage, &output, job.overwrite)?;
         progress.stage("write", sequencer.num_windows() as u64);
         let layout = PartLayout::for_length(job.spec.sequence_length, self.config.rows_per_part);
-        let parts = output::write_parts(&sequencer, staging.dir(), layout, self.config.compression, &|rows| {
+        let written = output::write_parts(&sequencer, storage, &target, layout, self.config.compression, &|rows| {
             progress.advance(rows)
-        })?;
+        });
+        let parts = match written {
+            Ok(parts) => parts,
+            Err(e) => {
+                target.abort(storage);
+                return Err(e);
+            }
+        };
 
         let manifest = Manifest {
             format: MANIFEST_FORMAT.to_string(),
@@ -103,7 +121,7 @@ impl LocalWarehouse {
             counts: sequencer.stats().clone(),
         };
         let json = serde_json::to_vec_pretty(&manifest).map_err(Error::internal)?;
-        staging.publish(&output, &json, job.overwrite)?;
+        target.commit(storage, json)?;
         Ok(JobReport {
             output: job.output.clone(),
             subset: job.subset.clone(),
@@ -125,16 +143,22 @@ impl Warehouse for LocalWarehouse {
     }
 
     fn preflight(&self, job: &SequenceJob) -> Result<()> {
-        let input = input::local_path(&job.input);
-        if !input.exists() {
+        let input = self.storage.locate(&job.input)?;
+        let output = self.storage.locate(&job.output)?;
+        if let Some(path) = &input.local
+            && !path.exists()
+        {
             return Err(Error::InputNotFound {
                 location: job.input.clone(),
                 hint: "no such file or folder; check --input".to_string(),
             });
         }
-        let output = input::local_path(&job.output);
-        ensure_not_nested(&input, &output, &job.output)?;
-        output::check_output(&output, job.overwrite)?;
+        ensure_not_nested(&input, &output)?;
+        let names = match &output.local {
+            Some(path) => output::local_children(path)?,
+            None => self.storage.children(&output)?,
+        };
+        output::check_output(&output.shown, &names, job.overwrite)?;
         Ok(())
     }
 
@@ -145,33 +169,16 @@ impl Warehouse for LocalWarehouse {
 }
 
 /// Refuses an output inside the input folder: its parts would be read back as input next time.
-fn ensure_not_nested(input: &Path, output: &Path, shown: &str) -> Result<()> {
-    let Ok(input) = input.canonicalize() else {
-        return Ok(());
+fn ensure_not_nested(input: &Location, output: &Location) -> Result<()> {
+    // Local locations are normalized (symlinks resolved), so a prefix test on paths suffices.
+    let nested = match &input.local {
+        Some(path) => path.is_dir() && input.contains(output),
+        None => input.contains(output),
     };
-    if !input.is_dir() {
-        return Ok(());
-    }
-    // The output may not exist yet: canonicalize its nearest existing ancestor.
-    let mut existing = output.to_path_buf();
-    let mut rest = Vec::new();
-    while !existing.exists() {
-        match (existing.parent(), existing.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_os_string());
-                existing = if parent.as_os_str().is_empty() { ".".into() } else { parent.to_path_buf() };
-            }
-            _ => return Ok(()),
-        }
-    }
-    let Ok(mut resolved) = existing.canonicalize() else {
-        return Ok(());
-    };
-    resolved.extend(rest.iter().rev());
-    if resolved.starts_with(&input) {
+    if nested {
         return Err(Error::invalid(format!(
-            "--output {shown} is inside the input folder {}; its parts would be read as input by the next run. Write it elsewhere",
-            input.display()
+            "--output {} is inside the input folder {}; its parts would be read as input by the next run. Write it elsewhere",
+            output.shown, input.shown
         )));
     }
     Ok(())

@@ -1,13 +1,17 @@
-//! Writing parts into a staging folder and publishing it atomically.
+//! Writing parts and publishing them so that a reader never sees a partial output.
 //!
-//! Parts and then `_manifest.json` are written into a hidden sibling of the output folder
-//! (`.NAME.seqhouse-tmp-*`), fsynced, and the folder is renamed into place. A reader therefore
-//! sees either the old output, or the complete new one; never a mix, never a manifest without
-//! its parts. Hidden names also keep a half-written staging folder out of any later input listing.
+//! - **Local folders**: parts and then `_manifest.json` go into a hidden sibling of the output
+//!   (`.NAME.seqhouse-tmp-*`), are fsynced, and the folder is renamed into place. A reader sees the
+//!   old output or the complete new one, never a mix. Hidden names keep a half-written staging
+//!   folder out of any later input listing.
+//! - **Object stores** (S3) have no rename: parts are uploaded first (each atomically) and
+//!   `_manifest.json` last, so a folder without a manifest is never trusted. When replacing an
+//!   output, its manifest is deleted before the first new part is uploaded, and its stale parts
+//!   are deleted before the new manifest is written. A failed run deletes the parts it uploaded.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use parquet::arrow::ArrowWriter;
@@ -16,6 +20,8 @@ use parquet::file::properties::WriterProperties;
 use rayon::prelude::*;
 use seqhouse_core::manifest::OutputPart;
 use seqhouse_core::{Error, MANIFEST_FILE, Result, Sequencer};
+
+use crate::storage::{Location, Storage};
 
 /// Output compression of the part files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,13 +112,18 @@ pub fn part_name(index: usize) -> String {
     format!("part-{index:05}.parquet")
 }
 
-/// Writes every window of `sequencer` as parts into `dir`, encoding parts in parallel.
+fn is_part(name: &str) -> bool {
+    name.starts_with("part-") && name.ends_with(".parquet")
+}
+
+/// Writes every window of `sequencer` as parts into `target`, encoding parts in parallel.
 ///
 /// Each part is encoded on its own from a fixed window range, so the bytes do not depend on the
 /// thread count. An empty job still writes one empty part so the folder carries its schema.
 pub fn write_parts(
     sequencer: &Sequencer,
-    dir: &Path,
+    storage: &Storage,
+    target: &Target,
     layout: PartLayout,
     compression: OutputCompression,
     on_rows_done: &(dyn Fn(u64) + Sync),
@@ -123,33 +134,125 @@ pub fn write_parts(
         .set_compression(compression.to_parquet()?)
         .set_max_row_group_row_count(Some(layout.rows_per_row_group))
         .build();
+    let location = target.location();
     (0..part_count)
         .into_par_iter()
         .map(|part| {
             let start = part * layout.rows_per_part;
             let end = (start + layout.rows_per_part).min(total);
             let name = part_name(part);
-            let path = dir.join(&name);
-            let file = File::create(&path).map_err(|e| Error::storage("cannot write", path.display(), e))?;
-            let write_err = |e: parquet::errors::ParquetError| Error::storage("cannot write", path.display(), e);
+            let shown = format!("{}/{name}", location.shown);
+            let encode_err = |e: parquet::errors::ParquetError| Error::storage("cannot encode", &shown, e);
             let mut writer =
-                ArrowWriter::try_new(file, sequencer.output_schema(), Some(props.clone())).map_err(write_err)?;
+                ArrowWriter::try_new(Vec::new(), sequencer.output_schema(), Some(props.clone())).map_err(encode_err)?;
             let mut at = start;
             while at < end {
                 let upto = (at + layout.rows_per_row_group).min(end);
-                writer.write(&sequencer.build(at..upto)?).map_err(write_err)?;
+                writer.write(&sequencer.build(at..upto)?).map_err(encode_err)?;
                 on_rows_done((upto - at) as u64);
                 at = upto;
             }
-            let file = writer.into_inner().map_err(write_err)?;
-            file.sync_all().map_err(|e| Error::storage("cannot write", path.display(), e))?;
-            let bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-            Ok(OutputPart { path: name, rows: (end - start) as u64, bytes })
+            let bytes = writer.into_inner().map_err(encode_err)?;
+            let size = bytes.len() as u64;
+            target.put(storage, &name, bytes)?;
+            Ok(OutputPart { path: name, rows: (end - start) as u64, bytes: size })
         })
         .collect()
 }
 
-/// A hidden staging folder beside the output, removed on drop unless published.
+/// Where a job's output is being written, and how it will be published.
+pub enum Target {
+    /// A local output: a staging folder renamed into place.
+    Staged {
+        /// The hidden staging folder.
+        staging: Staging,
+        /// The staging folder as a storage location.
+        location: Location,
+        /// The final output folder.
+        output: PathBuf,
+        /// Replace an existing output.
+        overwrite: bool,
+    },
+    /// An object-store output: written in place, manifest last.
+    Direct {
+        /// The output folder.
+        location: Location,
+        /// Part files of a replaced output, deleted at commit unless rewritten.
+        stale: Vec<String>,
+        /// Parts this run uploaded, deleted if it fails.
+        written: Mutex<Vec<String>>,
+    },
+}
+
+impl Target {
+    /// Prepares to write `output`. Call only once the input has been read and sequenced, so
+    /// that bad input never disturbs an existing output.
+    pub fn begin(storage: &Storage, output: &Location, overwrite: bool) -> Result<Target> {
+        if let Some(path) = &output.local {
+            let staging = Staging::create(path)?;
+            let location = storage.locate(&staging.dir().display().to_string())?;
+            return Ok(Target::Staged { staging, location, output: path.clone(), overwrite });
+        }
+        let names = storage.children(output)?;
+        let stale = match check_output(&output.shown, &names, overwrite)? {
+            OutputState::Absent => Vec::new(),
+            OutputState::Replaceable => {
+                // From here on the old output is no longer trusted by readers.
+                storage.delete(output, MANIFEST_FILE)?;
+                names.into_iter().filter(|n| is_part(n)).collect()
+            }
+        };
+        Ok(Target::Direct { location: output.clone(), stale, written: Mutex::new(Vec::new()) })
+    }
+
+    /// The folder parts are written into.
+    pub fn location(&self) -> &Location {
+        match self {
+            Target::Staged { location, .. } | Target::Direct { location, .. } => location,
+        }
+    }
+
+    fn put(&self, storage: &Storage, name: &str, bytes: Vec<u8>) -> Result<()> {
+        if let Target::Direct { written, .. } = self {
+            // Recorded before the upload: a failed multipart upload may still leave an object.
+            written.lock().expect("written lock").push(name.to_string());
+        }
+        storage.put(self.location(), name, bytes)
+    }
+
+    /// Publishes: the manifest last, after every part.
+    pub fn commit(self, storage: &Storage, manifest_json: Vec<u8>) -> Result<()> {
+        match self {
+            Target::Staged { staging, location, output, overwrite } => {
+                storage.put(&location, MANIFEST_FILE, manifest_json)?;
+                staging.publish(&output, overwrite)
+            }
+            Target::Direct { location, stale, written } => {
+                let written = written.into_inner().expect("written lock");
+                for name in stale.iter().filter(|n| !written.contains(n)) {
+                    storage.delete(&location, name)?;
+                }
+                storage.put(&location, MANIFEST_FILE, manifest_json)
+            }
+        }
+    }
+
+    /// Undoes a failed run: removes the staging folder, or the parts uploaded so far.
+    pub fn abort(self, storage: &Storage) {
+        match self {
+            Target::Staged { staging, .. } => drop(staging),
+            Target::Direct { location, written, .. } => {
+                for name in written.into_inner().expect("written lock") {
+                    if let Err(e) = storage.delete(&location, &name) {
+                        tracing::warn!(error = %e, "could not remove a part of the failed run");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A hidden staging folder beside a local output, removed on drop unless published.
 pub struct Staging {
     dir: PathBuf,
     published: bool,
@@ -166,27 +269,23 @@ impl Staging {
         Ok(Staging { dir, published: false })
     }
 
-    /// The folder to write parts into.
+    /// The folder to write into.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// Writes the manifest (last), then moves the folder into place, replacing a previous
+    /// Makes the staged files durable, then moves the folder into place, replacing a previous
     /// output only when `overwrite` is set.
-    pub fn publish(mut self, output: &Path, manifest_json: &[u8], overwrite: bool) -> Result<()> {
-        let manifest_path = self.dir.join(MANIFEST_FILE);
-        let mut file =
-            File::create(&manifest_path).map_err(|e| Error::storage("cannot write", manifest_path.display(), e))?;
-        file.write_all(manifest_json)
-            .and_then(|_| file.sync_all())
-            .map_err(|e| Error::storage("cannot write", manifest_path.display(), e))?;
-
-        let previous = match check_output(output, overwrite)? {
+    fn publish(mut self, output: &Path, overwrite: bool) -> Result<()> {
+        for entry in std::fs::read_dir(&self.dir).map_err(|e| Error::storage("cannot list", self.dir.display(), e))? {
+            let path = entry.map_err(|e| Error::storage("cannot list", self.dir.display(), e))?.path();
+            File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| Error::storage("cannot sync", path.display(), e))?;
+        }
+        let previous = match check_output(&output.display().to_string(), &local_children(output)?, overwrite)? {
+            // rename(2) replaces an empty folder, which users often create beforehand.
             OutputState::Absent => None,
-            OutputState::EmptyFolder => {
-                std::fs::remove_dir(output).map_err(|e| Error::storage("cannot replace", output.display(), e))?;
-                None
-            }
             OutputState::Replaceable => {
                 let aside = self.dir.with_extension("old");
                 std::fs::rename(output, &aside).map_err(|e| Error::storage("cannot replace", output.display(), e))?;
@@ -237,42 +336,46 @@ fn split_output(output: &Path) -> Result<(PathBuf, String)> {
     Ok((parent, name))
 }
 
-/// What is at the output location now.
-#[derive(Debug, PartialEq, Eq)]
-pub enum OutputState {
-    /// Nothing.
-    Absent,
-    /// An empty folder (users often create it first): taken over without `--overwrite`.
-    EmptyFolder,
-    /// A previous seqhouse output, and `--overwrite` was given.
-    Replaceable,
-}
-
-/// Decides whether `output` may be written. `--overwrite` replaces only folders that look like
-/// seqhouse outputs, so a mistyped `--output ~ --overwrite` cannot delete a home directory.
-pub fn check_output(output: &Path, overwrite: bool) -> Result<OutputState> {
+/// Names inside a local folder; empty if it does not exist. A file there is an error.
+pub fn local_children(output: &Path) -> Result<Vec<String>> {
     let shown = output.display().to_string();
-    let meta = match std::fs::metadata(output) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(OutputState::Absent),
+    match std::fs::metadata(output) {
+        Ok(meta) if !meta.is_dir() => {
+            return Err(Error::invalid(format!("--output {shown} is a file; --output must be a folder")));
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(Error::storage("cannot inspect", &shown, e)),
-    };
-    if !meta.is_dir() {
-        return Err(Error::invalid(format!("--output {shown} is a file; --output must be a folder")));
     }
     let mut names = Vec::new();
     for entry in std::fs::read_dir(output).map_err(|e| Error::storage("cannot list", &shown, e))? {
         let entry = entry.map_err(|e| Error::storage("cannot list", &shown, e))?;
         names.push(entry.file_name().to_string_lossy().into_owned());
     }
+    Ok(names)
+}
+
+/// What is at the output location now.
+#[derive(Debug, PartialEq, Eq)]
+pub enum OutputState {
+    /// Nothing, or an empty folder (users often create it first): written without `--overwrite`.
+    Absent,
+    /// A previous seqhouse output, and `--overwrite` was given.
+    Replaceable,
+}
+
+/// Decides from the names inside `output` whether it may be written. `--overwrite` replaces
+/// only folders that look like seqhouse outputs, so a mistyped `--output ~ --overwrite` cannot
+/// delete a home directory.
+pub fn check_output(shown: &str, names: &[String], overwrite: bool) -> Result<OutputState> {
     if names.is_empty() {
-        return Ok(OutputState::EmptyFolder);
+        return Ok(OutputState::Absent);
     }
     if !overwrite {
-        return Err(Error::OutputExists { location: shown });
+        return Err(Error::OutputExists { location: shown.to_string() });
     }
-    let looks_like_ours = names.iter().any(|n| n == MANIFEST_FILE)
-        || names.iter().all(|n| (n.starts_with("part-") && n.ends_with(".parquet")) || n.starts_with(['.', '_']));
+    let looks_like_ours =
+        names.iter().any(|n| n == MANIFEST_FILE) || names.iter().all(|n| is_part(n) || n.starts_with(['.', '_']));
     if !looks_like_ours {
         return Err(Error::invalid(format!(
             "--output {shown} holds files that seqhouse did not write (no {MANIFEST_FILE}); refusing to replace it with --overwrite. Choose another folder or empty it yourself"
