@@ -56,11 +56,11 @@ part-NNNNN.parquet files and a _manifest.json written last.";
 /// its long name (`sequence-length = 200`, `feature = ["skill_id=-1"]`); flags override the file.
 #[derive(Debug, Default, Args)]
 pub struct SequenceArgs {
-    /// Input file or folder (read recursively: *.parquet, *.csv; names starting with '_' or '.' are skipped; files in path order).
+    /// Input: a file or folder, local or s3://BUCKET/PREFIX (read recursively: *.parquet, *.csv; names starting with '_' or '.' are skipped; files in path order).
     #[arg(long, visible_aliases = ["data-location", "s3_data_location"], value_name = "PATH")]
     pub input: Option<String>,
 
-    /// Output folder; fails if it holds data, unless --overwrite.
+    /// Output folder, local or s3://BUCKET/PREFIX; fails if it holds data, unless --overwrite.
     #[arg(long, visible_aliases = ["output-location", "output_s3_location"], value_name = "PATH")]
     pub output: Option<String>,
 
@@ -131,6 +131,26 @@ pub struct SequenceArgs {
     /// Windows per output part file. [default: about 8M values per column]
     #[arg(long, value_name = "ROWS")]
     pub rows_per_part: Option<usize>,
+
+    /// S3-compatible endpoint URL (MinIO, Ceph, a local server). [default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS]
+    #[arg(long, value_name = "URL", help_heading = "S3")]
+    pub s3_endpoint: Option<String>,
+
+    /// S3 region. [default: AWS_REGION or the AWS profile, else us-east-1]
+    #[arg(long, value_name = "REGION", help_heading = "S3")]
+    pub s3_region: Option<String>,
+
+    /// Path-style S3 addressing (ENDPOINT/BUCKET/KEY). [default: on with a custom endpoint, off for AWS]
+    #[arg(long, value_name = "true|false", num_args = 0..=1, default_missing_value = "true", help_heading = "S3")]
+    pub s3_path_style: Option<bool>,
+
+    /// Timeout of one S3 request in seconds; a stalled request is cut and retried. [default: 30]
+    #[arg(long, value_name = "SECS", help_heading = "S3")]
+    pub s3_timeout: Option<f64>,
+
+    /// Retries of a failed S3 request (5xx, throttling, timeouts, dropped connections), with exponential backoff. [default: 10]
+    #[arg(long, value_name = "N", help_heading = "S3")]
+    pub s3_max_retries: Option<usize>,
 }
 
 /// `--config` file contents: the same options, kebab-case, unknown keys rejected.
@@ -155,6 +175,11 @@ struct ConfigFile {
     threads: Option<usize>,
     compression: Option<String>,
     rows_per_part: Option<usize>,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
+    s3_path_style: Option<bool>,
+    s3_timeout: Option<f64>,
+    s3_max_retries: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -267,6 +292,18 @@ impl SequenceArgs {
         local.rows_per_part = self.rows_per_part.or(file.rows_per_part);
         if local.rows_per_part == Some(0) {
             return Err(usage("--rows-per-part must be at least 1"));
+        }
+        local.s3.endpoint = self.s3_endpoint.or(file.s3_endpoint);
+        local.s3.region = self.s3_region.or(file.s3_region);
+        local.s3.path_style = self.s3_path_style.or(file.s3_path_style);
+        if let Some(seconds) = self.s3_timeout.or(file.s3_timeout) {
+            if !(seconds.is_finite() && seconds > 0.0) {
+                return Err(usage(format!("--s3-timeout must be a positive number of seconds, got {seconds}")));
+            }
+            local.s3.request_timeout = std::time::Duration::from_secs_f64(seconds);
+        }
+        if let Some(retries) = self.s3_max_retries.or(file.s3_max_retries) {
+            local.s3.max_retries = retries;
         }
 
         let request = SequenceRequest {

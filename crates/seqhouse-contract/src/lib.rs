@@ -9,10 +9,13 @@
 //! compare against.
 
 pub mod cases;
+pub mod faults;
 pub mod fixture;
 pub mod reference;
+pub mod s3;
 
 pub use fixture::{Fixture, LocalFixture, Output};
+pub use s3::S3Fixture;
 
 /// Expands into one `#[test]` per contract case.
 ///

@@ -4,4 +4,5 @@ mod bad_input;
 mod cli;
 mod e2e;
 mod real_data;
+mod s3;
 mod util;
