@@ -3,9 +3,9 @@
 
 use std::cmp::Ordering;
 
-use arrow::array::{Array, ArrayRef, AsArray, FixedSizeListArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type, UInt64Type};
+use arrow::datatypes::{DataType, Int32Type, Int64Type};
 
 use seqhouse_core::{Mode, NullKeyPolicy, Padding, SequenceSpec};
 
@@ -54,23 +54,27 @@ pub fn value_at(array: &ArrayRef, i: usize) -> Option<Value> {
     if array.is_null(i) {
         return None;
     }
+    use arrow::datatypes::*;
+    // Direct downcasts: this runs for every output value of large test outputs.
     Some(match array.data_type() {
         DataType::Boolean => Value::Bool(array.as_boolean().value(i)),
-        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
-            Value::Int(cast(array, &DataType::Int64).unwrap().as_primitive::<Int64Type>().value(i))
-        }
-        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
-            Value::UInt(cast(array, &DataType::UInt64).unwrap().as_primitive::<UInt64Type>().value(i))
-        }
-        DataType::Float32 | DataType::Float64 => {
-            Value::Float(cast(array, &DataType::Float64).unwrap().as_primitive::<Float64Type>().value(i))
-        }
+        DataType::Int8 => Value::Int(array.as_primitive::<Int8Type>().value(i) as i64),
+        DataType::Int16 => Value::Int(array.as_primitive::<Int16Type>().value(i) as i64),
+        DataType::Int32 => Value::Int(array.as_primitive::<Int32Type>().value(i) as i64),
+        DataType::Int64 => Value::Int(array.as_primitive::<Int64Type>().value(i)),
+        DataType::UInt8 => Value::UInt(array.as_primitive::<UInt8Type>().value(i) as u64),
+        DataType::UInt16 => Value::UInt(array.as_primitive::<UInt16Type>().value(i) as u64),
+        DataType::UInt32 => Value::UInt(array.as_primitive::<UInt32Type>().value(i) as u64),
+        DataType::UInt64 => Value::UInt(array.as_primitive::<UInt64Type>().value(i)),
+        DataType::Float32 => Value::Float(array.as_primitive::<Float32Type>().value(i) as f64),
+        DataType::Float64 => Value::Float(array.as_primitive::<Float64Type>().value(i)),
         DataType::Utf8 => Value::Str(array.as_string::<i32>().value(i).to_string()),
         DataType::LargeUtf8 => Value::Str(array.as_string::<i64>().value(i).to_string()),
-        DataType::Date32 => Value::Int(array.as_primitive::<arrow::datatypes::Date32Type>().value(i) as i64),
+        DataType::Utf8View => Value::Str(array.as_string_view().value(i).to_string()),
+        DataType::Date32 => Value::Int(array.as_primitive::<Date32Type>().value(i) as i64),
         DataType::Date64 | DataType::Timestamp(_, _) => {
-            let raw = cast(array, &DataType::Int64).unwrap();
-            Value::Int(raw.as_primitive::<Int64Type>().value(i))
+            let raw = cast(&array.slice(i, 1), &DataType::Int64).unwrap();
+            Value::Int(raw.as_primitive::<Int64Type>().value(0))
         }
         other => panic!("reference: unsupported type {other}"),
     })
@@ -232,33 +236,45 @@ pub fn sequence(spec: &SequenceSpec, batches: &[RecordBatch]) -> Result<Vec<Row>
     Ok(out)
 }
 
+/// Element `row` of a list column: fixed-size lists (the local engine) or plain lists (SQL
+/// engines write Parquet LISTs), checked to hold exactly `n` values.
+fn list_value(column: &ArrayRef, row: usize, n: usize, name: &str) -> ArrayRef {
+    let value = match column.data_type() {
+        DataType::FixedSizeList(_, _) => column.as_fixed_size_list().value(row),
+        DataType::List(_) => column.as_list::<i32>().value(row),
+        DataType::LargeList(_) => column.as_list::<i64>().value(row),
+        other => panic!("{name} is {other}, not a list"),
+    };
+    assert_eq!(value.len(), n, "{name} row {row} must hold N = {n} values");
+    value
+}
+
 /// Converts output batches of any engine to plain rows, in the order given.
 pub fn rows_of(spec: &SequenceSpec, batches: &[RecordBatch]) -> Vec<Row> {
+    let n = spec.sequence_length;
     let mut out = Vec::new();
     for batch in batches {
-        let list = |name: &str| -> FixedSizeListArray {
-            batch.column_by_name(name).unwrap_or_else(|| panic!("output lacks {name}")).as_fixed_size_list().clone()
-        };
-        let features: Vec<FixedSizeListArray> = spec.features.iter().map(|f| list(&f.output_name())).collect();
-        let mask = list("is_pad_sequence");
-        let index = batch.column_by_name("sequence_index").expect("sequence_index");
-        let length = batch.column_by_name("sequence_length").expect("sequence_length");
+        let column = |name: &str| batch.column_by_name(name).unwrap_or_else(|| panic!("output lacks {name}")).clone();
+        let features: Vec<(String, ArrayRef)> =
+            spec.features.iter().map(|f| (f.output_name(), column(&f.output_name()))).collect();
+        let mask = column("is_pad_sequence");
+        let index = cast(&column("sequence_index"), &DataType::Int64).unwrap();
+        let length = cast(&column("sequence_length"), &DataType::Int32).unwrap();
         for r in 0..batch.num_rows() {
-            let values_of = |l: &FixedSizeListArray| {
-                assert_eq!(l.value_length() as usize, spec.sequence_length, "list length must be N");
-                let v = l.value(r);
+            let values_of = |name: &str, list: &ArrayRef| {
+                let v = list_value(list, r, n, name);
                 (0..v.len()).map(|i| value_at(&v, i)).collect::<Vec<_>>()
             };
             out.push(Row {
                 entity: spec
                     .entity
                     .iter()
-                    .map(|e| value_at(batch.column_by_name(e).unwrap(), r).expect("entity values are never null"))
+                    .map(|e| value_at(&column(e), r).expect("entity values are never null"))
                     .collect(),
                 sequence_index: index.as_primitive::<Int64Type>().value(r),
                 sequence_length: length.as_primitive::<Int32Type>().value(r),
-                features: features.iter().map(values_of).collect(),
-                mask: values_of(&mask)
+                features: features.iter().map(|(name, list)| values_of(name, list)).collect(),
+                mask: values_of("is_pad_sequence", &mask)
                     .into_iter()
                     .map(|v| match v {
                         Some(Value::Int(m)) => m as i8,

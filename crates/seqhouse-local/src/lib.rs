@@ -2,9 +2,7 @@
 //! runs the core kernel on its own thread pool and publishes Parquet with `_manifest.json` last.
 #![warn(missing_docs)]
 
-mod input;
 mod output;
-mod storage;
 
 use seqhouse_core::manifest::{MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, OutputColumn};
 use seqhouse_core::{
@@ -12,10 +10,10 @@ use seqhouse_core::{
 };
 
 pub use output::{OutputCompression, PartLayout};
-pub use storage::S3Options;
+pub use seqhouse_storage::S3Options;
 
 use output::Target;
-use storage::{Location, Storage};
+use seqhouse_storage::{Location, Storage, input};
 
 /// Settings of the local engine that do not change what is computed, only how.
 #[derive(Debug, Clone)]

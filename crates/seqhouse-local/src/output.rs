@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use seqhouse_core::manifest::OutputPart;
 use seqhouse_core::{Error, MANIFEST_FILE, Result, Sequencer};
 
-use crate::storage::{Location, Storage};
+use seqhouse_storage::{Location, Storage};
 
 /// Output compression of the part files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -78,6 +78,17 @@ pub struct Location {
 }
 
 impl Location {
+    /// The location of object `name` inside this folder location.
+    pub fn child(&self, name: &str) -> Location {
+        Location {
+            store: self.store.clone(),
+            prefix: self.prefix.clone().join(name),
+            shown: format!("{}/{name}", self.shown),
+            local: self.local.as_ref().map(|p| p.join(name)),
+            bucket: self.bucket.clone(),
+        }
+    }
+
     /// The object path of this location.
     pub fn path(&self) -> &ObjectPath {
         &self.prefix
@@ -306,6 +317,12 @@ impl Storage {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(storage_error("cannot delete", format!("{}/{name}", location.shown), e)),
         }
+    }
+
+    /// Copies object `from` to `to` (server-side within one store).
+    pub fn copy(&self, from: &Location, to: &Location) -> Result<()> {
+        self.block_on(to.store.copy(&from.prefix, &to.prefix))
+            .map_err(|e| storage_error("cannot copy", format!("{} to {}", from.shown, to.shown), e))
     }
 
     /// A Parquet reader over `meta` that fetches only the byte ranges it needs.

@@ -60,12 +60,14 @@ pub struct Listed {
 /// One input file with its schema.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
-    meta: ObjectMeta,
+    /// The object.
+    pub meta: ObjectMeta,
     /// How the file is shown in messages (absolute path or `s3://` URL).
     pub shown: String,
     /// Path relative to the input location with `/` separators (the manifest's name for it).
     pub relative: String,
-    format: InputFormat,
+    /// Its format.
+    pub format: InputFormat,
     /// Its schema (for CSV: inferred over the whole file).
     pub schema: SchemaRef,
     /// The decoded Parquet footer, kept so the file is not asked for it twice.

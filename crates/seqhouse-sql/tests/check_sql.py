@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""Checks generated Trino SQL offline: syntax with Trino's grammar, meaning by running it.
+
+Reads a JSON list of cases on stdin. Each case has `select` (the Trino SELECT over a table named
+`events`), `stats` (the counts query), optionally `unload` and `ddl`, `data` (a Parquet file that
+plays `events`) and `out` (where to write the result as Parquet); `stats` results are printed as
+JSON lines. Syntax: `trino-query-parser` (Trino's own ANTLR grammar) parses the SELECT;
+`trino-sql-validator` validates whole statements including UNLOAD, function names and arity,
+and the DDL in the Hive dialect Athena runs it with. Meaning: sqlglot transpiles the SELECT to
+DuckDB, which runs it. Two documented gaps of that transpile are bridged: Trino divides integers
+as integers (DuckDB: `SET integer_division`), and Trino's `repeat(element, n)` is DuckDB's
+`repeat([element], n)`.
+"""
+import json
+import sys
+
+import duckdb
+import sqlglot
+import trino_query_parser
+import trino_sql_validator
+from sqlglot import exp
+
+
+def validate(sql, dialect, what):
+    result = trino_sql_validator.validate(sql, dialect=dialect)
+    if not result.valid:
+        raise SystemExit(f"{what} is not valid {dialect}: {result.error}\n{sql}")
+    unknown = [w for w in getattr(result, "warnings", []) if type(w).__name__ == "FunctionWarning"]
+    if unknown:
+        raise SystemExit(f"{what} calls functions Trino does not document: {unknown}\n{sql}")
+
+
+def to_duckdb(sql):
+    def bridge(node):
+        if isinstance(node, exp.Repeat):
+            node.set("this", exp.Array(expressions=[node.this]))
+        return node
+
+    return sqlglot.parse_one(sql, read="trino").transform(bridge).sql(dialect="duckdb")
+
+
+def main():
+    cases = json.load(sys.stdin)
+    con = duckdb.connect()
+    con.execute("SET integer_division = true")
+    for case in cases:
+        name = case["name"]
+        trino_query_parser.parse_statement(case["select"])
+        trino_query_parser.parse_statement(case["stats"])
+        validate(case["select"], "trino", f"{name}: SELECT")
+        validate(case["stats"], "trino", f"{name}: stats query")
+        if "unload" in case:
+            validate(case["unload"], "trino", f"{name}: UNLOAD")
+        if "ddl" in case:
+            validate(case["ddl"], "hive", f"{name}: DDL")
+        con.execute(f"CREATE OR REPLACE VIEW events AS SELECT * FROM read_parquet('{case['data']}')")
+        con.execute(f"COPY ({to_duckdb(case['select'])}) TO '{case['out']}' (FORMAT PARQUET)")
+        stats = con.execute(to_duckdb(case["stats"])).fetchone()
+        print(json.dumps({"name": name, "stats": [int(v) for v in stats]}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+//! The generated Trino SQL checked offline: every statement against Trino's grammar, and the
+//! SELECT and counts query executed (transpiled to DuckDB) on real and edge-case data, compared
+//! with the local engine's output and manifest. Needs `SEQHOUSE_PYTHON` with duckdb, sqlglot,
+//! trino-query-parser and trino-sql-validator (scripts/test sets it up).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use arrow::array::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use seqhouse_contract::fixture::parquet_bytes;
+use seqhouse_contract::{Fixture, LocalFixture, cases, reference};
+use seqhouse_core::{Mode, NoProgress, NullKeyPolicy, Padding, ResolvedSpec, SequenceRequest, SequenceSpec};
+use seqhouse_local::{LocalConfig, LocalWarehouse};
+use seqhouse_sql::{Dialect, athena, select, stats};
+
+struct Case {
+    name: String,
+    spec: SequenceSpec,
+    data: PathBuf,
+}
+
+fn python() -> String {
+    std::env::var("SEQHOUSE_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "SEQHOUSE_PYTHON is not set: the SQL checks need duckdb, sqlglot and the Trino validators; run scripts/test"
+        )
+    })
+}
+
+fn read_parquet(path: &Path) -> Vec<RecordBatch> {
+    let file = std::fs::File::open(path).unwrap();
+    ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap().map(|b| b.unwrap()).collect()
+}
+
+fn sorted(mut rows: Vec<reference::Row>) -> Vec<reference::Row> {
+    rows.sort();
+    rows
+}
+
+/// Renders every case, runs the checker once for all, and compares each result with the local engine.
+fn check(cases: Vec<Case>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut payload = Vec::new();
+    let mut resolved_specs = Vec::new();
+    for case in &cases {
+        let schema = read_parquet(&case.data)[0].schema();
+        let resolved = ResolvedSpec::new(&case.spec, &schema, "events").unwrap();
+        let source = "\"events\"";
+        let columns: Vec<(String, arrow::datatypes::DataType)> =
+            resolved.input_schema.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect();
+        let select = select(&resolved, source, Dialect::Trino).unwrap();
+        payload.push(serde_json::json!({
+            "name": case.name,
+            "select": select,
+            "stats": stats(&resolved, source, Dialect::Trino).unwrap(),
+            "unload": athena::unload(&select, "s3://bucket/prefix/_unload-1"),
+            "ddl": athena::create_parquet_table("db", "seqhouse_tmp_1", &columns, "s3://bucket/in").unwrap(),
+            "data": case.data,
+            "out": dir.path().join(format!("{}.parquet", case.name)),
+        }));
+        resolved_specs.push(resolved);
+    }
+    let mut child = Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_sql.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the SQL checker");
+    child.stdin.take().unwrap().write_all(serde_json::to_string(&payload).unwrap().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "SQL check failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let stats_lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+
+    let warehouse = LocalWarehouse::new(LocalConfig::default()).unwrap();
+    for (i, case) in cases.iter().enumerate() {
+        let local_out = dir.path().join(format!("{}_local", case.name));
+        let request = SequenceRequest {
+            input: case.data.display().to_string(),
+            output: local_out.display().to_string(),
+            subsets: vec![],
+            spec: case.spec.clone(),
+            overwrite: false,
+        };
+        seqhouse_core::run(&warehouse, &request, &NoProgress).unwrap();
+        let local = LocalFixture::new().read_output(local_out.to_str().unwrap());
+        let sql_rows =
+            reference::rows_of(&case.spec, &read_parquet(&dir.path().join(format!("{}.parquet", case.name))));
+        let local_rows = reference::rows_of(&case.spec, &local.batches);
+        assert!(!local_rows.is_empty(), "{}: the case produces windows", case.name);
+        assert_eq!(sorted(sql_rows), sorted(local_rows), "{}: SQL output differs from the local engine", case.name);
+
+        let c = &local.manifest.counts;
+        let keys = resolved_specs[i].spec.entity.len() + resolved_specs[i].spec.order_by.len();
+        let mut want = vec![c.input_rows];
+        want.extend(case.spec.entity.iter().chain(&case.spec.order_by).map(|k| c.null_key_rows_by_column[k]));
+        want.push(c.dropped_null_key_rows);
+        want.extend(case.spec.features.iter().map(|f| c.feature_nulls[&f.name]));
+        want.extend([c.entities, c.windows, c.windows_below_min_length]);
+        let got: Vec<u64> = stats_lines[i]["stats"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        assert_eq!(got, want, "{}: counts query differs from the manifest ({keys} key columns)", case.name);
+    }
+}
+
+fn assistments() -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/assist2015/events.parquet");
+    assert!(path.exists(), "missing {}", path.display());
+    path
+}
+
+#[test]
+fn every_mode_and_padding_on_assistments() {
+    let mut all = Vec::new();
+    for mode in [Mode::Chunk, Mode::Sliding, Mode::Last, Mode::Prefix] {
+        for padding in [Padding::Post, Padding::Pre] {
+            let mut spec = SequenceSpec::new(
+                vec!["user_id".into()],
+                vec!["log_order".into()],
+                vec!["skill_id=-1".parse().unwrap(), "correct=-1".parse().unwrap()],
+                50,
+            );
+            spec.mode = mode;
+            spec.padding = padding;
+            spec.min_length = 3;
+            if mode == Mode::Sliding {
+                spec.stride = Some(20);
+            }
+            all.push(Case { name: format!("assist_{mode}_{padding}"), spec, data: assistments() });
+        }
+    }
+    check(all);
+}
+
+#[test]
+fn edge_cases_types_nulls_fill_and_hostile_names() {
+    let dir = LocalFixture::new();
+    // Null keys dropped, nulls in features kept or filled, strings, floats, dates, booleans,
+    // a two-column key, and column and pad values full of quotes and SQL.
+    let events = cases::events(400, 42);
+    let mut columns: Vec<(String, arrow::array::ArrayRef)> =
+        events.schema().fields().iter().map(|f| f.name().clone()).zip(events.columns().iter().cloned()).collect();
+    let hostile = "we\"ird`; DROP TABLE events; --";
+    columns.push((hostile.to_string(), events.column_by_name("item").unwrap().clone()));
+    let user: arrow::array::Int64Array =
+        (0..400).map(|i| if i % 17 == 3 { None } else { Some((i * 7 % 9) as i64) }).collect();
+    columns[0].1 = std::sync::Arc::new(user);
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    let location = dir.put_bytes("edge", "events.parquet", &parquet_bytes(&[batch]));
+    let data = PathBuf::from(location).join("events.parquet");
+    let mut cases = Vec::new();
+    for (i, mode) in [Mode::Chunk, Mode::Sliding, Mode::Last, Mode::Prefix].into_iter().enumerate() {
+        let mut spec = SequenceSpec::new(
+            vec!["course".into(), "user".into()],
+            vec!["ts".into(), "row_id".into()],
+            vec![
+                "correct=-1".parse().unwrap(),
+                "tag=it's a \\ 'pad'".parse().unwrap(),
+                "score=-0.5".parse().unwrap(),
+                "flag=true".parse().unwrap(),
+                "day=2000-01-01".parse().unwrap(),
+                format!("{hostile}=7").parse().unwrap(),
+            ],
+            6,
+        );
+        spec.mode = mode;
+        spec.padding = if i % 2 == 0 { Padding::Pre } else { Padding::Post };
+        spec.stride = (mode == Mode::Sliding).then_some(4);
+        spec.min_length = 2;
+        spec.on_null_key = NullKeyPolicy::Drop;
+        if i < 2 {
+            spec.fill_null = vec!["correct=9".parse().unwrap()];
+        }
+        cases.push(Case { name: format!("edge_{mode}"), spec, data: data.clone() });
+    }
+    check(cases);
+    drop(dir);
+}
+
+#[test]
+fn identifiers_and_literals_cannot_break_out() {
+    assert_eq!(seqhouse_sql::ident("a\"b", Dialect::Trino), "\"a\"\"b\"");
+    assert_eq!(seqhouse_sql::ident("a`b", Dialect::Spark), "`a``b`");
+    assert_eq!(seqhouse_sql::string("it's", Dialect::Trino), "'it''s'");
+    assert_eq!(seqhouse_sql::string("it's \\", Dialect::Spark), "'it\\'s \\\\'");
+    assert_eq!(athena::hive_ident("x` DROP"), "`x`` DROP`");
+    assert_eq!(
+        athena::unload("SELECT 1", "s3://b/it's/"),
+        "UNLOAD (\nSELECT 1\n) TO 's3://b/it''s/' WITH (format = 'PARQUET', compression = 'ZSTD')"
+    );
+}
