@@ -109,6 +109,21 @@ pub enum Error {
         message: String,
     },
 
+    /// A push-down engine rejected or failed a query; `message` is the engine's own reason.
+    #[error("{engine} query {query_id} failed: {message}")]
+    QueryFailed {
+        /// The engine (`athena`, `spark`).
+        engine: String,
+        /// The engine's id of the query, to look it up in its console.
+        query_id: String,
+        /// The engine's reason, verbatim.
+        message: String,
+    },
+
+    /// The run was stopped (Ctrl-C, or a timeout); running queries were cancelled.
+    #[error("interrupted: {0}")]
+    Interrupted(String),
+
     /// A bug in seqhouse.
     #[error("internal error (a bug in seqhouse, please report it): {0}")]
     Internal(String),

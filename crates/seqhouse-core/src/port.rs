@@ -27,6 +27,9 @@ pub struct Capabilities {
     /// Ties on the order-by columns keep input order (file order, then row order). Engines that
     /// see no input order (SQL engines) break ties only by the order-by columns.
     pub ties_keep_input_order: bool,
+    /// Feature and mask columns are Arrow fixed-size lists of N. Engines that write through SQL
+    /// (Athena's UNLOAD, Spark) write Parquet LISTs instead, each holding exactly N values.
+    pub fixed_size_lists: bool,
 }
 
 /// What a finished job reports.

@@ -137,7 +137,7 @@ impl Warehouse for LocalWarehouse {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { ties_keep_input_order: true }
+        Capabilities { ties_keep_input_order: true, fixed_size_lists: true }
     }
 
     fn preflight(&self, job: &SequenceJob) -> Result<()> {
@@ -156,7 +156,7 @@ impl Warehouse for LocalWarehouse {
             Some(path) => output::local_children(path)?,
             None => self.storage.children(&output)?,
         };
-        output::check_output(&output.shown, &names, job.overwrite)?;
+        seqhouse_storage::publish::check_output(&output.shown, &names, job.overwrite)?;
         Ok(())
     }
 

@@ -21,6 +21,7 @@ use rayon::prelude::*;
 use seqhouse_core::manifest::OutputPart;
 use seqhouse_core::{Error, MANIFEST_FILE, Result, Sequencer};
 
+use seqhouse_storage::publish::{OutputState, check_output, is_part, part_name};
 use seqhouse_storage::{Location, Storage};
 
 /// Output compression of the part files.
@@ -105,15 +106,6 @@ impl PartLayout {
         let rows_per_part = rows_per_part.unwrap_or(rows_per_row_group * 8).max(1);
         PartLayout { rows_per_row_group: rows_per_row_group.min(rows_per_part), rows_per_part }
     }
-}
-
-/// Name of part `index`: `part-00000.parquet`, ...
-pub fn part_name(index: usize) -> String {
-    format!("part-{index:05}.parquet")
-}
-
-fn is_part(name: &str) -> bool {
-    name.starts_with("part-") && name.ends_with(".parquet")
 }
 
 /// Writes every window of `sequencer` as parts into `target`, encoding parts in parallel.
@@ -353,33 +345,4 @@ pub fn local_children(output: &Path) -> Result<Vec<String>> {
         names.push(entry.file_name().to_string_lossy().into_owned());
     }
     Ok(names)
-}
-
-/// What is at the output location now.
-#[derive(Debug, PartialEq, Eq)]
-pub enum OutputState {
-    /// Nothing, or an empty folder (users often create it first): written without `--overwrite`.
-    Absent,
-    /// A previous seqhouse output, and `--overwrite` was given.
-    Replaceable,
-}
-
-/// Decides from the names inside `output` whether it may be written. `--overwrite` replaces
-/// only folders that look like seqhouse outputs, so a mistyped `--output ~ --overwrite` cannot
-/// delete a home directory.
-pub fn check_output(shown: &str, names: &[String], overwrite: bool) -> Result<OutputState> {
-    if names.is_empty() {
-        return Ok(OutputState::Absent);
-    }
-    if !overwrite {
-        return Err(Error::OutputExists { location: shown.to_string() });
-    }
-    let looks_like_ours =
-        names.iter().any(|n| n == MANIFEST_FILE) || names.iter().all(|n| is_part(n) || n.starts_with(['.', '_']));
-    if !looks_like_ours {
-        return Err(Error::invalid(format!(
-            "--output {shown} holds files that seqhouse did not write (no {MANIFEST_FILE}); refusing to replace it with --overwrite. Choose another folder or empty it yourself"
-        )));
-    }
-    Ok(OutputState::Replaceable)
 }

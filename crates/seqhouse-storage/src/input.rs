@@ -74,6 +74,13 @@ pub struct SourceFile {
     parquet: Option<ArrowReaderMetadata>,
 }
 
+impl SourceFile {
+    /// Rows in the file, when its footer says (Parquet).
+    pub fn rows(&self) -> Option<u64> {
+        self.parquet.as_ref().map(|m| m.metadata().file_metadata().num_rows() as u64)
+    }
+}
+
 fn skipped(name: &str) -> bool {
     name.starts_with('_') || name.starts_with('.')
 }

@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod input;
+pub mod publish;
 pub mod storage;
 
 pub use storage::{Location, S3Options, Storage, storage_error};

@@ -1,0 +1,401 @@
+//! The Athena engine: `AthenaWarehouse` pushes the sequencing job down to Amazon Athena as SQL.
+//!
+//! Flow: read the input's schema from a Parquet footer on S3 (and bind the spec to it, so bad
+//! columns and pad values fail before any query); create a temporary external table over the
+//! input prefix (or use `--athena-table`); run one counts query for the manifest (and the
+//! null-key check); `UNLOAD` the sequences as ZSTD Parquet into an empty staging prefix inside the
+//! output folder; copy the parts into place and write `_manifest.json` last. The temporary table
+//! is dropped and the staging prefix removed whatever happens; a timed-out or interrupted query is
+//! cancelled. Athena's failure reason is reported verbatim with the query id.
+//!
+//! Athena sees no input order, so ties on the order-by columns are broken by those columns only
+//! ([`seqhouse_core::Capabilities::ties_keep_input_order`] is false): add a tie-break column
+//! (such as a row id) to `--order-by` for exact reproducibility. Arrays come out as Parquet
+//! LISTs of exactly N elements.
+#![warn(missing_docs)]
+
+pub mod api;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use arrow::datatypes::DataType;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use seqhouse_core::manifest::{MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, OutputColumn, OutputPart};
+use seqhouse_core::{
+    Capabilities, Error, JobReport, MANIFEST_FILE, Manifest, NullKeyPolicy, Progress, ResolvedSpec, Result,
+    SequenceJob, SequenceStats, VERSION, Warehouse,
+};
+use seqhouse_sql::{Dialect, athena};
+use seqhouse_storage::input::{self, InputFormat, SourceFile};
+use seqhouse_storage::publish::{OutputState, check_output, is_part, part_name};
+use seqhouse_storage::{Location, S3Options, Storage};
+
+pub use api::{AthenaOptions, QueryApi, QueryState, SdkQueryApi};
+
+/// The statements of one job, in the order they run (what `--explain` prints).
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// `CREATE EXTERNAL TABLE` over the input, unless `--athena-table` names one.
+    pub create_table: Option<String>,
+    /// The counts for the manifest (and the null-key check).
+    pub stats: String,
+    /// The `UNLOAD` of the sequences.
+    pub unload: String,
+    /// `DROP TABLE` of the temporary table.
+    pub drop_table: Option<String>,
+    resolved: ResolvedSpec,
+    files: Vec<SourceFile>,
+    staging: Location,
+    table: (String, String),
+}
+
+/// The Athena engine (`--engine athena`).
+pub struct AthenaWarehouse {
+    options: AthenaOptions,
+    table: Option<String>,
+    api: Box<dyn QueryApi>,
+    storage: Storage,
+    cancelled: Arc<AtomicBool>,
+}
+
+fn unique_id() -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{:x}{:x}", nanos, std::process::id())
+}
+
+fn failed(query_id: &str, message: impl Into<String>) -> Error {
+    Error::QueryFailed { engine: "athena".into(), query_id: query_id.into(), message: message.into() }
+}
+
+impl AthenaWarehouse {
+    /// An engine that runs queries through `api` and reads/writes S3 with `s3`.
+    /// `table` names an existing table (`db.table` or `table`) to read instead of a temporary one.
+    pub fn new(options: AthenaOptions, table: Option<String>, s3: S3Options, api: Box<dyn QueryApi>) -> Result<Self> {
+        Ok(AthenaWarehouse {
+            options,
+            table,
+            api,
+            storage: Storage::new(s3)?,
+            cancelled: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// The engine with the real Athena client.
+    pub fn connect(options: AthenaOptions, table: Option<String>, s3: S3Options) -> Result<Self> {
+        let api =
+            SdkQueryApi::new(options.clone()).map_err(|e| Error::invalid(format!("cannot configure Athena: {e}")))?;
+        Self::new(options, table, s3, Box::new(api))
+    }
+
+    /// Uses `flag` as the cancel flag: once set (e.g. by a Ctrl-C handler), the running query is
+    /// cancelled, the temporary table dropped and the run stopped.
+    pub fn with_cancel_flag(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.cancelled = flag;
+        self
+    }
+
+    /// The statements `job` runs, without running any (reads only the input's Parquet footers).
+    pub fn plan(&self, job: &SequenceJob) -> Result<Plan> {
+        let input = self.s3_location(&job.input, "--input")?;
+        let output = self.s3_location(&job.output, "--output")?;
+        let listed = input::list_files(&self.storage, &input)?;
+        let files = input::describe(&self.storage, &input, listed, b',')?;
+        if let Some(csv) = files.iter().find(|f| f.format != InputFormat::Parquet) {
+            return Err(Error::invalid(format!(
+                "the athena engine reads Parquet; {} is CSV. Convert it, or use --engine local",
+                csv.shown
+            )));
+        }
+        if files.len() == 1 && files[0].meta.location == *input.path() {
+            return Err(Error::invalid(format!(
+                "the athena engine reads folders (a table location); pass the folder holding {}",
+                input.shown
+            )));
+        }
+        let resolved = input::resolve(&job.spec, &files)?;
+        for field in resolved.input_schema.fields() {
+            seqhouse_sql::sql_type(field.data_type(), Dialect::Trino).map_err(|e| match e {
+                Error::UnsupportedType { message, .. } => {
+                    Error::UnsupportedType { column: field.name().clone(), message }
+                }
+                other => other,
+            })?;
+        }
+        let id = unique_id();
+        let (database, table, create_table, drop_table) = match &self.table {
+            Some(name) => {
+                let (database, table) = name.split_once('.').unwrap_or((&self.options.database, name));
+                (database.to_string(), table.to_string(), None, None)
+            }
+            None => {
+                let (database, table) = (self.options.database.clone(), format!("seqhouse_tmp_{id}"));
+                let columns: Vec<(String, DataType)> =
+                    resolved.input_schema.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect();
+                let create = athena::create_parquet_table(&database, &table, &columns, &input.shown)?;
+                let drop = athena::drop_table(&database, &table);
+                (database, table, Some(create), Some(drop))
+            }
+        };
+        let source = athena::table_ref(&database, &table);
+        let staging = output.child(&format!("_seqhouse-unload-{id}"));
+        let select = seqhouse_sql::select(&resolved, &source, Dialect::Trino)?;
+        Ok(Plan {
+            create_table,
+            stats: seqhouse_sql::stats(&resolved, &source, Dialect::Trino)?,
+            unload: athena::unload(&select, &staging.shown),
+            drop_table,
+            resolved,
+            files,
+            staging,
+            table: (database, table),
+        })
+    }
+
+    fn s3_location(&self, text: &str, option: &str) -> Result<Location> {
+        let location = self.storage.locate(text)?;
+        if location.bucket.is_none() {
+            return Err(Error::invalid(format!(
+                "{option} {text}: the athena engine reads and writes s3:// locations; use --engine local for local files"
+            )));
+        }
+        Ok(location)
+    }
+
+    /// Runs one statement to completion, polling with backoff; cancels it on timeout or Ctrl-C.
+    fn run(&self, sql: &str, what: &str) -> Result<String> {
+        self.check_cancelled()?;
+        let id = self.api.start(sql).map_err(|e| failed("(not started)", format!("cannot start the {what}: {e}")))?;
+        tracing::info!(query_id = %id, "athena: {what}");
+        let started = Instant::now();
+        let mut wait = self.options.poll_interval;
+        loop {
+            match self.api.state(&id).map_err(|e| failed(&id, format!("cannot poll the {what}: {e}")))? {
+                QueryState::Succeeded => return Ok(id),
+                QueryState::Failed(reason) => return Err(failed(&id, reason)),
+                QueryState::Cancelled(reason) => return Err(failed(&id, format!("cancelled: {reason}"))),
+                QueryState::Queued | QueryState::Running => {}
+            }
+            let timed_out = started.elapsed() >= self.options.timeout;
+            if timed_out || self.cancelled.load(Ordering::SeqCst) {
+                if let Err(e) = self.api.cancel(&id) {
+                    tracing::warn!(query_id = %id, error = %e, "could not cancel the query");
+                }
+                return Err(Error::Interrupted(if timed_out {
+                    format!("the {what} ({id}) ran longer than {:?} and was cancelled", self.options.timeout)
+                } else {
+                    format!("the {what} ({id}) was cancelled")
+                }));
+            }
+            std::thread::sleep(wait);
+            wait = (wait * 3 / 2).min(Duration::from_secs(5));
+        }
+    }
+
+    fn check_cancelled(&self) -> Result<()> {
+        if self.cancelled.load(Ordering::SeqCst) {
+            return Err(Error::Interrupted("stopped before the next query".into()));
+        }
+        Ok(())
+    }
+
+    fn counts(&self, plan: &Plan, job: &SequenceJob) -> Result<SequenceStats> {
+        let id = self.run(&plan.stats, "counts query")?;
+        let rows = self.api.rows(&id).map_err(|e| failed(&id, format!("cannot read the counts: {e}")))?;
+        let values: Vec<u64> = rows
+            .first()
+            .ok_or_else(|| failed(&id, "the counts query returned no row"))?
+            .iter()
+            .map(|v| v.as_deref().unwrap_or("0").parse::<u64>())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| failed(&id, format!("unexpected counts: {e}")))?;
+        let spec = &job.spec;
+        let keys: Vec<&String> = spec.entity.iter().chain(&spec.order_by).collect();
+        let expected = 1 + keys.len() + 1 + spec.features.len() + 3;
+        if values.len() != expected {
+            return Err(failed(&id, format!("the counts query returned {} values, expected {expected}", values.len())));
+        }
+        let key_nulls = &values[1..1 + keys.len()];
+        if spec.on_null_key == NullKeyPolicy::Error
+            && let Some((column, count)) = keys.iter().zip(key_nulls).find(|(_, n)| **n > 0)
+        {
+            return Err(Error::NullKey { column: column.to_string(), count: *count, file: job.input.clone() });
+        }
+        let dropped = values[1 + keys.len()];
+        let feature_nulls = &values[2 + keys.len()..2 + keys.len() + spec.features.len()];
+        let tail = &values[values.len() - 3..];
+        Ok(SequenceStats {
+            input_rows: values[0],
+            dropped_null_key_rows: dropped,
+            null_key_rows_by_column: keys.iter().map(|k| k.to_string()).zip(key_nulls.iter().copied()).collect(),
+            sequenced_rows: values[0] - dropped,
+            entities: tail[0],
+            windows: tail[1],
+            windows_below_min_length: tail[2],
+            feature_nulls: spec.features.iter().map(|f| f.name.clone()).zip(feature_nulls.iter().copied()).collect(),
+        })
+    }
+
+    /// Copies the unloaded files into place as parts, removes stale parts, writes the manifest last.
+    fn publish(&self, plan: &Plan, job: &SequenceJob, output: &Location, counts: SequenceStats) -> Result<JobReport> {
+        let mut unloaded = self.storage.list_recursive(&plan.staging)?;
+        unloaded.sort_by(|a, b| a.location.cmp(&b.location));
+        // The staging prefix lies inside the output folder: it is this run's, not an old output.
+        let staging_name = plan.staging.path().filename().unwrap_or_default().to_string();
+        let names: Vec<String> = self.storage.children(output)?.into_iter().filter(|n| *n != staging_name).collect();
+        let stale: Vec<String> = match check_output(&output.shown, &names, job.overwrite)? {
+            OutputState::Absent => Vec::new(),
+            OutputState::Replaceable => {
+                // From here on the old output is no longer trusted by readers.
+                self.storage.delete(output, MANIFEST_FILE)?;
+                names.into_iter().filter(|n| is_part(n)).collect()
+            }
+        };
+        let mut parts = Vec::new();
+        let mut columns = Vec::new();
+        for (index, object) in unloaded.iter().enumerate() {
+            let name = part_name(index);
+            let mut reader = self.storage.parquet_reader(&plan.staging, object);
+            let footer = self
+                .storage
+                .block_on(ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()))
+                .map_err(|e| Error::storage("cannot read", plan.staging.show(&object.location), e))?;
+            if columns.is_empty() {
+                columns = footer
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| OutputColumn { name: f.name().clone(), data_type: f.data_type().to_string() })
+                    .collect();
+            }
+            let staged = self.storage.locate(&plan.staging.show(&object.location))?;
+            self.storage.copy(&staged, &output.child(&name))?;
+            parts.push(OutputPart {
+                path: name,
+                rows: footer.metadata().file_metadata().num_rows() as u64,
+                bytes: object.size,
+            });
+        }
+        for name in stale.iter().filter(|n| !parts.iter().any(|p| &p.path == *n)) {
+            self.storage.delete(output, name)?;
+        }
+        if columns.is_empty() {
+            // Athena wrote nothing (no windows): describe the columns it would have written.
+            columns = plan
+                .resolved
+                .output_schema
+                .fields()
+                .iter()
+                .map(|f| OutputColumn { name: f.name().clone(), data_type: f.data_type().to_string() })
+                .collect();
+        }
+        let windows: u64 = parts.iter().map(|p| p.rows).sum();
+        if windows != counts.windows {
+            tracing::warn!(unloaded = windows, counted = counts.windows, "window counts disagree");
+        }
+        let manifest = Manifest {
+            format: MANIFEST_FORMAT.to_string(),
+            format_version: MANIFEST_FORMAT_VERSION,
+            seqhouse_version: VERSION.to_string(),
+            engine: "athena".into(),
+            subset: job.subset.clone(),
+            spec: job.spec.clone(),
+            input_location: job.input.clone(),
+            input_files: plan
+                .files
+                .iter()
+                .map(|f| seqhouse_core::manifest::InputFile {
+                    path: f.relative.clone(),
+                    format: "parquet".into(),
+                    bytes: f.meta.size,
+                    rows: f.rows().unwrap_or(0),
+                })
+                .collect(),
+            parts: parts.clone(),
+            columns,
+            counts: counts.clone(),
+        };
+        let json = serde_json::to_vec_pretty(&manifest).map_err(Error::internal)?;
+        self.storage.put(output, MANIFEST_FILE, json)?;
+        Ok(JobReport {
+            output: job.output.clone(),
+            subset: job.subset.clone(),
+            input_files: plan.files.len(),
+            parts: parts.len(),
+            output_bytes: parts.iter().map(|p| p.bytes).sum(),
+            stats: counts,
+        })
+    }
+
+    fn run_plan(&self, plan: &Plan, job: &SequenceJob, progress: &dyn Progress) -> Result<JobReport> {
+        let output = self.s3_location(&job.output, "--output")?;
+        progress.stage("athena", 3);
+        if let Some(create) = &plan.create_table {
+            self.run(create, "temporary table")?;
+        }
+        let counts = self.counts(plan, job)?;
+        progress.advance(1);
+        if !self.storage.list_recursive(&plan.staging)?.is_empty() {
+            return Err(Error::invalid(format!("the UNLOAD target {} is not empty", plan.staging.shown)));
+        }
+        self.run(&plan.unload, "UNLOAD")?;
+        progress.advance(1);
+        self.check_cancelled()?;
+        let report = self.publish(plan, job, &output, counts)?;
+        progress.advance(1);
+        Ok(report)
+    }
+
+    fn clean_up(&self, plan: &Plan) {
+        if let Some(drop) = &plan.drop_table {
+            // Drop even after Ctrl-C: leaving tables behind in the user's catalog is worse.
+            self.cancelled.store(false, Ordering::SeqCst);
+            if let Err(e) = self.run(drop, "drop of the temporary table") {
+                tracing::warn!(table = %format!("{}.{}", plan.table.0, plan.table.1), error = %e, "could not drop the temporary table");
+            }
+        }
+        match self.storage.list_recursive(&plan.staging) {
+            Ok(objects) => {
+                for object in objects {
+                    let name = object.location.filename().unwrap_or_default().to_string();
+                    if let Err(e) = self.storage.delete(&plan.staging, &name) {
+                        tracing::warn!(error = %e, "could not remove an unloaded file");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not list the UNLOAD staging prefix"),
+        }
+    }
+}
+
+impl Warehouse for AthenaWarehouse {
+    fn name(&self) -> &str {
+        "athena"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { ties_keep_input_order: false, fixed_size_lists: false }
+    }
+
+    fn preflight(&self, job: &SequenceJob) -> Result<()> {
+        let input = self.s3_location(&job.input, "--input")?;
+        let output = self.s3_location(&job.output, "--output")?;
+        if input.contains(&output) {
+            return Err(Error::invalid(format!(
+                "--output {} is inside the input folder {}; Athena would read it as input. Write it elsewhere",
+                output.shown, input.shown
+            )));
+        }
+        check_output(&output.shown, &self.storage.children(&output)?, job.overwrite)?;
+        Ok(())
+    }
+
+    fn sequence(&self, job: &SequenceJob, progress: &dyn Progress) -> Result<JobReport> {
+        self.preflight(job)?;
+        let plan = self.plan(job)?;
+        let result = self.run_plan(&plan, job, progress);
+        self.clean_up(&plan);
+        result
+    }
+}
