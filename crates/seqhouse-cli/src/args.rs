@@ -132,6 +132,42 @@ pub struct SequenceArgs {
     #[arg(long, value_name = "ROWS")]
     pub rows_per_part: Option<usize>,
 
+    /// Where the job runs: local (this machine) or athena (pushed down to Amazon Athena as SQL). [env: SEQHOUSE_ENGINE] [default: local]
+    #[arg(long, value_name = "local|athena", env = "SEQHOUSE_ENGINE", help_heading = "Engine")]
+    pub engine: Option<String>,
+
+    /// Print the statements a push-down engine would run, without running them.
+    #[arg(long, help_heading = "Engine")]
+    pub explain: bool,
+
+    /// Athena workgroup. [default: primary]
+    #[arg(long, value_name = "NAME", help_heading = "Athena")]
+    pub athena_workgroup: Option<String>,
+
+    /// Athena database for the temporary table. [default: default]
+    #[arg(long, value_name = "NAME", help_heading = "Athena")]
+    pub athena_database: Option<String>,
+
+    /// Athena query result location, s3://... [default: the workgroup's]
+    #[arg(long, value_name = "S3_URL", help_heading = "Athena")]
+    pub athena_results: Option<String>,
+
+    /// Read this existing table (db.table or table) instead of a temporary table over --input.
+    #[arg(long, value_name = "TABLE", help_heading = "Athena")]
+    pub athena_table: Option<String>,
+
+    /// Athena endpoint URL. [default: AWS_ENDPOINT_URL_ATHENA, AWS_ENDPOINT_URL, else AWS]
+    #[arg(long, value_name = "URL", help_heading = "Athena")]
+    pub athena_endpoint: Option<String>,
+
+    /// First poll interval in seconds; later polls back off up to 5 s. [default: 0.5]
+    #[arg(long, value_name = "SECS", help_heading = "Athena")]
+    pub athena_poll_interval: Option<f64>,
+
+    /// A query running longer than this many seconds is cancelled and the run fails. [default: 3600]
+    #[arg(long, value_name = "SECS", help_heading = "Athena")]
+    pub athena_timeout: Option<f64>,
+
     /// S3-compatible endpoint URL (MinIO, Ceph, a local server). [default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS]
     #[arg(long, value_name = "URL", help_heading = "S3")]
     pub s3_endpoint: Option<String>,
@@ -180,6 +216,14 @@ struct ConfigFile {
     s3_path_style: Option<bool>,
     s3_timeout: Option<f64>,
     s3_max_retries: Option<usize>,
+    engine: Option<String>,
+    athena_workgroup: Option<String>,
+    athena_database: Option<String>,
+    athena_results: Option<String>,
+    athena_table: Option<String>,
+    athena_endpoint: Option<String>,
+    athena_poll_interval: Option<f64>,
+    athena_timeout: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -209,13 +253,37 @@ fn usage(message: impl Into<String>) -> anyhow::Error {
     UsageError(message.into()).into()
 }
 
+/// Which engine runs the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// This machine.
+    Local,
+    /// Amazon Athena.
+    Athena,
+}
+
 /// What `seqhouse sequence` runs: the request for the orchestrator and the engine settings.
 #[derive(Debug)]
 pub struct Resolved {
     /// The engine-independent request.
     pub request: SequenceRequest,
-    /// Settings of the local engine.
+    /// The engine.
+    pub engine: Engine,
+    /// Print the statements instead of running them.
+    pub explain: bool,
+    /// Settings of the local engine (and the S3 settings every engine uses).
     pub local: LocalConfig,
+    /// Settings of the Athena engine.
+    pub athena: seqhouse_athena::AthenaOptions,
+    /// `--athena-table`.
+    pub athena_table: Option<String>,
+}
+
+fn seconds(option: &str, value: f64) -> anyhow::Result<std::time::Duration> {
+    if !(value.is_finite() && value > 0.0) {
+        return Err(usage(format!("{option} must be a positive number of seconds, got {value}")));
+    }
+    Ok(std::time::Duration::from_secs_f64(value))
 }
 
 fn parse<T: std::str::FromStr<Err = seqhouse_core::Error>>(text: &str) -> anyhow::Result<T> {
@@ -296,11 +364,8 @@ impl SequenceArgs {
         local.s3.endpoint = self.s3_endpoint.or(file.s3_endpoint);
         local.s3.region = self.s3_region.or(file.s3_region);
         local.s3.path_style = self.s3_path_style.or(file.s3_path_style);
-        if let Some(seconds) = self.s3_timeout.or(file.s3_timeout) {
-            if !(seconds.is_finite() && seconds > 0.0) {
-                return Err(usage(format!("--s3-timeout must be a positive number of seconds, got {seconds}")));
-            }
-            local.s3.request_timeout = std::time::Duration::from_secs_f64(seconds);
+        if let Some(value) = self.s3_timeout.or(file.s3_timeout) {
+            local.s3.request_timeout = seconds("--s3-timeout", value)?;
         }
         if let Some(retries) = self.s3_max_retries.or(file.s3_max_retries) {
             local.s3.max_retries = retries;
@@ -314,6 +379,38 @@ impl SequenceArgs {
             overwrite: self.overwrite || file.overwrite.unwrap_or(false),
         };
         request.jobs().map_err(|e| usage(strip_prefix(e.to_string())))?;
-        Ok(Resolved { request, local })
+
+        let engine = match self.engine.or(file.engine).as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("local") => Engine::Local,
+            Some("athena") => Engine::Athena,
+            Some(other) => return Err(usage(format!("--engine '{other}' is not one of local, athena"))),
+        };
+        if self.explain && engine == Engine::Local {
+            return Err(usage("--explain shows the SQL of a push-down engine; add --engine athena"));
+        }
+        let mut athena = seqhouse_athena::AthenaOptions::default();
+        if let Some(workgroup) = self.athena_workgroup.or(file.athena_workgroup) {
+            athena.workgroup = workgroup;
+        }
+        if let Some(database) = self.athena_database.or(file.athena_database) {
+            athena.database = database;
+        }
+        athena.results = self.athena_results.or(file.athena_results);
+        athena.endpoint = self.athena_endpoint.or(file.athena_endpoint);
+        athena.region = local.s3.region.clone();
+        if let Some(value) = self.athena_poll_interval.or(file.athena_poll_interval) {
+            athena.poll_interval = seconds("--athena-poll-interval", value)?;
+        }
+        if let Some(value) = self.athena_timeout.or(file.athena_timeout) {
+            athena.timeout = seconds("--athena-timeout", value)?;
+        }
+        Ok(Resolved {
+            request,
+            engine,
+            explain: self.explain,
+            local,
+            athena,
+            athena_table: self.athena_table.or(file.athena_table),
+        })
     }
 }

@@ -9,6 +9,10 @@ use std::ffi::OsString;
 use clap::Parser;
 
 use seqhouse_core::{JobReport, NoProgress, Progress};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use seqhouse_athena::AthenaWarehouse;
 use seqhouse_local::LocalWarehouse;
 
 pub use args::{Cli, Command, SequenceArgs, UsageError};
@@ -31,6 +35,7 @@ pub fn execute(command: Command, progress: &dyn Progress) -> anyhow::Result<Vec<
             let resolved = args.resolve()?;
             let (request, spec) = (&resolved.request, &resolved.request.spec);
             tracing::info!(
+                engine = ?resolved.engine,
                 input = %request.input,
                 output = %request.output,
                 subsets = %request.subsets.join(","),
@@ -45,10 +50,54 @@ pub fn execute(command: Command, progress: &dyn Progress) -> anyhow::Result<Vec<
                 seqhouse_core::VERSION
             );
             tracing::debug!(request = ?resolved.request, engine = ?resolved.local, "full request");
-            let warehouse = LocalWarehouse::new(resolved.local)?;
-            Ok(seqhouse_core::run(&warehouse, &resolved.request, progress)?)
+            match resolved.engine {
+                args::Engine::Local => {
+                    let warehouse = LocalWarehouse::new(resolved.local)?;
+                    Ok(seqhouse_core::run(&warehouse, &resolved.request, progress)?)
+                }
+                args::Engine::Athena => {
+                    let cancel = Arc::new(AtomicBool::new(false));
+                    let warehouse =
+                        AthenaWarehouse::connect(resolved.athena, resolved.athena_table, resolved.local.s3.clone())?
+                            .with_cancel_flag(cancel.clone());
+                    if resolved.explain {
+                        for job in resolved.request.jobs()? {
+                            let plan = warehouse.plan(&job)?;
+                            let statements = [
+                                plan.create_table.as_ref(),
+                                Some(&plan.stats),
+                                Some(&plan.unload),
+                                plan.drop_table.as_ref(),
+                            ];
+                            for statement in statements.into_iter().flatten() {
+                                println!("{statement};\n");
+                            }
+                        }
+                        return Ok(Vec::new());
+                    }
+                    cancel_on_ctrl_c(cancel);
+                    Ok(seqhouse_core::run(&warehouse, &resolved.request, progress)?)
+                }
+            }
         }
     }
+}
+
+/// On the first Ctrl-C, raises `flag` (the engine cancels its query and cleans up); on the
+/// second, exits at once.
+fn cancel_on_ctrl_c(flag: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        runtime.block_on(async {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("seqhouse: cancelling the running query (Ctrl-C again to quit at once)");
+                flag.store(true, Ordering::SeqCst);
+            }
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        });
+    });
 }
 
 pub use progress::TerminalProgress;

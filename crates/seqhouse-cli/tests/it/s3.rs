@@ -373,3 +373,53 @@ fn credentials_come_from_the_aws_chain() {
     assert!(profile.status.success(), "{}", String::from_utf8_lossy(&profile.stderr));
     assert!(bucket.keys("out").contains(&"_manifest.json".to_string()));
 }
+
+#[test]
+fn athena_explain_prints_the_statements_and_runs_nothing() {
+    let bucket = Bucket::new("explain");
+    bucket.upload("in/events.parquet", &shared_data().join("assist2015/events.parquet"));
+    let (input, output) = (bucket.url("in"), bucket.url("out"));
+    let mut args = assistments_job(&input, &output);
+    args.extend(["--engine", "athena", "--explain", "--athena-database", "kt", "--mode", "sliding", "--stride", "50"]);
+    let out = seqhouse_s3(&bucket.s3.endpoint, &args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sql = String::from_utf8_lossy(&out.stdout);
+    let statements: Vec<&str> = sql.split(";\n").map(str::trim).filter(|s| !s.is_empty()).collect();
+    assert_eq!(statements.len(), 4, "{sql}");
+    assert!(statements[0].starts_with("CREATE EXTERNAL TABLE `kt`.`seqhouse_tmp_"), "{}", statements[0]);
+    assert!(statements[0].ends_with(&format!("STORED AS PARQUET LOCATION '{input}/'")));
+    assert!(statements[1].contains("count_if(\"user_id\" IS NULL)"), "the counts query");
+    assert!(
+        statements[2].starts_with("UNLOAD (") && statements[2].contains(&format!("TO '{output}/_seqhouse-unload-"))
+    );
+    assert!(statements[2].contains("CROSS JOIN UNNEST(sequence("), "sliding windows");
+    assert!(statements[3].starts_with("DROP TABLE IF EXISTS `kt`.`seqhouse_tmp_"));
+    assert!(bucket.keys("out").is_empty(), "--explain writes nothing");
+}
+
+#[test]
+fn athena_engine_needs_s3_locations_and_explain_needs_athena() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = shared_data().join("assist2015/events.parquet");
+    let out = dir.path().join("out");
+    let job = assistments_job(s(&input), s(&out));
+    let run = |extra: &[&str], env_engine: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_seqhouse"));
+        command.args(&job).args(extra).env("AWS_EC2_METADATA_DISABLED", "true").env_remove("SEQHOUSE_ENGINE");
+        if let Some(engine) = env_engine {
+            command.env("SEQHOUSE_ENGINE", engine);
+        }
+        command.output().unwrap()
+    };
+    let result = run(&["--engine", "athena"], None);
+    assert_eq!(result.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&result.stderr).contains("the athena engine reads and writes s3:// locations"));
+    let result = run(&[], Some("athena"));
+    assert!(String::from_utf8_lossy(&result.stderr).contains("athena engine"), "SEQHOUSE_ENGINE picks the engine");
+    let result = run(&["--explain"], None);
+    assert_eq!(result.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&result.stderr).contains("--explain shows the SQL of a push-down engine"));
+    let result = run(&["--engine", "spark-ish"], None);
+    assert!(String::from_utf8_lossy(&result.stderr).contains("--engine 'spark-ish' is not one of local, athena"));
+    assert!(!out.exists());
+}

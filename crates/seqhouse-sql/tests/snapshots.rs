@@ -1,0 +1,108 @@
+//! Golden SQL: every mode x padding side x dialect, every type's literal, the large-N padding,
+//! the counts query and Athena's statements. A change to the generated SQL shows up here as a
+//! diff to review (`INSTA_UPDATE=always scripts/test -p seqhouse-sql` accepts it); its meaning is
+//! checked by executing it in tests/meaning.rs.
+
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use seqhouse_core::{FeatureSpec, Mode, Padding, ResolvedSpec, SequenceSpec};
+use seqhouse_sql::{Dialect, athena, select, stats};
+
+fn schema() -> Schema {
+    Schema::new(vec![
+        Field::new("user_id", DataType::Int64, true),
+        Field::new("course", DataType::Utf8, true),
+        Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+        Field::new("row_id", DataType::Int64, true),
+        Field::new("item", DataType::Int32, true),
+        Field::new("correct", DataType::Int8, true),
+        Field::new("elapsed", DataType::Float32, true),
+        Field::new("score", DataType::Float64, true),
+        Field::new("tag", DataType::Utf8, true),
+        Field::new("flag", DataType::Boolean, true),
+        Field::new("day", DataType::Date32, true),
+    ])
+}
+
+fn spec(mode: Mode, padding: Padding) -> SequenceSpec {
+    let mut spec = SequenceSpec::new(
+        vec!["user_id".into(), "course".into()],
+        vec!["ts".into(), "row_id".into()],
+        vec![
+            FeatureSpec { name: "item".into(), pad: Some("-1".into()) },
+            FeatureSpec { name: "correct".into(), pad: None },
+            FeatureSpec { name: "tag".into(), pad: Some("it's <pad>".into()) },
+        ],
+        8,
+    );
+    spec.mode = mode;
+    spec.padding = padding;
+    spec.min_length = 2;
+    if mode == Mode::Sliding {
+        spec.stride = Some(3);
+    }
+    spec
+}
+
+fn resolved(spec: &SequenceSpec) -> ResolvedSpec {
+    ResolvedSpec::new(spec, &schema(), "events").unwrap()
+}
+
+#[test]
+fn select_for_every_mode_padding_and_dialect() {
+    for (dialect, name, source) in
+        [(Dialect::Trino, "trino", "\"db\".\"events\""), (Dialect::Spark, "spark", "`events`")]
+    {
+        for mode in [Mode::Chunk, Mode::Sliding, Mode::Last, Mode::Prefix] {
+            for padding in [Padding::Post, Padding::Pre] {
+                let sql = select(&resolved(&spec(mode, padding)), source, dialect).unwrap();
+                insta::assert_snapshot!(format!("select_{name}_{mode}_{padding}"), sql);
+            }
+        }
+    }
+}
+
+#[test]
+fn literals_of_every_type() {
+    let mut spec = spec(Mode::Chunk, Padding::Post);
+    spec.features = [
+        ("item", "-7"),
+        ("correct", "3"),
+        ("elapsed", "1.5"),
+        ("score", "NaN"),
+        ("tag", "a'b\\c"),
+        ("flag", "true"),
+        ("day", "2024-02-29"),
+        ("ts", "2024-02-29T12:34:56.789"),
+    ]
+    .into_iter()
+    .map(|(name, pad)| FeatureSpec { name: name.into(), pad: Some(pad.into()) })
+    .collect();
+    spec.fill_null = vec!["score=0.25".parse().unwrap()];
+    for (dialect, name) in [(Dialect::Trino, "trino"), (Dialect::Spark, "spark")] {
+        insta::assert_snapshot!(format!("literals_{name}"), select(&resolved(&spec), "t", dialect).unwrap());
+    }
+}
+
+#[test]
+fn padding_beyond_trinos_repeat_cap() {
+    let mut spec = spec(Mode::Last, Padding::Pre);
+    spec.sequence_length = 20_000;
+    insta::assert_snapshot!("select_trino_large_n", select(&resolved(&spec), "t", Dialect::Trino).unwrap());
+}
+
+#[test]
+fn counts_query_for_every_mode() {
+    for mode in [Mode::Chunk, Mode::Sliding, Mode::Last, Mode::Prefix] {
+        let sql = stats(&resolved(&spec(mode, Padding::Post)), "\"db\".\"events\"", Dialect::Trino).unwrap();
+        insta::assert_snapshot!(format!("stats_trino_{mode}"), sql);
+    }
+}
+
+#[test]
+fn athena_statements() {
+    let columns = schema().fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect::<Vec<_>>();
+    let ddl = athena::create_parquet_table("kt", "seqhouse_tmp_1", &columns, "s3://bucket/data/train").unwrap();
+    insta::assert_snapshot!("athena_ddl", ddl);
+    insta::assert_snapshot!("athena_drop", athena::drop_table("kt", "seqhouse_tmp_1"));
+    insta::assert_snapshot!("athena_unload", athena::unload("SELECT 1", "s3://bucket/out/_seqhouse-unload-1"));
+}
