@@ -22,20 +22,25 @@ use seqhouse_contract::{Fixture, S3Fixture, cases, contract_tests};
 use seqhouse_core::{Error, NoProgress, SequenceRequest};
 use seqhouse_storage::S3Options;
 
-/// Asks moto to walk every Athena query through QUEUED and RUNNING before SUCCEEDED.
-fn moto_manual_progression(endpoint: &str) {
-    let body = r#"{"model_name": "athena::execution", "transition": {"progression": "manual", "times": 2}}"#;
+/// POSTs JSON to moto's own API.
+fn moto_post(endpoint: &str, path: &str, body: &str) {
     let host = endpoint.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(host).unwrap();
     write!(
         stream,
-        "POST /moto-api/state-manager/set-transition HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     assert!(response.starts_with("HTTP/1.1 20") || response.starts_with("HTTP/1.0 20"), "{response}");
+}
+
+/// Asks moto to walk every Athena query through QUEUED and RUNNING before SUCCEEDED.
+fn moto_manual_progression(endpoint: &str) {
+    let body = r#"{"model_name": "athena::execution", "transition": {"progression": "manual", "times": 2}}"#;
+    moto_post(endpoint, "/moto-api/state-manager/set-transition", body);
 }
 
 #[derive(Default)]
@@ -322,4 +327,27 @@ fn ctrl_c_cancels_the_running_query_and_cleans_up() {
     assert_eq!(log.cancelled.len(), 1, "the UNLOAD was stopped");
     assert!(log.statements.last().unwrap().starts_with("DROP TABLE IF EXISTS"), "dropped even after Ctrl-C");
     assert!(fixture.list(&output).is_empty());
+}
+
+#[test]
+fn the_sdk_client_reads_results_without_the_header_row() {
+    // Athena returns a SELECT's column names as its first row; moto returns what is queued.
+    let s3 = TestS3::from_env();
+    let results = r#"{"account_id": "123456789012", "region": "us-east-1", "results": [{"rows": [
+        {"Data": [{"VarCharValue": "input_rows"}, {"VarCharValue": "entities"}]},
+        {"Data": [{"VarCharValue": "682797"}, {}]}
+    ], "column_info": []}]}"#;
+    moto_post(&s3.endpoint, "/moto-api/static/athena/query-results", results);
+    let api = SdkQueryApi::new(AthenaOptions { endpoint: Some(s3.endpoint), ..AthenaOptions::default() }).unwrap();
+    let id = api.start("SELECT count(*) AS input_rows, NULL AS entities FROM t").unwrap();
+    let mut state = api.state(&id).unwrap();
+    for _ in 0..10 {
+        if state == QueryState::Succeeded {
+            break;
+        }
+        state = api.state(&id).unwrap();
+    }
+    assert_eq!(state, QueryState::Succeeded);
+    assert_eq!(api.rows(&id).unwrap(), vec![vec![Some("682797".to_string()), None]]);
+    api.cancel(&id).unwrap();
 }
