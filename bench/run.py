@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Driver of bench/run: generates data (cached in bench/.data), times every tool with
+/usr/bin/time -v, checks the outputs agree, prints medians of 3 runs and ratios to the peers."""
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+DATA = os.path.join(HERE, ".data")
+PYTHON = sys.executable
+THREADS = 2
+RUNS = 3
+SEQHOUSE = os.path.join(ROOT, "target", "release", "seqhouse")
+GENERATOR = os.path.join(ROOT, "..", "shared", "tools", "gen_events.py")
+
+
+def data(rows):
+    os.makedirs(DATA, exist_ok=True)
+    path = os.path.join(DATA, f"events_{rows}.parquet")
+    if not os.path.exists(path):
+        print(f"generating {rows:,} rows ...", flush=True)
+        subprocess.run([PYTHON, GENERATOR, "--rows", str(rows), "--out", path, "--seed", "42"], check=True)
+    return path
+
+
+def command(tool, src, out):
+    if tool == "seqhouse":
+        return [SEQHOUSE, "sequence", "--input", src, "--output", out, "--entity", "user_id",
+                "--order-by", "timestamp,row_id", "--feature", "content_id=-1", "--feature", "answered_correctly=-1",
+                "--feature", "timestamp=-1", "--feature", "prior_question_elapsed_time=0", "-n", "100",
+                "--threads", str(THREADS), "--compression", "zstd:3", "-q", "--overwrite"]
+    return [PYTHON, os.path.join(HERE, "peers.py"), tool, src, out, str(THREADS)]
+
+
+def measure(tool, src, out):
+    timing = out + ".time"
+    if os.path.isdir(out):
+        shutil.rmtree(out)
+    elif os.path.exists(out):
+        os.remove(out)
+    subprocess.run(["/usr/bin/time", "-v", "-o", timing] + command(tool, src, out), check=True)
+    text = open(timing).read()
+    wall = re.search(r"Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)", text)
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in wall.groups())
+    return {
+        "wall": hours * 3600 + minutes * 60 + seconds,
+        "cpu": float(re.search(r"User time.*: ([\d.]+)", text).group(1)) + float(re.search(r"System time.*: ([\d.]+)", text).group(1)),
+        "rss": int(re.search(r"Maximum resident set size.*: (\d+)", text).group(1)) * 1024,
+    }
+
+
+def size(path):
+    if os.path.isdir(path):
+        return sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path) if f.endswith(".parquet"))
+    return os.path.getsize(path)
+
+
+def rows_of(path):
+    import pyarrow.parquet as pq
+    return pq.read_metadata(path).num_rows if os.path.isfile(path) else sum(
+        pq.read_metadata(os.path.join(path, f)).num_rows for f in os.listdir(path) if f.endswith(".parquet"))
+
+
+def main():
+    sizes = [int(a) for a in sys.argv[1:]] or [1_000_000, 10_000_000]
+    print(f"machine: {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB; threads {THREADS}; medians of {RUNS} runs\n")
+    for rows in sizes:
+        src = data(rows)
+        tools = ["seqhouse", "duckdb", "polars"] + (["pandas"] if rows <= 1_000_000 else [])
+        results, outputs = {}, {}
+        for tool in tools:
+            out = os.path.join(DATA, f"out_{tool}_{rows}" + ("" if tool == "seqhouse" else ".parquet"))
+            runs = [measure(tool, src, out) for _ in range(RUNS)]
+            results[tool] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+            outputs[tool] = out
+        subprocess.run([PYTHON, os.path.join(HERE, "compare.py")] + [outputs[t] for t in tools], check=True)
+        peers = [t for t in tools if t != "seqhouse"]
+        fastest = min(peers, key=lambda t: results[t]["wall"])
+        leanest = min(peers, key=lambda t: results[t]["rss"])
+        print(f"\n{rows:,} rows, chunk mode, N = 100, 4 features, zstd 3")
+        print("| tool | wall s | CPU s | peak RSS MiB | output rows | output MiB | wall vs fastest peer | RSS vs leanest peer |")
+        print("|---|---|---|---|---|---|---|---|")
+        for tool in tools:
+            r = results[tool]
+            print(f"| {tool} | {r['wall']:.2f} | {r['cpu']:.2f} | {r['rss'] / 2**20:.0f} | {rows_of(outputs[tool]):,} | "
+                  f"{size(outputs[tool]) / 2**20:.1f} | {r['wall'] / results[fastest]['wall']:.2f} ({fastest}) | "
+                  f"{r['rss'] / results[leanest]['rss']:.2f} ({leanest}) |")
+
+
+if __name__ == "__main__":
+    main()
