@@ -21,7 +21,7 @@ def duckdb_job(src, out, threads):
     con.execute(f"SET threads = {threads}")
     aggs = ", ".join(f"list({c} ORDER BY pos) AS {c}_l" for c, _ in FEATURES)
     pads = ", ".join(
-        f"list_concat({c}_l, list_transform(range({N} - len({c}_l)), x -> {p}::{'FLOAT' if c.startswith('prior') else 'BIGINT'})) AS {c}_sequence"
+        f"list_concat({c}_l, repeat([{p}::{'FLOAT' if c.startswith('prior') else 'BIGINT'}], {N} - len({c}_l))) AS {c}_sequence"
         for c, p in FEATURES
     )
     con.execute(
@@ -36,8 +36,7 @@ def duckdb_job(src, out, threads):
             FROM numbered GROUP BY user_id, pos // {N}
           )
           SELECT user_id, sequence_index, sequence_length::INTEGER AS sequence_length, {pads},
-                 list_concat(list_transform(range(sequence_length), x -> 0::TINYINT),
-                             list_transform(range({N} - sequence_length), x -> 1::TINYINT)) AS is_pad_sequence
+                 list_concat(repeat([0::TINYINT], sequence_length), repeat([1::TINYINT], {N} - sequence_length)) AS is_pad_sequence
           FROM windows
         ) TO '{out}' (FORMAT PARQUET, COMPRESSION ZSTD, COMPRESSION_LEVEL 3)
         """

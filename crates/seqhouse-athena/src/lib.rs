@@ -22,10 +22,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arrow::datatypes::DataType;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
-use seqhouse_core::manifest::{MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, OutputColumn, OutputPart};
+use seqhouse_core::manifest::{InputFile, OutputColumn, OutputPart};
 use seqhouse_core::{
     Capabilities, Error, JobReport, MANIFEST_FILE, Manifest, NullKeyPolicy, Progress, ResolvedSpec, Result,
-    SequenceJob, SequenceStats, VERSION, Warehouse,
+    SequenceJob, SequenceStats, Warehouse,
 };
 use seqhouse_sql::{Dialect, athena};
 use seqhouse_storage::input::{self, InputFormat, SourceFile};
@@ -262,12 +262,7 @@ impl AthenaWarehouse {
                 .block_on(ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()))
                 .map_err(|e| Error::storage("cannot read", plan.staging.show(&object.location), e))?;
             if columns.is_empty() {
-                columns = footer
-                    .schema()
-                    .fields()
-                    .iter()
-                    .map(|f| OutputColumn { name: f.name().clone(), data_type: f.data_type().to_string() })
-                    .collect();
+                columns = OutputColumn::of_schema(footer.schema());
             }
             let staged = self.storage.locate(&plan.staging.show(&object.location))?;
             self.storage.copy(&staged, &output.child(&name))?;
@@ -282,40 +277,23 @@ impl AthenaWarehouse {
         }
         if columns.is_empty() {
             // Athena wrote nothing (no windows): describe the columns it would have written.
-            columns = plan
-                .resolved
-                .output_schema
-                .fields()
-                .iter()
-                .map(|f| OutputColumn { name: f.name().clone(), data_type: f.data_type().to_string() })
-                .collect();
+            columns = OutputColumn::of_schema(&plan.resolved.output_schema);
         }
         let windows: u64 = parts.iter().map(|p| p.rows).sum();
         if windows != counts.windows {
             tracing::warn!(unloaded = windows, counted = counts.windows, "window counts disagree");
         }
-        let manifest = Manifest {
-            format: MANIFEST_FORMAT.to_string(),
-            format_version: MANIFEST_FORMAT_VERSION,
-            seqhouse_version: VERSION.to_string(),
-            engine: "athena".into(),
-            subset: job.subset.clone(),
-            spec: job.spec.clone(),
-            input_location: job.input.clone(),
-            input_files: plan
-                .files
-                .iter()
-                .map(|f| seqhouse_core::manifest::InputFile {
-                    path: f.relative.clone(),
-                    format: "parquet".into(),
-                    bytes: f.meta.size,
-                    rows: f.rows().unwrap_or(0),
-                })
-                .collect(),
-            parts: parts.clone(),
-            columns,
-            counts: counts.clone(),
-        };
+        let input_files = plan
+            .files
+            .iter()
+            .map(|f| InputFile {
+                path: f.relative.clone(),
+                format: "parquet".into(),
+                bytes: f.meta.size,
+                rows: f.rows().unwrap_or(0),
+            })
+            .collect();
+        let manifest = Manifest::new("athena", job, input_files, parts.clone(), columns, counts.clone());
         let json = serde_json::to_vec_pretty(&manifest).map_err(Error::internal)?;
         self.storage.put(output, MANIFEST_FILE, json)?;
         Ok(JobReport {
@@ -375,7 +353,7 @@ impl Warehouse for AthenaWarehouse {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { ties_keep_input_order: false, fixed_size_lists: false }
+        Capabilities { ties_keep_input_order: false, fixed_size_lists: false, ordered_output: false }
     }
 
     fn preflight(&self, job: &SequenceJob) -> Result<()> {

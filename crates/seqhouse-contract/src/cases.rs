@@ -454,6 +454,12 @@ pub fn same_input_same_output(warehouse: &dyn Warehouse, fixture: &dyn Fixture) 
     run(warehouse, &input, &a, &spec, false).unwrap();
     run(warehouse, &input, &b, &spec, false).unwrap();
     let (a, b) = (fixture.read_output(&a), fixture.read_output(&b));
-    assert_eq!(reference::rows_of(&spec, &a.batches), reference::rows_of(&spec, &b.batches));
-    assert_eq!(a.manifest, b.manifest);
+    let (rows_a, rows_b) = (reference::rows_of(&spec, &a.batches), reference::rows_of(&spec, &b.batches));
+    if warehouse.capabilities().ordered_output {
+        assert_eq!(rows_a, rows_b, "same rows in the same order");
+        assert_eq!(a.manifest, b.manifest, "same manifest, parts included");
+    } else {
+        assert_eq!(sorted(rows_a), sorted(rows_b), "same rows");
+        assert_eq!((&a.manifest.spec, &a.manifest.counts), (&b.manifest.spec, &b.manifest.counts));
+    }
 }

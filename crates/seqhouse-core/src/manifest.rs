@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::kernel::SequenceStats;
+use crate::port::SequenceJob;
 use crate::spec::SequenceSpec;
 
 /// File name of the manifest; readers trust an output folder only when it is present.
@@ -73,4 +74,41 @@ pub struct Manifest {
     pub columns: Vec<OutputColumn>,
     /// Counts.
     pub counts: SequenceStats,
+}
+
+impl OutputColumn {
+    /// The columns of `schema`, as a manifest lists them.
+    pub fn of_schema(schema: &arrow::datatypes::Schema) -> Vec<OutputColumn> {
+        schema
+            .fields()
+            .iter()
+            .map(|f| OutputColumn { name: f.name().clone(), data_type: f.data_type().to_string() })
+            .collect()
+    }
+}
+
+impl Manifest {
+    /// The manifest of `job` as run by `engine`.
+    pub fn new(
+        engine: &str,
+        job: &SequenceJob,
+        input_files: Vec<InputFile>,
+        parts: Vec<OutputPart>,
+        columns: Vec<OutputColumn>,
+        counts: SequenceStats,
+    ) -> Self {
+        Manifest {
+            format: MANIFEST_FORMAT.to_string(),
+            format_version: MANIFEST_FORMAT_VERSION,
+            seqhouse_version: crate::VERSION.to_string(),
+            engine: engine.to_string(),
+            subset: job.subset.clone(),
+            spec: job.spec.clone(),
+            input_location: job.input.clone(),
+            input_files,
+            parts,
+            columns,
+            counts,
+        }
+    }
 }

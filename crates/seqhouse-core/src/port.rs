@@ -30,6 +30,9 @@ pub struct Capabilities {
     /// Feature and mask columns are Arrow fixed-size lists of N. Engines that write through SQL
     /// (Athena's UNLOAD, Spark) write Parquet LISTs instead, each holding exactly N values.
     pub fixed_size_lists: bool,
+    /// Rows are written ordered by entity, then `sequence_index`, so the same input and spec give
+    /// the same bytes. SQL engines give the same rows in no fixed order.
+    pub ordered_output: bool,
 }
 
 /// What a finished job reports.
@@ -79,7 +82,8 @@ impl Progress for NoProgress {}
 ///   `overwrite`.
 /// - **Errors**: user errors are reported with the variant that names the problem
 ///   (missing column, bad pad value, null key, ...), never as [`crate::Error::Internal`].
-/// - **Determinism**: the same input and spec give the same output rows.
+/// - **Determinism**: the same input and spec give the same output rows (in the same order and
+///   bytes when [`Capabilities::ordered_output`] holds).
 pub trait Warehouse: Send + Sync {
     /// Short engine name, as in `--engine`.
     fn name(&self) -> &str;

@@ -4,10 +4,8 @@
 
 mod output;
 
-use seqhouse_core::manifest::{MANIFEST_FORMAT, MANIFEST_FORMAT_VERSION, OutputColumn};
-use seqhouse_core::{
-    Capabilities, Error, JobReport, Manifest, Progress, Result, SequenceJob, Sequencer, VERSION, Warehouse,
-};
+use seqhouse_core::manifest::OutputColumn;
+use seqhouse_core::{Capabilities, Error, JobReport, Manifest, Progress, Result, SequenceJob, Sequencer, Warehouse};
 
 pub use output::{OutputCompression, PartLayout};
 pub use seqhouse_storage::S3Options;
@@ -100,24 +98,8 @@ impl LocalWarehouse {
             }
         };
 
-        let manifest = Manifest {
-            format: MANIFEST_FORMAT.to_string(),
-            format_version: MANIFEST_FORMAT_VERSION,
-            seqhouse_version: VERSION.to_string(),
-            engine: self.name().to_string(),
-            subset: job.subset.clone(),
-            spec: job.spec.clone(),
-            input_location: job.input.clone(),
-            input_files,
-            parts: parts.clone(),
-            columns: resolved
-                .output_schema
-                .fields()
-                .iter()
-                .map(|f| OutputColumn { name: f.name().clone(), data_type: f.data_type().to_string() })
-                .collect(),
-            counts: sequencer.stats().clone(),
-        };
+        let columns = OutputColumn::of_schema(&resolved.output_schema);
+        let manifest = Manifest::new(self.name(), job, input_files, parts.clone(), columns, sequencer.stats().clone());
         let json = serde_json::to_vec_pretty(&manifest).map_err(Error::internal)?;
         target.commit(storage, json)?;
         Ok(JobReport {
@@ -137,7 +119,7 @@ impl Warehouse for LocalWarehouse {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { ties_keep_input_order: true, fixed_size_lists: true }
+        Capabilities { ties_keep_input_order: true, fixed_size_lists: true, ordered_output: true }
     }
 
     fn preflight(&self, job: &SequenceJob) -> Result<()> {
