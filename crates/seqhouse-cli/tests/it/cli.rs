@@ -8,19 +8,6 @@ fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
 }
 
-/// Every file of a folder with its bytes, sorted by name.
-fn folder_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
-        })
-        .collect();
-    files.sort();
-    files
-}
-
 #[test]
 fn help_documents_every_option_with_an_example() {
     let out = seqhouse_ok(&["sequence", "--help"]);

@@ -62,17 +62,7 @@ impl Bucket {
 
 /// The files of a local output folder, comparable with [`Bucket::output`].
 fn local_output(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            let name = e.file_name().to_string_lossy().into_owned();
-            let bytes = std::fs::read(e.path()).unwrap();
-            (name.clone(), comparable(&name, bytes))
-        })
-        .collect();
-    files.sort();
-    files
+    folder_bytes(dir).into_iter().map(|(name, bytes)| (name.clone(), comparable(&name, bytes))).collect()
 }
 
 /// Parts compare byte for byte; in the manifest only `input_location` may differ.

@@ -80,3 +80,16 @@ pub fn arc<A: arrow::array::Array + 'static>(array: A) -> ArrayRef {
 pub fn s(path: &Path) -> &str {
     path.to_str().unwrap()
 }
+
+/// Every file of a folder with its bytes, sorted by name.
+pub fn folder_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
