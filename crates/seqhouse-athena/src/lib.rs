@@ -264,8 +264,7 @@ impl AthenaWarehouse {
             if columns.is_empty() {
                 columns = OutputColumn::of_schema(footer.schema());
             }
-            let staged = self.storage.locate(&plan.staging.show(&object.location))?;
-            self.storage.copy(&staged, &output.child(&name))?;
+            self.storage.copy(&plan.staging.object(&object.location), &output.child(&name))?;
             parts.push(OutputPart {
                 path: name,
                 rows: footer.metadata().file_metadata().num_rows() as u64,
@@ -336,8 +335,7 @@ impl AthenaWarehouse {
         match self.storage.list_recursive(&plan.staging) {
             Ok(objects) => {
                 for object in objects {
-                    let name = object.location.filename().unwrap_or_default().to_string();
-                    if let Err(e) = self.storage.delete(&plan.staging, &name) {
+                    if let Err(e) = self.storage.remove(&plan.staging.object(&object.location)) {
                         tracing::warn!(error = %e, "could not remove an unloaded file");
                     }
                 }

@@ -265,7 +265,7 @@ pub fn stats(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> Result<
             (format!("{last_start} + 1"), format!("IF({len} - {last_start} * {s} < {m}, 1, 0)"))
         }
     };
-    let mut totals = vec!["count(*) AS \"__rows\"".to_string()];
+    let mut totals = vec![format!("count(*) AS {}", q("__rows"))];
     totals.extend(
         keys.iter().enumerate().map(|(i, k)| format!("count_if({k} IS NULL) AS {}", q(&format!("__null_key{i}")))),
     );
@@ -281,7 +281,7 @@ pub fn stats(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> Result<
     names.push(q("__dropped"));
     names.extend((0..spec.features.len()).map(|i| q(&format!("__nulls{i}"))));
     names.extend([q("__entities"), q("__windows"), q("__short")]);
-    let totals = totals.join(", ").replace("\"__rows\"", &q("__rows"));
+    let totals = totals.join(", ");
     Ok(format!(
         "WITH src AS (\n  SELECT {cols}\n  FROM {source}\n),\n\
          kept AS (\n  SELECT * FROM src WHERE NOT ({any_null})\n),\n\

@@ -89,6 +89,17 @@ impl Location {
         }
     }
 
+    /// Object `path` of this location's store (as a listing returns it), as a location.
+    pub fn object(&self, path: &ObjectPath) -> Location {
+        Location {
+            store: self.store.clone(),
+            prefix: path.clone(),
+            shown: self.show(path),
+            local: self.local.as_ref().map(|_| PathBuf::from(format!("/{path}"))),
+            bucket: self.bucket.clone(),
+        }
+    }
+
     /// The object path of this location.
     pub fn path(&self) -> &ObjectPath {
         &self.prefix
@@ -312,10 +323,14 @@ impl Storage {
 
     /// Deletes object `name` of the folder `location`; a missing object is not an error.
     pub fn delete(&self, location: &Location, name: &str) -> Result<()> {
-        let path = location.prefix.clone().join(name);
-        match self.block_on(location.store.delete(&path)) {
+        self.remove(&location.child(name))
+    }
+
+    /// Deletes the object at `location`; a missing object is not an error.
+    pub fn remove(&self, location: &Location) -> Result<()> {
+        match self.block_on(location.store.delete(&location.prefix)) {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(storage_error("cannot delete", format!("{}/{name}", location.shown), e)),
+            Err(e) => Err(storage_error("cannot delete", &location.shown, e)),
         }
     }
 
