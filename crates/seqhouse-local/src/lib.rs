@@ -10,7 +10,7 @@ use seqhouse_core::{Capabilities, Error, JobReport, Manifest, Progress, Result, 
 pub use output::{OutputCompression, PartLayout};
 pub use seqhouse_storage::S3Options;
 
-use output::Target;
+use seqhouse_storage::publish::{self, Target};
 use seqhouse_storage::{Location, Storage, input};
 
 /// Settings of the local engine that do not change what is computed, only how.
@@ -135,7 +135,7 @@ impl Warehouse for LocalWarehouse {
         }
         ensure_not_nested(&input, &output)?;
         let names = match &output.local {
-            Some(path) => output::local_children(path)?,
+            Some(path) => publish::local_children(path)?,
             None => self.storage.children(&output)?,
         };
         seqhouse_storage::publish::check_output(&output.shown, &names, job.overwrite)?;
