@@ -22,10 +22,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arrow::datatypes::DataType;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
-use seqhouse_core::manifest::{InputFile, OutputColumn, OutputPart};
+use seqhouse_core::manifest::{OutputColumn, OutputPart};
 use seqhouse_core::{
-    Capabilities, Error, JobReport, MANIFEST_FILE, Manifest, NullKeyPolicy, Progress, ResolvedSpec, Result,
-    SequenceJob, SequenceStats, Warehouse,
+    Capabilities, Error, JobReport, MANIFEST_FILE, Manifest, Progress, ResolvedSpec, Result, SequenceJob,
+    SequenceStats, Warehouse,
 };
 use seqhouse_sql::{Dialect, athena};
 use seqhouse_storage::input::{self, InputFormat, SourceFile};
@@ -210,31 +210,7 @@ impl AthenaWarehouse {
             .map(|v| v.as_deref().unwrap_or("0").parse::<u64>())
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| failed(&id, format!("unexpected counts: {e}")))?;
-        let spec = &job.spec;
-        let keys: Vec<&String> = spec.entity.iter().chain(&spec.order_by).collect();
-        let expected = 1 + keys.len() + 1 + spec.features.len() + 3;
-        if values.len() != expected {
-            return Err(failed(&id, format!("the counts query returned {} values, expected {expected}", values.len())));
-        }
-        let key_nulls = &values[1..1 + keys.len()];
-        if spec.on_null_key == NullKeyPolicy::Error
-            && let Some((column, count)) = keys.iter().zip(key_nulls).find(|(_, n)| **n > 0)
-        {
-            return Err(Error::NullKey { column: column.to_string(), count: *count, file: job.input.clone() });
-        }
-        let dropped = values[1 + keys.len()];
-        let feature_nulls = &values[2 + keys.len()..2 + keys.len() + spec.features.len()];
-        let tail = &values[values.len() - 3..];
-        Ok(SequenceStats {
-            input_rows: values[0],
-            dropped_null_key_rows: dropped,
-            null_key_rows_by_column: keys.iter().map(|k| k.to_string()).zip(key_nulls.iter().copied()).collect(),
-            sequenced_rows: values[0] - dropped,
-            entities: tail[0],
-            windows: tail[1],
-            windows_below_min_length: tail[2],
-            feature_nulls: spec.features.iter().map(|f| f.name.clone()).zip(feature_nulls.iter().copied()).collect(),
-        })
+        seqhouse_sql::stats_from_row(&job.spec, &values, &job.input)
     }
 
     /// Copies the unloaded files into place as parts, removes stale parts, writes the manifest last.
@@ -282,16 +258,7 @@ impl AthenaWarehouse {
         if windows != counts.windows {
             tracing::warn!(unloaded = windows, counted = counts.windows, "window counts disagree");
         }
-        let input_files = plan
-            .files
-            .iter()
-            .map(|f| InputFile {
-                path: f.relative.clone(),
-                format: "parquet".into(),
-                bytes: f.meta.size,
-                rows: f.rows().unwrap_or(0),
-            })
-            .collect();
+        let input_files = plan.files.iter().map(|f| f.manifest_entry(f.rows().unwrap_or(0))).collect();
         let manifest = Manifest::new("athena", job, input_files, parts.clone(), columns, counts.clone());
         let json = serde_json::to_vec_pretty(&manifest).map_err(Error::internal)?;
         self.storage.put(output, MANIFEST_FILE, json)?;

@@ -63,6 +63,57 @@ pub fn events(rows: usize, seed: u64) -> RecordBatch {
     RecordBatch::try_from_iter(columns).unwrap()
 }
 
+/// Edge cases for push-down engines, compared with the local engine: [`events`] with null users
+/// (every 17th row) and an extra feature column whose name is full of quotes, a backtick and SQL.
+pub fn edge_case_events() -> RecordBatch {
+    let events = events(400, 42);
+    let mut columns: Vec<(String, ArrayRef)> =
+        events.schema().fields().iter().map(|f| f.name().clone()).zip(events.columns().iter().cloned()).collect();
+    columns.push((HOSTILE_NAME.to_string(), events.column_by_name("item").unwrap().clone()));
+    let user: Int64Array = (0..400).map(|i| if i % 17 == 3 { None } else { Some((i * 7 % 9) as i64) }).collect();
+    columns[0].1 = Arc::new(user);
+    RecordBatch::try_from_iter(columns).unwrap()
+}
+
+/// The hostile column of [`edge_case_events`].
+pub const HOSTILE_NAME: &str = "we\"ird`; DROP TABLE events; --";
+
+/// Specs over [`edge_case_events`]: every mode (alternating padding sides) with a two-column key,
+/// null keys dropped, a fill, pads of every type (quotes and backslashes in the string pad), and
+/// one with N = 10,003 (past Trino's 10,000-element `repeat`).
+pub fn edge_case_specs() -> Vec<(String, SequenceSpec)> {
+    let mut specs = Vec::new();
+    for (i, mode) in [Mode::Chunk, Mode::Sliding, Mode::Last, Mode::Prefix].into_iter().enumerate() {
+        let mut spec = SequenceSpec::new(
+            vec!["course".into(), "user".into()],
+            vec!["ts".into(), "row_id".into()],
+            vec![
+                "correct=-1".parse().unwrap(),
+                "tag=it's a \\ 'pad'".parse().unwrap(),
+                "score=-0.5".parse().unwrap(),
+                "flag=true".parse().unwrap(),
+                "day=2000-01-01".parse().unwrap(),
+                format!("{HOSTILE_NAME}=7").parse().unwrap(),
+            ],
+            6,
+        );
+        spec.mode = mode;
+        spec.padding = if i % 2 == 0 { Padding::Pre } else { Padding::Post };
+        spec.stride = (mode == Mode::Sliding).then_some(4);
+        spec.min_length = 2;
+        spec.on_null_key = NullKeyPolicy::Drop;
+        if i < 2 {
+            spec.fill_null = vec!["correct=9".parse().unwrap()];
+        }
+        specs.push((format!("edge_{mode}"), spec));
+    }
+    let mut long = specs[2].1.clone();
+    long.sequence_length = 10_003;
+    long.padding = Padding::Pre;
+    specs.push(("edge_last_n10003".into(), long));
+    specs
+}
+
 /// The spec most cases start from: per user, by (ts, row_id), item and correct padded with -1.
 pub fn base_spec(n: usize) -> SequenceSpec {
     SequenceSpec::new(

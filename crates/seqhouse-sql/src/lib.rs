@@ -13,7 +13,7 @@
 use arrow::array::Array;
 use arrow::datatypes::DataType;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use seqhouse_core::{Error, Mode, Padding, ResolvedSpec, Result};
+use seqhouse_core::{Error, Mode, NullKeyPolicy, Padding, ResolvedSpec, Result, SequenceSpec, SequenceStats};
 
 /// The SQL dialects seqhouse renders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +73,14 @@ pub fn sql_type(data_type: &DataType, dialect: Dialect) -> Result<&'static str> 
             }
         }
         Date32 | Date64 => "DATE",
-        Timestamp(_, None) => "TIMESTAMP",
+        // Spark's TIMESTAMP is zoned (LTZ); a zone-less Parquet timestamp reads as TIMESTAMP_NTZ.
+        Timestamp(_, None) => {
+            if trino {
+                "TIMESTAMP"
+            } else {
+                "TIMESTAMP_NTZ"
+            }
+        }
         other => {
             return Err(Error::UnsupportedType {
                 column: String::new(),
@@ -155,7 +162,9 @@ pub fn select(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> Result
     };
 
     // 3. Each window's values in position order.
-    let mut aggregates = vec![format!("count(*) AS {count}")];
+    // Spark's array_repeat takes an INT count, and `N - count(*)` would be BIGINT.
+    let window_length = if trino { "count(*)".to_string() } else { "CAST(count(*) AS INT)".to_string() };
+    let mut aggregates = vec![format!("{window_length} AS {count}")];
     for i in 0..spec.features.len() {
         let value = feature_alias(i);
         aggregates.push(match dialect {
@@ -237,6 +246,36 @@ fn repeat(dialect: Dialect, value: &str, count: &str, max: usize) -> String {
             "concat(flatten(repeat(repeat({value}, {TRINO_CAP}), ({count}) / {TRINO_CAP})), repeat({value}, ({count}) % {TRINO_CAP}))"
         ),
     }
+}
+
+/// The manifest's counts from the row the [`stats`] query returned (`values` in its column
+/// order). With `--on-null-key error`, a key column with nulls is the same error as on the local
+/// engine; `input` names the input in it.
+pub fn stats_from_row(spec: &SequenceSpec, values: &[u64], input: &str) -> Result<SequenceStats> {
+    let keys: Vec<&String> = spec.entity.iter().chain(&spec.order_by).collect();
+    let expected = 1 + keys.len() + 1 + spec.features.len() + 3;
+    if values.len() != expected {
+        return Err(Error::internal(format!("the counts query returned {} values, expected {expected}", values.len())));
+    }
+    let key_nulls = &values[1..1 + keys.len()];
+    if spec.on_null_key == NullKeyPolicy::Error
+        && let Some((column, count)) = keys.iter().zip(key_nulls).find(|(_, n)| **n > 0)
+    {
+        return Err(Error::NullKey { column: column.to_string(), count: *count, file: input.to_string() });
+    }
+    let dropped = values[1 + keys.len()];
+    let feature_nulls = &values[2 + keys.len()..2 + keys.len() + spec.features.len()];
+    let tail = &values[values.len() - 3..];
+    Ok(SequenceStats {
+        input_rows: values[0],
+        dropped_null_key_rows: dropped,
+        null_key_rows_by_column: keys.iter().map(|k| k.to_string()).zip(key_nulls.iter().copied()).collect(),
+        sequenced_rows: values[0] - dropped,
+        entities: tail[0],
+        windows: tail[1],
+        windows_below_min_length: tail[2],
+        feature_nulls: spec.features.iter().map(|f| f.name.clone()).zip(feature_nulls.iter().copied()).collect(),
+    })
 }
 
 /// The one-row aggregate that gives the manifest's counts without running the windows:

@@ -11,7 +11,7 @@ use arrow::array::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use seqhouse_contract::fixture::parquet_bytes;
 use seqhouse_contract::{Fixture, LocalFixture, cases, reference};
-use seqhouse_core::{Mode, NoProgress, NullKeyPolicy, Padding, ResolvedSpec, SequenceRequest, SequenceSpec};
+use seqhouse_core::{Mode, NoProgress, Padding, ResolvedSpec, SequenceRequest, SequenceSpec};
 use seqhouse_local::{LocalConfig, LocalWarehouse};
 use seqhouse_sql::{Dialect, athena, select, stats};
 
@@ -137,49 +137,10 @@ fn every_mode_and_padding_on_assistments() {
 #[test]
 fn edge_cases_types_nulls_fill_and_hostile_names() {
     let dir = LocalFixture::new();
-    // Null keys dropped, nulls in features kept or filled, strings, floats, dates, booleans,
-    // a two-column key, and column and pad values full of quotes and SQL.
-    let events = cases::events(400, 42);
-    let mut columns: Vec<(String, arrow::array::ArrayRef)> =
-        events.schema().fields().iter().map(|f| f.name().clone()).zip(events.columns().iter().cloned()).collect();
-    let hostile = "we\"ird`; DROP TABLE events; --";
-    columns.push((hostile.to_string(), events.column_by_name("item").unwrap().clone()));
-    let user: arrow::array::Int64Array =
-        (0..400).map(|i| if i % 17 == 3 { None } else { Some((i * 7 % 9) as i64) }).collect();
-    columns[0].1 = std::sync::Arc::new(user);
-    let batch = RecordBatch::try_from_iter(columns).unwrap();
-    let location = dir.put_bytes("edge", "events.parquet", &parquet_bytes(&[batch]));
+    let location = dir.put_bytes("edge", "events.parquet", &parquet_bytes(&[cases::edge_case_events()]));
     let data = PathBuf::from(location).join("events.parquet");
-    let mut cases = Vec::new();
-    for (i, mode) in [Mode::Chunk, Mode::Sliding, Mode::Last, Mode::Prefix].into_iter().enumerate() {
-        let mut spec = SequenceSpec::new(
-            vec!["course".into(), "user".into()],
-            vec!["ts".into(), "row_id".into()],
-            vec![
-                "correct=-1".parse().unwrap(),
-                "tag=it's a \\ 'pad'".parse().unwrap(),
-                "score=-0.5".parse().unwrap(),
-                "flag=true".parse().unwrap(),
-                "day=2000-01-01".parse().unwrap(),
-                format!("{hostile}=7").parse().unwrap(),
-            ],
-            6,
-        );
-        spec.mode = mode;
-        spec.padding = if i % 2 == 0 { Padding::Pre } else { Padding::Post };
-        spec.stride = (mode == Mode::Sliding).then_some(4);
-        spec.min_length = 2;
-        spec.on_null_key = NullKeyPolicy::Drop;
-        if i < 2 {
-            spec.fill_null = vec!["correct=9".parse().unwrap()];
-        }
-        cases.push(Case { name: format!("edge_{mode}"), spec, data: data.clone() });
-    }
-    // Past Trino's 10,000-element `repeat` cap: padding is built from blocks.
-    let mut long = cases[2].spec.clone();
-    long.sequence_length = 10_003;
-    long.padding = Padding::Pre;
-    cases.push(Case { name: "edge_last_n10003".into(), spec: long, data: data.clone() });
+    let cases: Vec<Case> =
+        cases::edge_case_specs().into_iter().map(|(name, spec)| Case { name, spec, data: data.clone() }).collect();
     check(cases);
     drop(dir);
 }

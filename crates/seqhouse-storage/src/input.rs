@@ -79,6 +79,11 @@ impl SourceFile {
     pub fn rows(&self) -> Option<u64> {
         self.parquet.as_ref().map(|m| m.metadata().file_metadata().num_rows() as u64)
     }
+
+    /// The file as the manifest lists it, with `rows` counted by whoever read it.
+    pub fn manifest_entry(&self, rows: u64) -> InputFile {
+        InputFile { path: self.relative.clone(), format: self.format.name().to_string(), bytes: self.meta.size, rows }
+    }
 }
 
 fn skipped(name: &str) -> bool {
@@ -267,12 +272,7 @@ pub fn read_all(
         .map(|file| {
             let batches = read_one(storage, location, file, resolved, delimiter)?;
             on_file_done();
-            let info = InputFile {
-                path: file.relative.clone(),
-                format: file.format.name().to_string(),
-                bytes: file.meta.size,
-                rows: batches.iter().map(|b| b.num_rows() as u64).sum(),
-            };
+            let info = file.manifest_entry(batches.iter().map(|b| b.num_rows() as u64).sum());
             Ok((batches, info))
         })
         .collect::<Result<_>>()?;
