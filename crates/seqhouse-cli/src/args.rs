@@ -132,8 +132,8 @@ pub struct SequenceArgs {
     #[arg(long, value_name = "ROWS")]
     pub rows_per_part: Option<usize>,
 
-    /// Where the job runs: local (this machine) or athena (pushed down to Amazon Athena as SQL). [env: SEQHOUSE_ENGINE] [default: local]
-    #[arg(long, value_name = "local|athena", env = "SEQHOUSE_ENGINE", help_heading = "Engine")]
+    /// Where the job runs: local (this machine), athena (pushed down to Amazon Athena as SQL) or spark (pushed down to Spark through Spark Connect). [env: SEQHOUSE_ENGINE] [default: local]
+    #[arg(long, value_name = "local|athena|spark", env = "SEQHOUSE_ENGINE", help_heading = "Engine")]
     pub engine: Option<String>,
 
     /// Print the statements a push-down engine would run, without running them.
@@ -167,6 +167,10 @@ pub struct SequenceArgs {
     /// A query running longer than this many seconds is cancelled and the run fails. [default: 3600]
     #[arg(long, value_name = "SECS", help_heading = "Athena")]
     pub athena_timeout: Option<f64>,
+
+    /// Spark Connect server, sc://HOST[:PORT]. [env: SPARK_REMOTE] [default: sc://localhost:15002]
+    #[arg(long, value_name = "URL", env = "SPARK_REMOTE", help_heading = "Spark")]
+    pub spark_remote: Option<String>,
 
     /// S3-compatible endpoint URL (MinIO, Ceph, a local server). [default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS]
     #[arg(long, value_name = "URL", help_heading = "S3")]
@@ -224,6 +228,7 @@ struct ConfigFile {
     athena_endpoint: Option<String>,
     athena_poll_interval: Option<f64>,
     athena_timeout: Option<f64>,
+    spark_remote: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -260,6 +265,8 @@ pub enum Engine {
     Local,
     /// Amazon Athena.
     Athena,
+    /// Apache Spark, through Spark Connect.
+    Spark,
 }
 
 /// What `seqhouse sequence` runs: the request for the orchestrator and the engine settings.
@@ -277,6 +284,8 @@ pub struct Resolved {
     pub athena: seqhouse_athena::AthenaOptions,
     /// `--athena-table`.
     pub athena_table: Option<String>,
+    /// `--spark-remote`.
+    pub spark_remote: String,
 }
 
 fn seconds(option: &str, value: f64) -> anyhow::Result<std::time::Duration> {
@@ -383,10 +392,11 @@ impl SequenceArgs {
         let engine = match self.engine.or(file.engine).as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("local") => Engine::Local,
             Some("athena") => Engine::Athena,
-            Some(other) => return Err(usage(format!("--engine '{other}' is not one of local, athena"))),
+            Some("spark") => Engine::Spark,
+            Some(other) => return Err(usage(format!("--engine '{other}' is not one of local, athena, spark"))),
         };
         if self.explain && engine == Engine::Local {
-            return Err(usage("--explain shows the SQL of a push-down engine; add --engine athena"));
+            return Err(usage("--explain shows the SQL of a push-down engine; add --engine athena or --engine spark"));
         }
         let mut athena = seqhouse_athena::AthenaOptions::default();
         if let Some(workgroup) = self.athena_workgroup.or(file.athena_workgroup) {
@@ -411,6 +421,7 @@ impl SequenceArgs {
             local,
             athena,
             athena_table: self.athena_table.or(file.athena_table),
+            spark_remote: self.spark_remote.or(file.spark_remote).unwrap_or_else(|| "sc://localhost:15002".into()),
         })
     }
 }

@@ -78,9 +78,36 @@ pub fn execute(command: Command, progress: &dyn Progress) -> anyhow::Result<Vec<
                     cancel_on_ctrl_c(cancel);
                     Ok(seqhouse_core::run(&warehouse, &resolved.request, progress)?)
                 }
+                args::Engine::Spark => run_spark(resolved, progress),
             }
         }
     }
+}
+
+#[cfg(feature = "spark")]
+fn run_spark(resolved: args::Resolved, progress: &dyn Progress) -> anyhow::Result<Vec<JobReport>> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let options = seqhouse_spark::SparkOptions::new(resolved.spark_remote);
+    let warehouse = seqhouse_spark::SparkWarehouse::new(options)?.with_cancel_flag(cancel.clone());
+    if resolved.explain {
+        for job in resolved.request.jobs()? {
+            let plan = warehouse.plan(&job)?;
+            for statement in [&plan.create_view, &plan.stats, &plan.write, &plan.drop_view] {
+                println!("{statement};\n");
+            }
+        }
+        return Ok(Vec::new());
+    }
+    cancel_on_ctrl_c(cancel);
+    Ok(seqhouse_core::run(&warehouse, &resolved.request, progress)?)
+}
+
+#[cfg(not(feature = "spark"))]
+fn run_spark(_: args::Resolved, _: &dyn Progress) -> anyhow::Result<Vec<JobReport>> {
+    Err(UsageError(
+        "this seqhouse was built without the spark engine; rebuild with `cargo build --features spark`".into(),
+    )
+    .into())
 }
 
 /// On the first Ctrl-C, raises `flag` (the engine cancels its query and cleans up); on the

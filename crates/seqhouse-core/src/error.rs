@@ -120,6 +120,17 @@ pub enum Error {
         message: String,
     },
 
+    /// A push-down engine's server cannot be reached (nothing was run).
+    #[error("cannot reach the {engine} server at {address}: {message}")]
+    EngineUnreachable {
+        /// The engine (`spark`).
+        engine: String,
+        /// The address tried, as the user gave it.
+        address: String,
+        /// Why, with what to check.
+        message: String,
+    },
+
     /// The run was stopped (Ctrl-C, or a timeout); running queries were cancelled.
     #[error("interrupted: {0}")]
     Interrupted(String),

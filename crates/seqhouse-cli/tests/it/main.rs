@@ -5,4 +5,5 @@ mod cli;
 mod e2e;
 mod real_data;
 mod s3;
+mod spark;
 mod util;

@@ -410,6 +410,8 @@ fn athena_engine_needs_s3_locations_and_explain_needs_athena() {
     assert_eq!(result.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&result.stderr).contains("--explain shows the SQL of a push-down engine"));
     let result = run(&["--engine", "spark-ish"], None);
-    assert!(String::from_utf8_lossy(&result.stderr).contains("--engine 'spark-ish' is not one of local, athena"));
+    assert!(
+        String::from_utf8_lossy(&result.stderr).contains("--engine 'spark-ish' is not one of local, athena, spark")
+    );
     assert!(!out.exists());
 }

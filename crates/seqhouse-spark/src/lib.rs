@@ -1,0 +1,477 @@
+//! The Spark engine: `SparkWarehouse` pushes the sequencing job down to Apache Spark through
+//! Spark Connect (`--engine spark --spark-remote sc://host:port`).
+//!
+//! The adapter is SQL in, Parquet out: it sends Spark SQL statements rendered by `seqhouse-sql`
+//! from the same plan as the Athena SQL, and exchanges no Arrow data with Spark except the one
+//! row of counts (the client has its own Arrow version, which never meets ours).
+//!
+//! Flow: read the input's Parquet footers (so bad columns and pad values fail before Spark is
+//! asked anything) and bind the spec; reach the server (a plain TCP probe first, so a wrong
+//! address fails in seconds instead of through the client's minutes of retries); create a
+//! temporary view over the input folder with the resolved column types (Spark then widens
+//! integers across files the way the local engine does); run the counts query; `INSERT
+//! OVERWRITE DIRECTORY` the sequences as ZSTD Parquet into a folder inside a hidden staging
+//! sibling of the output; rename Spark's files to `part-NNNNN.parquet`, write `_manifest.json`,
+//! and move the staging folder into place. Whatever happens, the view is dropped and the
+//! staging folder removed; Ctrl-C interrupts the running Spark operations.
+//!
+//! Paths must be local folders that the Spark server sees under the same absolute path (the
+//! same machine, or a shared file system). Reading S3 from Spark needs the hadoop-aws jars on
+//! the server; this adapter does not hand `s3://` locations to Spark.
+//!
+//! Like Athena, Spark sees no input order: ties on the order-by columns are broken by those
+//! columns only, arrays are Parquet LISTs of exactly N, and rows come in no fixed order.
+#![warn(missing_docs)]
+
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arrow::datatypes::{DataType, TimeUnit};
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use seqhouse_core::manifest::{OutputColumn, OutputPart};
+use seqhouse_core::{
+    Capabilities, Error, JobReport, Manifest, Progress, ResolvedSpec, Result, SequenceJob, SequenceStats, Warehouse,
+};
+use seqhouse_sql::Dialect;
+use seqhouse_storage::input::{self, InputFormat, SourceFile};
+use seqhouse_storage::publish::{self, Target, check_output, part_name};
+use seqhouse_storage::{Location, S3Options, Storage};
+use spark_connect::{SparkError, SparkSession};
+
+/// The port Spark Connect listens on unless the URL names one.
+pub const DEFAULT_PORT: u16 = 15002;
+
+/// How to reach the Spark Connect server.
+#[derive(Debug, Clone)]
+pub struct SparkOptions {
+    /// `sc://host:port[/;param=value...]`, as pyspark's `remote()` takes it.
+    pub remote: String,
+    /// How long the first TCP connection may take before the server is reported unreachable.
+    pub connect_timeout: Duration,
+}
+
+impl SparkOptions {
+    /// Options for `remote` with a 10-second connect timeout.
+    pub fn new(remote: impl Into<String>) -> Self {
+        SparkOptions { remote: remote.into(), connect_timeout: Duration::from_secs(10) }
+    }
+
+    /// `host:port` of the remote URL, checked for the `sc://` scheme.
+    pub fn address(&self) -> Result<(String, u16)> {
+        let bad = |why: &str| {
+            Error::invalid(format!(
+                "--spark-remote {}: {why}; expected sc://HOST[:PORT], e.g. sc://localhost:15002",
+                self.remote
+            ))
+        };
+        let rest = self.remote.strip_prefix("sc://").ok_or_else(|| bad("not an sc:// URL"))?;
+        let authority = rest.split(['/', ';']).next().unwrap_or_default();
+        if authority.is_empty() {
+            return Err(bad("no host"));
+        }
+        // `[::1]:15002`, `host:15002` or `host`.
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) if !host.ends_with(':') && (!host.starts_with('[') || host.ends_with(']')) => {
+                (host, port.parse::<u16>().map_err(|_| bad("the port is not a number"))?)
+            }
+            _ => (authority, DEFAULT_PORT),
+        };
+        Ok((host.trim_start_matches('[').trim_end_matches(']').to_string(), port))
+    }
+}
+
+/// The statements of one job, in the order they run (what `--explain` prints).
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// `CREATE TEMPORARY VIEW` over the input folder, with the resolved column types.
+    pub create_view: String,
+    /// The counts for the manifest (and the null-key check).
+    pub stats: String,
+    /// `INSERT OVERWRITE DIRECTORY` of the sequences as Parquet.
+    pub write: String,
+    /// `DROP VIEW` of the temporary view.
+    pub drop_view: String,
+    resolved: ResolvedSpec,
+    files: Vec<SourceFile>,
+    tag: String,
+}
+
+/// Where Spark writes inside the staging folder (renamed to parts before publishing).
+const SPARK_DIR: &str = "_spark";
+
+/// The Spark engine (`--engine spark`).
+pub struct SparkWarehouse {
+    options: SparkOptions,
+    storage: Storage,
+    session: Mutex<Option<SparkSession>>,
+    cancelled: Arc<AtomicBool>,
+}
+
+fn unique_id() -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{:x}{:x}", nanos, std::process::id())
+}
+
+fn failed(tag: &str, error: SparkError) -> Error {
+    Error::QueryFailed { engine: "spark".into(), query_id: tag.into(), message: spark_message(&error.to_string()) }
+}
+
+/// Spark's message without the logical plan it appends (dozens of lines of operator tree that
+/// bury the reason; `-v` logs the statement itself), and with the error class said once.
+fn spark_message(message: &str) -> String {
+    let reason: Vec<&str> = message
+        .lines()
+        .take_while(|line| {
+            let line = line.trim_start();
+            !(line.starts_with('\'') || line.starts_with("+-") || line.starts_with(":-"))
+        })
+        .collect();
+    let mut text = reason.join("\n").trim().to_string();
+    if let Some(class_end) = text.find("] ")
+        && text.starts_with('[')
+    {
+        let class = text[..class_end + 2].to_string();
+        if text[class.len()..].starts_with(&class) {
+            text = text[class.len()..].to_string();
+        }
+    }
+    if text.is_empty() { message.trim().to_string() } else { text }
+}
+
+impl SparkWarehouse {
+    /// An engine for the server at `options.remote`; nothing is contacted until a job runs.
+    pub fn new(options: SparkOptions) -> Result<Self> {
+        options.address()?;
+        Ok(SparkWarehouse {
+            options,
+            // Local paths only: S3 options are never used.
+            storage: Storage::new(S3Options::default())?,
+            session: Mutex::new(None),
+            cancelled: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// Uses `flag` as the cancel flag: once set (e.g. by a Ctrl-C handler), the running Spark
+    /// operations are interrupted and the run stops.
+    pub fn with_cancel_flag(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.cancelled = flag;
+        self
+    }
+
+    fn local_location(&self, text: &str, option: &str) -> Result<(Location, PathBuf)> {
+        let location = self.storage.locate(text)?;
+        let Some(path) = location.local.clone() else {
+            return Err(Error::invalid(format!(
+                "{option} {text}: the spark engine reads and writes local folders that the Spark server also sees (S3 from Spark needs hadoop-aws jars on the server); use --engine local or athena for s3:// locations"
+            )));
+        };
+        let path = std::path::absolute(&path).map_err(|e| Error::storage("cannot resolve", text, e))?;
+        Ok((location, path))
+    }
+
+    /// The statements `job` runs, without running any (reads only the input's Parquet footers).
+    pub fn plan(&self, job: &SequenceJob) -> Result<Plan> {
+        let (input, input_path) = self.local_location(&job.input, "--input")?;
+        let listed = input::list_files(&self.storage, &input)?;
+        let files = input::describe(&self.storage, &input, listed, b',')?;
+        if let Some(csv) = files.iter().find(|f| f.format != InputFormat::Parquet) {
+            return Err(Error::invalid(format!(
+                "the spark engine reads Parquet; {} is CSV. Convert it, or use --engine local",
+                csv.shown
+            )));
+        }
+        let resolved = input::resolve(&job.spec, &files)?;
+        let output_columns: Vec<&String> =
+            job.spec.entity.iter().chain(job.spec.features.iter().map(|f| &f.name)).collect();
+        let mut columns = Vec::new();
+        for field in resolved.input_schema.fields() {
+            let unsupported = |message: String| Error::UnsupportedType { column: field.name().clone(), message };
+            let sql_type = seqhouse_sql::sql_type(field.data_type(), Dialect::Spark).map_err(|e| match e {
+                Error::UnsupportedType { message, .. } => unsupported(message),
+                other => other,
+            })?;
+            if output_columns.contains(&field.name()) {
+                // Spark would write these back as another type than the local engine does.
+                let changed = match field.data_type() {
+                    DataType::Timestamp(TimeUnit::Microsecond, None) => None,
+                    DataType::Timestamp(unit, None) => Some(format!("timestamp({unit:?}) as microseconds")),
+                    DataType::Date64 => Some("date64 as date32".to_string()),
+                    DataType::LargeUtf8 => Some("large_utf8 as utf8".to_string()),
+                    _ => None,
+                };
+                if let Some(changed) = changed {
+                    return Err(unsupported(format!(
+                        "Spark would write {changed}, unlike the other engines; cast the column, leave it out, or use --engine local"
+                    )));
+                }
+            }
+            columns.push(format!("{} {sql_type}", seqhouse_sql::ident(field.name(), Dialect::Spark)));
+        }
+        let tag = format!("seqhouse-{}", unique_id());
+        let view =
+            seqhouse_sql::ident(&format!("seqhouse_input_{}", tag.trim_start_matches("seqhouse-")), Dialect::Spark);
+        let text = |s: &str| seqhouse_sql::string(s, Dialect::Spark);
+        let create_view = format!(
+            "CREATE TEMPORARY VIEW {view} ({})\nUSING parquet\nOPTIONS (path {}, recursiveFileLookup 'true', pathGlobFilter '*.parquet')",
+            columns.join(", "),
+            text(&input_path.display().to_string()),
+        );
+        let select = seqhouse_sql::select(&resolved, &view, Dialect::Spark)?;
+        // The directory is filled in per run (it lies in that run's staging folder).
+        let write =
+            format!("INSERT OVERWRITE DIRECTORY {{directory}}\nUSING parquet\nOPTIONS (compression 'zstd')\n{select}");
+        Ok(Plan {
+            create_view,
+            stats: seqhouse_sql::stats(&resolved, &view, Dialect::Spark)?,
+            write,
+            drop_view: format!("DROP VIEW IF EXISTS {view}"),
+            resolved,
+            files,
+            tag,
+        })
+    }
+
+    /// Runs a plan made by [`SparkWarehouse::plan`] for `job` and publishes its output.
+    pub fn execute(&self, job: &SequenceJob, plan: &Plan, progress: &dyn Progress) -> Result<JobReport> {
+        let (output, _) = self.local_location(&job.output, "--output")?;
+        let target = Target::begin(&self.storage, &output, job.overwrite)?;
+        match self.run_plan(plan, job, &target, progress) {
+            Ok((report, manifest)) => {
+                target.commit(&self.storage, manifest)?;
+                Ok(report)
+            }
+            Err(e) => {
+                target.abort(&self.storage);
+                Err(e)
+            }
+        }
+    }
+
+    /// The session, connected on first use after a TCP probe of the server's address.
+    fn session(&self) -> Result<SparkSession> {
+        let mut slot = self.session.lock().expect("session lock");
+        if let Some(session) = slot.as_ref() {
+            return Ok(session.clone());
+        }
+        let (host, port) = self.options.address()?;
+        let unreachable = |message: String| Error::EngineUnreachable {
+            engine: "spark".into(),
+            address: self.options.remote.clone(),
+            message: format!("{message}. Check --spark-remote and that the Spark Connect server is running"),
+        };
+        let addresses: Vec<_> = (host.as_str(), port)
+            .to_socket_addrs()
+            .map_err(|e| unreachable(format!("cannot resolve {host}: {e}")))?
+            .collect();
+        let mut last_error = None;
+        let reachable =
+            addresses.iter().any(|address| match TcpStream::connect_timeout(address, self.options.connect_timeout) {
+                Ok(_) => true,
+                Err(e) => {
+                    last_error = Some(e);
+                    false
+                }
+            });
+        if !reachable {
+            return Err(unreachable(match last_error {
+                Some(e) => format!("{e}"),
+                None => format!("{host} has no address"),
+            }));
+        }
+        let session = SparkSession::builder()
+            .remote(&self.options.remote)
+            .get_or_create()
+            .map_err(|e| unreachable(e.to_string()))?;
+        let version = session.version().map_err(|e| unreachable(e.to_string()))?;
+        tracing::info!(spark = %version, remote = %self.options.remote, "connected to Spark Connect");
+        *slot = Some(session.clone());
+        Ok(session)
+    }
+
+    /// Runs `sql` and collects its rows, interrupting it if the cancel flag is set meanwhile.
+    fn run(&self, session: &SparkSession, tag: &str, sql: &str, what: &str) -> Result<Vec<spark_connect::row::Row>> {
+        if self.cancelled.load(Ordering::SeqCst) {
+            return Err(Error::Interrupted(format!("stopped before the {what}")));
+        }
+        tracing::info!(tag, "spark: {what}");
+        tracing::debug!("{sql}");
+        let finished = AtomicBool::new(false);
+        let result = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !finished.load(Ordering::SeqCst) {
+                    if self.cancelled.load(Ordering::SeqCst) {
+                        // The session is this engine's own: every operation on it is this job's.
+                        if let Err(e) = session.interrupt_all() {
+                            tracing::warn!(error = %e, "could not interrupt the Spark operation");
+                        }
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            });
+            let result = match session.sql(sql) {
+                Ok(frame) => frame.collect().map_err(|e| failed(tag, e)),
+                Err(e) => Err(failed(tag, e)),
+            };
+            finished.store(true, Ordering::SeqCst);
+            result
+        });
+        if self.cancelled.load(Ordering::SeqCst) {
+            return Err(Error::Interrupted(format!("the {what} ({tag}) was interrupted")));
+        }
+        result
+    }
+
+    fn counts(&self, session: &SparkSession, plan: &Plan, job: &SequenceJob) -> Result<SequenceStats> {
+        let rows = self.run(session, &plan.tag, &plan.stats, "counts query")?;
+        let row = rows.first().ok_or_else(|| Error::internal("the counts query returned no row"))?;
+        let values: Vec<u64> = row
+            .values()
+            .iter()
+            .map(|v| if v.is_null() { Some(0) } else { v.as_i64().and_then(|i| u64::try_from(i).ok()) })
+            .collect::<Option<_>>()
+            .ok_or_else(|| Error::internal(format!("the counts query returned {row:?}")))?;
+        seqhouse_sql::stats_from_row(&job.spec, &values, &job.input)
+    }
+
+    /// Runs the plan into `target`'s staging folder; returns the report and the manifest to commit.
+    fn run_plan(
+        &self,
+        plan: &Plan,
+        job: &SequenceJob,
+        target: &Target,
+        progress: &dyn Progress,
+    ) -> Result<(JobReport, Vec<u8>)> {
+        let session = self.session()?;
+        progress.stage("spark", 3);
+        self.run(&session, &plan.tag, &plan.create_view, "temporary view")?;
+        let result = (|| {
+            let counts = self.counts(&session, plan, job)?;
+            progress.advance(1);
+            let staging = target_dir(target)?;
+            let spark_dir = staging.join(SPARK_DIR);
+            let write = plan
+                .write
+                .replace("{directory}", &seqhouse_sql::string(&spark_dir.display().to_string(), Dialect::Spark));
+            self.run(&session, &plan.tag, &write, "write of the sequences")?;
+            progress.advance(1);
+            let parts = adopt_spark_files(&spark_dir, &staging)?;
+            Ok((counts, parts))
+        })();
+        // Drop the view whatever happened: it would otherwise live as long as the session.
+        let was_cancelled = self.cancelled.swap(false, Ordering::SeqCst);
+        if let Err(e) = self.run(&session, &plan.tag, &plan.drop_view, "drop of the temporary view") {
+            tracing::warn!(error = %e, "could not drop the temporary view");
+        }
+        self.cancelled.store(was_cancelled, Ordering::SeqCst);
+        let (counts, parts) = result?;
+        if was_cancelled {
+            return Err(Error::Interrupted("stopped before publishing".into()));
+        }
+        let windows: u64 = parts.iter().map(|(p, _)| p.rows).sum();
+        if windows != counts.windows {
+            return Err(Error::internal(format!(
+                "Spark wrote {windows} windows but counted {}; nothing was published",
+                counts.windows
+            )));
+        }
+        let columns = parts
+            .first()
+            .map(|(_, columns)| columns.clone())
+            .unwrap_or_else(|| OutputColumn::of_schema(&plan.resolved.output_schema));
+        let parts: Vec<OutputPart> = parts.into_iter().map(|(p, _)| p).collect();
+        let input_files = plan.files.iter().map(|f| f.manifest_entry(f.rows().unwrap_or(0))).collect();
+        let report = JobReport {
+            output: job.output.clone(),
+            subset: job.subset.clone(),
+            input_files: plan.files.len(),
+            parts: parts.len(),
+            output_bytes: parts.iter().map(|p| p.bytes).sum(),
+            stats: counts.clone(),
+        };
+        let manifest = Manifest::new("spark", job, input_files, parts, columns, counts);
+        let json = serde_json::to_vec_pretty(&manifest).map_err(Error::internal)?;
+        progress.advance(1);
+        Ok((report, json))
+    }
+}
+
+/// The local folder of a staged target (the spark engine only writes local outputs).
+fn target_dir(target: &Target) -> Result<PathBuf> {
+    target
+        .location()
+        .local
+        .clone()
+        .ok_or_else(|| Error::internal("the spark engine staged an output that is not a local folder"))
+}
+
+/// Renames the Parquet files Spark wrote into `spark_dir` to `part-NNNNN.parquet` in `staging`
+/// (in Spark's file-name order, skipping files without rows), then removes `spark_dir` with
+/// Spark's `_SUCCESS` and checksum files. Returns each part with the columns its footer holds.
+fn adopt_spark_files(spark_dir: &Path, staging: &Path) -> Result<Vec<(OutputPart, Vec<OutputColumn>)>> {
+    let listing = std::fs::read_dir(spark_dir).map_err(|e| Error::storage("cannot list", spark_dir.display(), e))?;
+    let mut written = Vec::new();
+    for entry in listing {
+        let path = entry.map_err(|e| Error::storage("cannot list", spark_dir.display(), e))?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if name.ends_with(".parquet") && !name.starts_with(['.', '_']) {
+            written.push(path);
+        }
+    }
+    written.sort();
+    let mut parts = Vec::new();
+    for path in written {
+        let file = std::fs::File::open(&path).map_err(|e| Error::storage("cannot open", path.display(), e))?;
+        let reader = SerializedFileReader::new(file).map_err(|e| Error::storage("cannot read", path.display(), e))?;
+        let rows = reader.metadata().file_metadata().num_rows() as u64;
+        if rows == 0 {
+            continue;
+        }
+        let schema = parquet::arrow::parquet_to_arrow_schema(
+            reader.metadata().file_metadata().schema_descr(),
+            reader.metadata().file_metadata().key_value_metadata(),
+        )
+        .map_err(|e| Error::storage("cannot read", path.display(), e))?;
+        let name = part_name(parts.len());
+        let destination = staging.join(&name);
+        std::fs::rename(&path, &destination).map_err(|e| Error::storage("cannot move", path.display(), e))?;
+        let bytes = std::fs::metadata(&destination)
+            .map_err(|e| Error::storage("cannot inspect", destination.display(), e))?
+            .len();
+        parts.push((OutputPart { path: name, rows, bytes }, OutputColumn::of_schema(&schema)));
+    }
+    std::fs::remove_dir_all(spark_dir).map_err(|e| Error::storage("cannot remove", spark_dir.display(), e))?;
+    Ok(parts)
+}
+
+impl Warehouse for SparkWarehouse {
+    fn name(&self) -> &str {
+        "spark"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { ties_keep_input_order: false, fixed_size_lists: false, ordered_output: false }
+    }
+
+    fn preflight(&self, job: &SequenceJob) -> Result<()> {
+        let (input, _) = self.local_location(&job.input, "--input")?;
+        let (output, output_path) = self.local_location(&job.output, "--output")?;
+        if input.contains(&output) {
+            return Err(Error::invalid(format!(
+                "--output {} is inside the input folder {}; Spark would read it as input. Write it elsewhere",
+                output.shown, input.shown
+            )));
+        }
+        check_output(&output.shown, &publish::local_children(&output_path)?, job.overwrite)?;
+        Ok(())
+    }
+
+    fn sequence(&self, job: &SequenceJob, progress: &dyn Progress) -> Result<JobReport> {
+        self.preflight(job)?;
+        let plan = self.plan(job)?;
+        self.execute(job, &plan, progress)
+    }
+}
