@@ -7,22 +7,23 @@
 //!
 //! Ties on the order-by columns keep input order because the input position is the last sort key;
 //! that key also makes the order total, so any sort algorithm and any thread count give the same
-//! permutation.
+//! permutation (see [`crate::order`] for how the sort is done).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, FixedSizeListArray, Int8Array, Int32Array, Int64Array, RecordBatch, UInt32Array,
+    Array, ArrayRef, ArrowPrimitiveType, AsArray, BooleanArray, FixedSizeListArray, Int8Array, Int32Array, Int64Array,
+    MutableArrayData, PrimitiveArray, RecordBatch, UInt32Array, make_array,
 };
 use arrow::compute::kernels::zip::zip;
-use arrow::compute::{concat, filter_record_batch, is_not_null, take};
+use arrow::compute::{filter_record_batch, is_not_null, take};
 use arrow::datatypes::{DataType, Field};
-use arrow::row::{RowConverter, Rows, SortField};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::order::order_rows;
 use crate::resolve::ResolvedSpec;
 use crate::spec::{Mode, NullKeyPolicy, Padding};
 
@@ -86,8 +87,8 @@ pub struct Sequencer {
     resolved: ResolvedSpec,
     /// The entity columns, in input order (after dropping null-key rows).
     entities: Vec<ArrayRef>,
-    /// Per feature: its values (nulls filled if asked) with the pad value appended at the end.
-    padded_sources: Vec<ArrayRef>,
+    /// Per feature: its values (nulls filled if asked) in sorted order.
+    sorted_features: Vec<ArrayRef>,
     /// Input positions in (entity, order-by, input position) order.
     order: Vec<u32>,
     windows: Vec<Window>,
@@ -117,34 +118,18 @@ impl Sequencer {
 
         let entities: Vec<ArrayRef> = resolved.entity_idx.iter().map(|&i| input.column(i).clone()).collect();
         let orders: Vec<ArrayRef> = resolved.order_idx.iter().map(|&i| input.column(i).clone()).collect();
-        let entity_rows = to_rows(&entities)?;
-        let order_rows = to_rows(&orders)?;
-
-        let mut order: Vec<u32> = (0..input.num_rows() as u32).collect();
-        order.par_sort_unstable_by(|&a, &b| {
-            let (a, b) = (a as usize, b as usize);
-            entity_rows
-                .row(a)
-                .cmp(&entity_rows.row(b))
-                .then_with(|| order_rows.row(a).cmp(&order_rows.row(b)))
-                .then(a.cmp(&b))
-        });
+        let ordered = order_rows(&entities, &orders, input.num_rows())?;
+        let order = ordered.order;
 
         let spec = &resolved.spec;
         let (n, stride, min_len) = (spec.sequence_length, spec.effective_stride(), spec.min_length);
         let mut windows = Vec::new();
         let mut below_min = 0u64;
-        let mut entity_count = 0u64;
-        let mut group_start = 0usize;
-        for pos in 1..=order.len() {
-            let boundary =
-                pos == order.len() || entity_rows.row(order[pos] as usize) != entity_rows.row(order[pos - 1] as usize);
-            if !boundary {
-                continue;
-            }
-            entity_count += 1;
+        let entity_count = (ordered.entity_starts.len() - 1) as u64;
+        for run in ordered.entity_starts.windows(2) {
+            let (group_start, group_end) = (run[0], run[1]);
             let mut seq = 0u32;
-            for (s, e) in window_bounds(spec.mode, pos - group_start, n, stride) {
+            for (s, e) in window_bounds(spec.mode, group_end - group_start, n, stride) {
                 if e - s < min_len {
                     below_min += 1;
                     continue;
@@ -152,17 +137,21 @@ impl Sequencer {
                 windows.push(Window { start: (group_start + s) as u32, len: (e - s) as u32, seq });
                 seq += 1;
             }
-            group_start = pos;
         }
 
+        // Each feature in sorted order (nulls filled if asked): every window is then one
+        // contiguous slice of it, copied instead of gathered value by value.
         let mut feature_nulls = BTreeMap::new();
-        let padded_sources = resolved
+        for (f, &idx) in resolved.feature_idx.iter().enumerate() {
+            feature_nulls.insert(spec.features[f].name.clone(), input.column(idx).null_count() as u64);
+        }
+        let order_array = UInt32Array::from(order);
+        let sorted_features = resolved
             .feature_idx
-            .iter()
+            .par_iter()
             .enumerate()
             .map(|(f, &idx)| {
                 let column = input.column(idx);
-                feature_nulls.insert(spec.features[f].name.clone(), column.null_count() as u64);
                 let filled = match &resolved.fills[f] {
                     Some(fill) if column.null_count() > 0 => {
                         let fill = arrow::array::Scalar::new(fill.clone());
@@ -170,9 +159,15 @@ impl Sequencer {
                     }
                     _ => column.clone(),
                 };
-                concat(&[filled.as_ref(), resolved.pads[f].as_ref()]).map_err(Error::internal)
+                take(filled.as_ref(), &order_array, None).map_err(Error::internal)
             })
             .collect::<Result<Vec<_>>>()?;
+        let order = order_array
+            .into_parts()
+            .1
+            .into_inner()
+            .into_vec()
+            .map_err(|_| Error::internal("order buffer is shared"))?;
 
         let stats = SequenceStats {
             input_rows,
@@ -184,7 +179,7 @@ impl Sequencer {
             windows_below_min_length: below_min,
             feature_nulls,
         };
-        Ok(Sequencer { resolved: resolved.clone(), entities, padded_sources, order, windows, stats })
+        Ok(Sequencer { resolved: resolved.clone(), entities, sorted_features, order, windows, stats })
     }
 
     /// Number of output rows (kept windows).
@@ -206,26 +201,7 @@ impl Sequencer {
     pub fn build(&self, range: std::ops::Range<usize>) -> Result<RecordBatch> {
         let windows = &self.windows[range];
         let n = self.resolved.spec.sequence_length;
-        let pad_index = (self.padded_sources.first().map_or(1, |a| a.len()) - 1) as u32;
         let pre = self.resolved.spec.padding == Padding::Pre;
-
-        let mut gather = Vec::with_capacity(windows.len() * n);
-        let mut mask = Vec::with_capacity(windows.len() * n);
-        for w in windows {
-            let real = &self.order[w.start as usize..(w.start + w.len) as usize];
-            let pads = n - real.len();
-            if pre {
-                gather.extend(std::iter::repeat_n(pad_index, pads));
-                mask.extend(std::iter::repeat_n(1i8, pads));
-            }
-            gather.extend_from_slice(real);
-            mask.extend(std::iter::repeat_n(0i8, real.len()));
-            if !pre {
-                gather.extend(std::iter::repeat_n(pad_index, pads));
-                mask.extend(std::iter::repeat_n(1i8, pads));
-            }
-        }
-        let gather = UInt32Array::from(gather);
         let firsts = UInt32Array::from_iter_values(windows.iter().map(|w| self.order[w.start as usize]));
 
         let schema = self.resolved.output_schema.clone();
@@ -237,17 +213,24 @@ impl Sequencer {
         columns.push(Arc::new(Int64Array::from_iter_values(windows.iter().map(|w| w.seq as i64))));
         columns.push(Arc::new(Int32Array::from_iter_values(windows.iter().map(|w| w.len as i32))));
         let features: Vec<ArrayRef> = self
-            .padded_sources
+            .sorted_features
             .par_iter()
             .enumerate()
-            .map(|(f, source)| {
-                let values = take(source.as_ref(), &gather, None).map_err(Error::internal)?;
+            .map(|(f, sorted)| {
+                let values = padded_windows(sorted, &self.resolved.pads[f], windows, n, pre)?;
                 let field = list_item(schema.field(self.resolved.entity_idx.len() + 2 + f).data_type());
                 Ok(Arc::new(FixedSizeListArray::try_new(field, n as i32, values, None).map_err(Error::internal)?)
                     as ArrayRef)
             })
             .collect::<Result<_>>()?;
         columns.extend(features);
+        let mut mask = Vec::with_capacity(windows.len() * n);
+        for w in windows {
+            let (real, pads) = (w.len as usize, n - w.len as usize);
+            let (first, then) = if pre { ((1i8, pads), (0i8, real)) } else { ((0i8, real), (1i8, pads)) };
+            mask.extend(std::iter::repeat_n(first.0, first.1));
+            mask.extend(std::iter::repeat_n(then.0, then.1));
+        }
         let mask_field = list_item(schema.field(schema.fields().len() - 1).data_type());
         let mask = FixedSizeListArray::try_new(mask_field, n as i32, Arc::new(Int8Array::from(mask)), None)
             .map_err(Error::internal)?;
@@ -256,17 +239,89 @@ impl Sequencer {
     }
 }
 
+/// The values of `windows` (slices of `sorted`) each padded to `n` with `pad`, back to back.
+fn padded_windows(sorted: &ArrayRef, pad: &ArrayRef, windows: &[Window], n: usize, pre: bool) -> Result<ArrayRef> {
+    macro_rules! primitive {
+        ($($variant:pat => $t:ty),+ $(,)?) => {
+            match sorted.data_type() {
+                $($variant if sorted.null_count() == 0 => {
+                    return Ok(Arc::new(padded_primitive::<$t>(sorted, pad, windows, n, pre)));
+                })+
+                _ => {}
+            }
+        };
+    }
+    use arrow::datatypes::*;
+    primitive!(
+        DataType::Int8 => Int8Type,
+        DataType::Int16 => Int16Type,
+        DataType::Int32 => Int32Type,
+        DataType::Int64 => Int64Type,
+        DataType::UInt8 => UInt8Type,
+        DataType::UInt16 => UInt16Type,
+        DataType::UInt32 => UInt32Type,
+        DataType::UInt64 => UInt64Type,
+        DataType::Float32 => Float32Type,
+        DataType::Float64 => Float64Type,
+        DataType::Date32 => Date32Type,
+        DataType::Date64 => Date64Type,
+        DataType::Timestamp(TimeUnit::Second, _) => TimestampSecondType,
+        DataType::Timestamp(TimeUnit::Millisecond, _) => TimestampMillisecondType,
+        DataType::Timestamp(TimeUnit::Microsecond, _) => TimestampMicrosecondType,
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => TimestampNanosecondType,
+    );
+    // Any other type, or values with nulls: arrow's slice copier (it carries validity along).
+    let (sorted_data, pad_data) = (sorted.to_data(), pad.to_data());
+    let mut out = MutableArrayData::new(vec![&sorted_data, &pad_data], false, windows.len() * n);
+    // Offsets overflow only past 2 GiB of string data in one row group.
+    let overflow = |e: arrow::error::ArrowError| Error::internal(format!("building a row group: {e}"));
+    for w in windows {
+        let (start, len) = (w.start as usize, w.len as usize);
+        if pre {
+            for _ in len..n {
+                out.try_extend(1, 0, 1).map_err(overflow)?;
+            }
+        }
+        out.try_extend(0, start, start + len).map_err(overflow)?;
+        if !pre {
+            for _ in len..n {
+                out.try_extend(1, 0, 1).map_err(overflow)?;
+            }
+        }
+    }
+    Ok(make_array(out.freeze()))
+}
+
+/// [`padded_windows`] for a primitive column without nulls: straight slice copies into one buffer.
+fn padded_primitive<T: ArrowPrimitiveType>(
+    sorted: &ArrayRef,
+    pad: &ArrayRef,
+    windows: &[Window],
+    n: usize,
+    pre: bool,
+) -> PrimitiveArray<T> {
+    let values = sorted.as_primitive::<T>().values();
+    let pad = pad.as_primitive::<T>().value(0);
+    let mut out: Vec<T::Native> = Vec::with_capacity(windows.len() * n);
+    for w in windows {
+        let (start, len) = (w.start as usize, w.len as usize);
+        if pre {
+            out.extend(std::iter::repeat_n(pad, n - len));
+        }
+        out.extend_from_slice(&values[start..start + len]);
+        if !pre {
+            out.extend(std::iter::repeat_n(pad, n - len));
+        }
+    }
+    // Keep the column's exact type (time zone, unit) rather than the native type's default.
+    PrimitiveArray::<T>::new(out.into(), None).with_data_type(sorted.data_type().clone())
+}
+
 fn list_item(data_type: &DataType) -> Arc<Field> {
     match data_type {
         DataType::FixedSizeList(item, _) => item.clone(),
         other => unreachable!("output feature columns are fixed-size lists, not {other}"),
     }
-}
-
-fn to_rows(columns: &[ArrayRef]) -> Result<Rows> {
-    let fields = columns.iter().map(|c| SortField::new(c.data_type().clone())).collect();
-    let converter = RowConverter::new(fields).map_err(Error::internal)?;
-    converter.convert_columns(columns).map_err(Error::internal)
 }
 
 /// Applies `--on-null-key`: errors on the first key column with nulls, or drops those rows.

@@ -6,6 +6,7 @@ pub mod error;
 pub mod kernel;
 pub mod manifest;
 pub mod orchestrator;
+mod order;
 pub mod port;
 pub mod resolve;
 pub mod spec;
