@@ -75,13 +75,16 @@ impl LocalWarehouse {
         let files = input::describe(storage, &input, listed, delimiter)?;
         let resolved = input::resolve(&job.spec, &files)?;
 
+        let started = std::time::Instant::now();
         progress.stage("read", files.len() as u64);
         let decoded = input::read_all(storage, &input, &files, &resolved, delimiter, &|| progress.advance(1))?;
         let batch_sources: Vec<&str> = decoded.batch_file.iter().map(|&i| files[i].shown.as_str()).collect();
 
+        let read_done = started.elapsed();
         progress.stage("sequence", 0);
         let sequencer = Sequencer::prepare(&resolved, &decoded.batches, &batch_sources)?;
         let input_files = decoded.files;
+        let sequence_done = started.elapsed();
 
         // Only now, with the input known good, is the output touched.
         let target = Target::begin(storage, &output, job.overwrite)?;
@@ -98,6 +101,12 @@ impl LocalWarehouse {
             }
         };
 
+        tracing::debug!(
+            read = ?read_done,
+            sequence = ?(sequence_done - read_done),
+            write = ?(started.elapsed() - sequence_done),
+            "phases"
+        );
         let columns = OutputColumn::of_schema(&resolved.output_schema);
         let manifest = Manifest::new(self.name(), job, input_files, parts.clone(), columns, sequencer.stats().clone());
         let json = serde_json::to_vec_pretty(&manifest).map_err(Error::internal)?;

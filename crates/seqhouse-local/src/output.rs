@@ -2,6 +2,7 @@
 //! Publishing them is [`seqhouse_storage::publish::Target`]'s job.
 
 use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{ArrowColumnChunk, compute_leaves};
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use rayon::prelude::*;
@@ -95,10 +96,12 @@ impl PartLayout {
     }
 }
 
-/// Writes every window of `sequencer` as parts into `target`, encoding parts in parallel.
+/// Writes every window of `sequencer` as parts into `target`.
 ///
-/// Each part is encoded on its own from a fixed window range, so the bytes do not depend on the
-/// thread count. An empty job still writes one empty part so the folder carries its schema.
+/// Parts, the row groups of each part and the columns of each row group are all encoded in
+/// parallel (parquet's `ArrowColumnWriter`), then each part's row groups are appended in order.
+/// The layout depends only on the window count, never on the thread count, so neither do the
+/// bytes. An empty job still writes one empty part so the folder carries its schema.
 pub fn write_parts(
     sequencer: &Sequencer,
     storage: &Storage,
@@ -113,6 +116,7 @@ pub fn write_parts(
         .set_compression(compression.to_parquet()?)
         .set_max_row_group_row_count(Some(layout.rows_per_row_group))
         .build();
+    let schema = sequencer.output_schema();
     let location = target.location();
     (0..part_count)
         .into_par_iter()
@@ -122,16 +126,46 @@ pub fn write_parts(
             let name = part_name(part);
             let shown = format!("{}/{name}", location.shown);
             let encode_err = |e: parquet::errors::ParquetError| Error::storage("cannot encode", &shown, e);
-            let mut writer =
-                ArrowWriter::try_new(Vec::new(), sequencer.output_schema(), Some(props.clone())).map_err(encode_err)?;
-            let mut at = start;
-            while at < end {
-                let upto = (at + layout.rows_per_row_group).min(end);
-                writer.write(&sequencer.build(at..upto)?).map_err(encode_err)?;
-                on_rows_done((upto - at) as u64);
-                at = upto;
+            // ArrowWriter sets up the file (and embeds the Arrow schema); the row groups are
+            // encoded below, in parallel, by column writers from its factory.
+            let (mut file, factory) = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props.clone()))
+                .and_then(|w| w.into_serialized_writer())
+                .map_err(encode_err)?;
+            let groups: Vec<(usize, usize)> = (start..end)
+                .step_by(layout.rows_per_row_group)
+                .map(|at| (at, (at + layout.rows_per_row_group).min(end)))
+                .collect();
+            let encoded: Vec<Vec<ArrowColumnChunk>> = groups
+                .par_iter()
+                .enumerate()
+                .map(|(index, &(from, upto))| {
+                    let batch = sequencer.build(from..upto)?;
+                    let mut leaves = Vec::new();
+                    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+                        leaves.extend(compute_leaves(field, column).map_err(encode_err)?);
+                    }
+                    let writers = factory.create_column_writers(index).map_err(encode_err)?;
+                    let chunks = writers
+                        .into_par_iter()
+                        .zip(leaves)
+                        .map(|(mut writer, leaf)| {
+                            writer.write(&leaf)?;
+                            writer.close()
+                        })
+                        .collect::<parquet::errors::Result<Vec<_>>>()
+                        .map_err(encode_err)?;
+                    on_rows_done((upto - from) as u64);
+                    Ok(chunks)
+                })
+                .collect::<Result<_>>()?;
+            for chunks in encoded {
+                let mut row_group = file.next_row_group().map_err(encode_err)?;
+                for chunk in chunks {
+                    chunk.append_to_row_group(&mut row_group).map_err(encode_err)?;
+                }
+                row_group.close().map_err(encode_err)?;
             }
-            let bytes = writer.into_inner().map_err(encode_err)?;
+            let bytes = file.into_inner().map_err(encode_err)?;
             let size = bytes.len() as u64;
             target.put(storage, &name, bytes)?;
             Ok(OutputPart { path: name, rows: (end - start) as u64, bytes: size })
