@@ -257,8 +257,9 @@ pub struct Decoded {
     pub files: Vec<InputFile>,
 }
 
-/// Decodes every file's needed columns, in file order, cast to the resolved types. Files are
-/// decoded in parallel; Parquet fetches only the needed columns' byte ranges.
+/// Decodes every file's needed columns, in file order, cast to the resolved types. Files, and
+/// the row groups of each Parquet file, are decoded in parallel; Parquet fetches only the needed
+/// columns' byte ranges.
 pub fn read_all(
     storage: &Storage,
     location: &Location,
@@ -300,15 +301,24 @@ fn read_one(
         .collect();
     let raw: Vec<RecordBatch> = match (&file.parquet, file.format) {
         (Some(footer), _) => {
-            let reader = storage.parquet_reader(location, &file.meta);
-            let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer.clone());
-            let mask = ProjectionMask::roots(builder.parquet_schema(), indices.iter().copied());
-            let stream = builder
-                .with_projection(mask)
-                .with_batch_size(BATCH_ROWS)
-                .build()
-                .map_err(|e| read_error(&file.shown, e))?;
-            storage.block_on(stream.try_collect()).map_err(|e| read_error(&file.shown, e))?
+            // Row groups are fetched and decoded in parallel (a big log is often one file),
+            // and their batches concatenated in file order.
+            let per_group: Vec<Vec<RecordBatch>> = (0..footer.metadata().num_row_groups())
+                .into_par_iter()
+                .map(|group| {
+                    let reader = storage.parquet_reader(location, &file.meta);
+                    let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer.clone());
+                    let mask = ProjectionMask::roots(builder.parquet_schema(), indices.iter().copied());
+                    let stream = builder
+                        .with_projection(mask)
+                        .with_batch_size(BATCH_ROWS)
+                        .with_row_groups(vec![group])
+                        .build()
+                        .map_err(|e| read_error(&file.shown, e))?;
+                    storage.block_on(stream.try_collect()).map_err(|e| read_error(&file.shown, e))
+                })
+                .collect::<Result<_>>()?;
+            per_group.into_iter().flatten().collect()
         }
         (None, _) => {
             let reader = arrow::csv::ReaderBuilder::new(file.schema.clone())
