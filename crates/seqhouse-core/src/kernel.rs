@@ -101,6 +101,7 @@ impl Sequencer {
     /// order). `batch_sources[i]` names the file of `batches[i]` for error messages.
     pub fn prepare(resolved: &ResolvedSpec, batches: &[RecordBatch], batch_sources: &[&str]) -> Result<Self> {
         let schema = resolved.input_schema.clone();
+        let started = std::time::Instant::now();
         let input = if batches.is_empty() {
             RecordBatch::new_empty(schema.clone())
         } else {
@@ -118,7 +119,9 @@ impl Sequencer {
 
         let entities: Vec<ArrayRef> = resolved.entity_idx.iter().map(|&i| input.column(i).clone()).collect();
         let orders: Vec<ArrayRef> = resolved.order_idx.iter().map(|&i| input.column(i).clone()).collect();
+        let concatenated = started.elapsed();
         let ordered = order_rows(&entities, &orders, input.num_rows())?;
+        let sorted = started.elapsed();
         let order = ordered.order;
 
         let spec = &resolved.spec;
@@ -169,6 +172,12 @@ impl Sequencer {
             .into_vec()
             .map_err(|_| Error::internal("order buffer is shared"))?;
 
+        tracing::trace!(
+            concat = ?concatenated,
+            sort = ?(sorted - concatenated),
+            windows_and_features = ?(started.elapsed() - sorted),
+            "prepare phases"
+        );
         let stats = SequenceStats {
             input_rows,
             dropped_null_key_rows: dropped,
