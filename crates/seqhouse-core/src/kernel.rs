@@ -17,7 +17,7 @@ use arrow::array::{
     MutableArrayData, PrimitiveArray, RecordBatch, UInt32Array, make_array,
 };
 use arrow::compute::kernels::zip::zip;
-use arrow::compute::{filter_record_batch, is_not_null, take};
+use arrow::compute::{concat, filter_record_batch, is_not_null, take};
 use arrow::datatypes::{DataType, Field};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -105,7 +105,15 @@ impl Sequencer {
         let input = if batches.is_empty() {
             RecordBatch::new_empty(schema.clone())
         } else {
-            arrow::compute::concat_batches(&schema, batches).map_err(Error::internal)?
+            // Column by column, in parallel (concat_batches copies them one after another).
+            let columns = (0..schema.fields().len())
+                .into_par_iter()
+                .map(|c| {
+                    let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(c).as_ref()).collect();
+                    concat(&parts).map_err(Error::internal)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            RecordBatch::try_new(schema.clone(), columns).map_err(Error::internal)?
         };
         let input_rows = input.num_rows() as u64;
         if input.num_rows() >= u32::MAX as usize {

@@ -125,7 +125,7 @@ impl Hasher for MulHasher {
 /// One `u64` per row that orders rows by all of `columns` lexicographically: the single column's
 /// key, or for several columns the rank of the row's tuple of keys.
 fn entity_keys(columns: &[ArrayRef]) -> Result<Vec<u64>> {
-    let mut keys: Vec<Vec<u64>> = columns.iter().map(key_column).collect::<Result<_>>()?;
+    let mut keys: Vec<Vec<u64>> = columns.par_iter().map(key_column).collect::<Result<_>>()?;
     if keys.len() == 1 {
         return Ok(keys.pop().unwrap_or_default());
     }
@@ -162,7 +162,7 @@ pub(crate) fn order_rows(entities: &[ArrayRef], orders: &[ArrayRef], rows: usize
     drop(entity);
 
     // 2. Order each entity's run by the order-by keys; positions (ascending so far) break ties.
-    let keys: Vec<Vec<u64>> = orders.iter().map(key_column).collect::<Result<_>>()?;
+    let keys: Vec<Vec<u64>> = orders.par_iter().map(key_column).collect::<Result<_>>()?;
     let mut runs: Vec<&mut [u32]> = Vec::with_capacity(entity_starts.len() - 1);
     let mut rest = order.as_mut_slice();
     for pair in entity_starts.windows(2) {
@@ -182,42 +182,85 @@ pub(crate) fn order_rows(entities: &[ArrayRef], orders: &[ArrayRef], rows: usize
 /// into their buckets is linear and touches little memory; a comparison sort of (key, position)
 /// pairs cost three times as much on 10M rows.
 fn group_by_key(keys: &[u64]) -> (Vec<u32>, Vec<usize>) {
-    let mut ids: HashMap<u64, u32, BuildHasherDefault<MulHasher>> = HashMap::default();
-    let mut distinct: Vec<u64> = Vec::new();
-    let mut row_ids: Vec<u32> = keys
-        .iter()
-        .map(|&key| {
-            *ids.entry(key).or_insert_with(|| {
-                distinct.push(key);
-                (distinct.len() - 1) as u32
-            })
+    // Fixed chunks (not one per thread), so the work split never depends on the thread count.
+    let chunk = keys.len().div_ceil(64).max(1 << 16);
+    // 1. Per chunk, in parallel: number its distinct keys, and give each row its local number.
+    let locals: Vec<(Vec<u64>, Vec<u32>)> = keys
+        .par_chunks(chunk)
+        .map(|rows| {
+            let mut ids: HashMap<u64, u32, BuildHasherDefault<MulHasher>> = HashMap::default();
+            let mut distinct = Vec::new();
+            let local: Vec<u32> = rows
+                .iter()
+                .map(|&key| {
+                    *ids.entry(key).or_insert_with(|| {
+                        distinct.push(key);
+                        (distinct.len() - 1) as u32
+                    })
+                })
+                .collect();
+            (distinct, local)
         })
         .collect();
-    drop(ids);
-    let mut by_value: Vec<u32> = (0..distinct.len() as u32).collect();
-    by_value.sort_unstable_by_key(|&id| distinct[id as usize]);
-    let mut rank_of = vec![0u32; distinct.len()];
-    for (rank, &id) in by_value.iter().enumerate() {
-        rank_of[id as usize] = rank as u32;
+    // 2. Every distinct key in order, and each chunk's local numbers mapped to global ranks.
+    let mut all: Vec<u64> = locals.iter().flat_map(|(distinct, _)| distinct.iter().copied()).collect();
+    all.par_sort_unstable();
+    all.dedup();
+    let rank = |key: u64| all.binary_search(&key).expect("every key is among the distinct keys") as u32;
+    let ranked: Vec<(Vec<u32>, Vec<u32>)> = locals
+        .into_par_iter()
+        .map(|(distinct, local)| {
+            let to_rank: Vec<u32> = distinct.iter().map(|&key| rank(key)).collect();
+            let rows: Vec<u32> = local.iter().map(|&id| to_rank[id as usize]).collect();
+            let mut counts = vec![0u32; all.len()];
+            for &r in &rows {
+                counts[r as usize] += 1;
+            }
+            (rows, counts)
+        })
+        .collect();
+    // 3. Where each key's run starts, and where each chunk writes inside each run: chunks in
+    //    input order, so positions stay ascending within a key (a stable counting sort).
+    let mut starts = vec![0usize; all.len() + 1];
+    for (_, counts) in &ranked {
+        for (k, &c) in counts.iter().enumerate() {
+            starts[k + 1] += c as usize;
+        }
     }
-    let mut counts = vec![0usize; distinct.len() + 1];
-    for id in row_ids.iter_mut() {
-        *id = rank_of[*id as usize];
-        counts[*id as usize + 1] += 1;
+    for k in 1..starts.len() {
+        starts[k] += starts[k - 1];
     }
-    for i in 1..counts.len() {
-        counts[i] += counts[i - 1];
-    }
-    let starts = counts.clone();
-    let mut next = counts;
+    let mut cursor = starts.clone();
+    let offsets: Vec<Vec<usize>> = ranked
+        .iter()
+        .map(|(_, counts)| {
+            let offset = cursor[..all.len()].to_vec();
+            for (k, &c) in counts.iter().enumerate() {
+                cursor[k] += c as usize;
+            }
+            offset
+        })
+        .collect();
+    // 4. Scatter, chunks in parallel: their target slots are disjoint by construction.
     let mut order = vec![0u32; keys.len()];
-    for (pos, &rank) in row_ids.iter().enumerate() {
-        let slot = &mut next[rank as usize];
-        order[*slot] = pos as u32;
-        *slot += 1;
-    }
+    let slots = SharedSlots(order.as_mut_ptr());
+    ranked.par_iter().zip(offsets).enumerate().for_each(|(c, ((rows, _), mut next))| {
+        let slots = &slots;
+        for (i, &r) in rows.iter().enumerate() {
+            let slot = &mut next[r as usize];
+            // SAFETY: chunk c owns slots [offset_c[k], offset_c[k] + count_c[k]) of every key k,
+            // ranges that are disjoint across chunks and inside `order`.
+            unsafe { *slots.0.add(*slot) = (c * chunk + i) as u32 };
+            *slot += 1;
+        }
+    });
     (order, starts)
 }
+
+/// The output buffer shared by the scatter's chunks, which write disjoint slots.
+struct SharedSlots(*mut u32);
+// SAFETY: see the scatter in `group_by_key`: every slot is written by exactly one chunk.
+unsafe impl Sync for SharedSlots {}
 
 /// Sorts one entity's positions by the order-by keys, ties by position.
 fn sort_run(run: &mut [u32], keys: &[Vec<u64>], scratch: &mut Vec<(u64, u64, u32)>) {
@@ -307,7 +350,10 @@ mod tests {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (seed >> 33) % below
         };
-        for (rows, order_columns, entity_columns) in [(1, 1, 1), (500, 1, 1), (2000, 2, 1), (1500, 3, 2), (800, 0, 2)] {
+        // 300,000 rows span several chunks of the parallel counting sort.
+        for (rows, order_columns, entity_columns) in
+            [(1, 1, 1), (500, 1, 1), (2000, 2, 1), (1500, 3, 2), (800, 0, 2), (300_000, 1, 1)]
+        {
             let entities: Vec<ArrayRef> = (0..entity_columns)
                 .map(|c| -> ArrayRef {
                     if c == 0 {
