@@ -111,7 +111,7 @@ proptest! {
         let input: Vec<RecordBatch> = raw.iter().map(|b| resolved.conform(b, "test").unwrap()).collect();
         let sources = vec!["test"; input.len()];
         let want = reference::sequence(&spec, &input);
-        match Sequencer::prepare(&resolved, &input, &sources) {
+        match Sequencer::prepare(&resolved, input.clone(), &sources) {
             Ok(sequencer) => {
                 let want = want.expect("the kernel accepted input the reference rejects");
                 // Materialise in uneven slices: the result must not depend on slicing.
@@ -161,7 +161,7 @@ fn kernel_output_is_independent_of_thread_count() {
     let input: Vec<RecordBatch> = raw.iter().map(|b| resolved.conform(b, "test").unwrap()).collect();
     let run = |threads: usize| {
         rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| {
-            let s = Sequencer::prepare(&resolved, &input, &["t"; 3]).unwrap();
+            let s = Sequencer::prepare(&resolved, input.clone(), &["t"; 3]).unwrap();
             s.build(0..s.num_windows()).unwrap()
         })
     };

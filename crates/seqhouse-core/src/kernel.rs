@@ -1,6 +1,7 @@
 //! The sequencing kernel: record batches in, padded windows out. No I/O.
 //!
-//! [`Sequencer::prepare`] concatenates the input (in input order), applies the null-key policy,
+//! [`Sequencer::prepare`] takes the decoded input, concatenates it (in input order, freeing each
+//! input column once copied), applies the null-key policy,
 //! orders every row by (entity, order-by, input position) and cuts each entity's events into
 //! windows. The windows are then materialised in slices with [`Sequencer::build`], so output that
 //! is much larger than the input (sliding with stride 1, prefix mode) never exists whole in memory.
@@ -99,22 +100,15 @@ impl Sequencer {
     /// Orders and windows `batches`, which must follow `resolved.input_schema` (see
     /// [`ResolvedSpec::conform`]) and come in input order (files in path order, rows in file
     /// order). `batch_sources[i]` names the file of `batches[i]` for error messages.
-    pub fn prepare(resolved: &ResolvedSpec, batches: &[RecordBatch], batch_sources: &[&str]) -> Result<Self> {
+    pub fn prepare(resolved: &ResolvedSpec, batches: Vec<RecordBatch>, batch_sources: &[&str]) -> Result<Self> {
         let schema = resolved.input_schema.clone();
         let started = std::time::Instant::now();
-        let input = if batches.is_empty() {
-            RecordBatch::new_empty(schema.clone())
-        } else {
-            // Column by column, in parallel (concat_batches copies them one after another).
-            let columns = (0..schema.fields().len())
-                .into_par_iter()
-                .map(|c| {
-                    let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(c).as_ref()).collect();
-                    concat(&parts).map_err(Error::internal)
-                })
-                .collect::<Result<Vec<_>>>()?;
-            RecordBatch::try_new(schema.clone(), columns).map_err(Error::internal)?
-        };
+        // For the null-key error message: the first batch with a null, per key column.
+        let first_null_batch: BTreeMap<usize, usize> = resolved
+            .key_columns()
+            .filter_map(|(_, idx)| batches.iter().position(|b| b.column(idx).null_count() > 0).map(|b| (idx, b)))
+            .collect();
+        let input = concat_owned(&schema, batches)?;
         let input_rows = input.num_rows() as u64;
         if input.num_rows() >= u32::MAX as usize {
             return Err(Error::invalid(format!(
@@ -123,12 +117,25 @@ impl Sequencer {
             )));
         }
 
-        let (input, dropped, by_column) = apply_null_key_policy(resolved, input, batches, batch_sources)?;
+        let (input, dropped, by_column) = apply_null_key_policy(resolved, input, &first_null_batch, batch_sources)?;
+        let rows = input.num_rows();
 
-        let entities: Vec<ArrayRef> = resolved.entity_idx.iter().map(|&i| input.column(i).clone()).collect();
-        let orders: Vec<ArrayRef> = resolved.order_idx.iter().map(|&i| input.column(i).clone()).collect();
+        // Order-by columns that are not also output are freed as soon as they are sorted on.
+        let mut columns: Vec<Option<ArrayRef>> = input.columns().iter().cloned().map(Some).collect();
+        drop(input);
+        let entities: Vec<ArrayRef> =
+            resolved.entity_idx.iter().map(|&i| columns[i].clone().expect("entity")).collect();
+        let orders: Vec<ArrayRef> = resolved
+            .order_idx
+            .iter()
+            .map(|&i| {
+                let kept = resolved.entity_idx.contains(&i) || resolved.feature_idx.contains(&i);
+                if kept { columns[i].clone() } else { columns[i].take() }.expect("order-by column")
+            })
+            .collect();
         let concatenated = started.elapsed();
-        let ordered = order_rows(&entities, &orders, input.num_rows())?;
+        let ordered = order_rows(&entities, &orders, rows)?;
+        drop(orders);
         let sorted = started.elapsed();
         let order = ordered.order;
 
@@ -153,16 +160,18 @@ impl Sequencer {
         // Each feature in sorted order (nulls filled if asked): every window is then one
         // contiguous slice of it, copied instead of gathered value by value.
         let mut feature_nulls = BTreeMap::new();
-        for (f, &idx) in resolved.feature_idx.iter().enumerate() {
-            feature_nulls.insert(spec.features[f].name.clone(), input.column(idx).null_count() as u64);
+        let feature_columns: Vec<ArrayRef> =
+            resolved.feature_idx.iter().map(|&i| columns[i].clone().expect("feature")).collect();
+        drop(columns);
+        for (f, column) in feature_columns.iter().enumerate() {
+            feature_nulls.insert(spec.features[f].name.clone(), column.null_count() as u64);
         }
         let order_array = UInt32Array::from(order);
-        let sorted_features = resolved
-            .feature_idx
-            .par_iter()
+        let sorted_features = feature_columns
+            .into_par_iter()
             .enumerate()
-            .map(|(f, &idx)| {
-                let column = input.column(idx);
+            .map(|(f, column)| {
+                let column = &column;
                 let filled = match &resolved.fills[f] {
                     Some(fill) if column.null_count() > 0 => {
                         let fill = arrow::array::Scalar::new(fill.clone());
@@ -190,7 +199,7 @@ impl Sequencer {
             input_rows,
             dropped_null_key_rows: dropped,
             null_key_rows_by_column: by_column,
-            sequenced_rows: input.num_rows() as u64,
+            sequenced_rows: rows as u64,
             entities: entity_count,
             windows: windows.len() as u64,
             windows_below_min_length: below_min,
@@ -254,6 +263,28 @@ impl Sequencer {
         columns.push(Arc::new(mask));
         RecordBatch::try_new(schema, columns).map_err(Error::internal)
     }
+}
+
+/// One batch of `batches` (in order), releasing each input column once it is copied, so the
+/// input is not held twice. A single batch is used as it is.
+fn concat_owned(schema: &arrow::datatypes::SchemaRef, mut batches: Vec<RecordBatch>) -> Result<RecordBatch> {
+    match batches.len() {
+        0 => return Ok(RecordBatch::new_empty(schema.clone())),
+        1 => return Ok(batches.pop().expect("one batch")),
+        _ => {}
+    }
+    let per_column: Vec<Vec<ArrayRef>> =
+        (0..schema.fields().len()).map(|c| batches.iter().map(|b| b.column(c).clone()).collect()).collect();
+    drop(batches);
+    // Column by column, in parallel (concat_batches copies them one after another).
+    let columns = per_column
+        .into_par_iter()
+        .map(|parts| {
+            let refs: Vec<&dyn Array> = parts.iter().map(|p| p.as_ref()).collect();
+            concat(&refs).map_err(Error::internal)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    RecordBatch::try_new(schema.clone(), columns).map_err(Error::internal)
 }
 
 /// The values of `windows` (slices of `sorted`) each padded to `n` with `pad`, back to back.
@@ -345,7 +376,7 @@ fn list_item(data_type: &DataType) -> Arc<Field> {
 fn apply_null_key_policy(
     resolved: &ResolvedSpec,
     input: RecordBatch,
-    batches: &[RecordBatch],
+    first_null_batch: &BTreeMap<usize, usize>,
     batch_sources: &[&str],
 ) -> Result<(RecordBatch, u64, BTreeMap<String, u64>)> {
     let mut by_column = BTreeMap::new();
@@ -357,12 +388,7 @@ fn apply_null_key_policy(
             continue;
         }
         if resolved.spec.on_null_key == NullKeyPolicy::Error {
-            let first = batches
-                .iter()
-                .position(|b| b.column(idx).null_count() > 0)
-                .and_then(|i| batch_sources.get(i))
-                .copied()
-                .unwrap_or("the input");
+            let first = first_null_batch.get(&idx).and_then(|&i| batch_sources.get(i)).copied().unwrap_or("the input");
             return Err(Error::NullKey {
                 column: name.to_string(),
                 count: column.null_count() as u64,

@@ -82,7 +82,7 @@ impl LocalWarehouse {
 
         let read_done = started.elapsed();
         progress.stage("sequence", 0);
-        let sequencer = Sequencer::prepare(&resolved, &decoded.batches, &batch_sources)?;
+        let sequencer = Sequencer::prepare(&resolved, decoded.batches, &batch_sources)?;
         let input_files = decoded.files;
         let sequence_done = started.elapsed();
 
