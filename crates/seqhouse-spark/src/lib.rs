@@ -94,9 +94,15 @@ pub struct Plan {
     pub write: String,
     /// `DROP VIEW` of the temporary view.
     pub drop_view: String,
+    select: String,
     resolved: ResolvedSpec,
     files: Vec<SourceFile>,
     tag: String,
+}
+
+/// The statement that writes `select` as ZSTD Parquet into `directory` (a quoted literal).
+fn insert_directory(select: &str, directory: &str) -> String {
+    format!("INSERT OVERWRITE DIRECTORY {directory}\nUSING parquet\nOPTIONS (compression 'zstd')\n{select}")
 }
 
 /// Where Spark writes inside the staging folder (renamed to parts before publishing).
@@ -220,14 +226,14 @@ impl SparkWarehouse {
             text(&input_path.display().to_string()),
         );
         let select = seqhouse_sql::select(&resolved, &view, Dialect::Spark)?;
-        // The directory is filled in per run (it lies in that run's staging folder).
-        let write =
-            format!("INSERT OVERWRITE DIRECTORY {{directory}}\nUSING parquet\nOPTIONS (compression 'zstd')\n{select}");
+        // The real directory lies in the staging folder a run creates; --explain shows where.
+        let write = insert_directory(&select, "'<hidden staging folder beside --output>/_spark'");
         Ok(Plan {
             create_view,
             stats: seqhouse_sql::stats(&resolved, &view, Dialect::Spark)?,
             write,
             drop_view: format!("DROP VIEW IF EXISTS {view}"),
+            select,
             resolved,
             files,
             tag,
@@ -353,9 +359,8 @@ impl SparkWarehouse {
             progress.advance(1);
             let staging = target_dir(target)?;
             let spark_dir = staging.join(SPARK_DIR);
-            let write = plan
-                .write
-                .replace("{directory}", &seqhouse_sql::string(&spark_dir.display().to_string(), Dialect::Spark));
+            let directory = seqhouse_sql::string(&spark_dir.display().to_string(), Dialect::Spark);
+            let write = insert_directory(&plan.select, &directory);
             self.run(&session, &plan.tag, &write, "write of the sequences")?;
             progress.advance(1);
             let parts = adopt_spark_files(&spark_dir, &staging)?;
