@@ -132,6 +132,14 @@ pub struct SequenceArgs {
     #[arg(long, value_name = "ROWS")]
     pub rows_per_part: Option<usize>,
 
+    /// Peak memory of a local job, e.g. 2GiB, 512MiB (K/M/G/T and KiB.. are powers of 1024; KB/MB/GB/TB powers of 1000). A larger job is split by entity and spilled to --spill-dir; the output is the same. [default: 75% of the machine's memory]
+    #[arg(long, value_name = "SIZE")]
+    pub memory_limit: Option<String>,
+
+    /// Folder for the spill files of a job larger than --memory-limit. [default: the system temp folder, TMPDIR]
+    #[arg(long, value_name = "DIR")]
+    pub spill_dir: Option<std::path::PathBuf>,
+
     /// Where the job runs: local (this machine), athena (pushed down to Amazon Athena as SQL) or spark (pushed down to Spark through Spark Connect). [env: SEQHOUSE_ENGINE] [default: local]
     #[arg(long, value_name = "local|athena|spark", env = "SEQHOUSE_ENGINE", help_heading = "Engine")]
     pub engine: Option<String>,
@@ -215,6 +223,8 @@ struct ConfigFile {
     threads: Option<usize>,
     compression: Option<String>,
     rows_per_part: Option<usize>,
+    memory_limit: Option<String>,
+    spill_dir: Option<std::path::PathBuf>,
     s3_endpoint: Option<String>,
     s3_region: Option<String>,
     s3_path_style: Option<bool>,
@@ -299,6 +309,33 @@ fn parse<T: std::str::FromStr<Err = seqhouse_core::Error>>(text: &str) -> anyhow
     text.parse().map_err(|e: seqhouse_core::Error| usage(strip_prefix(e.to_string())))
 }
 
+/// A byte size: a number with an optional unit. K, M, G, T and KiB, MiB, GiB, TiB are powers of
+/// 1024 (as memory is counted); KB, MB, GB, TB powers of 1000; B or nothing is bytes.
+fn parse_size(option: &str, text: &str) -> anyhow::Result<u64> {
+    let trimmed = text.trim();
+    let split = trimmed.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => return Err(usage(format!("{option} '{text}': unknown unit '{unit}'; use e.g. 2GiB, 512MiB or 4G"))),
+    };
+    let value: f64 =
+        number.parse().map_err(|_| usage(format!("{option} '{text}' is not a size; use e.g. 2GiB, 512MiB or 4G")))?;
+    let bytes = value * scale as f64;
+    if !(bytes >= 1.0 && bytes < u64::MAX as f64) {
+        return Err(usage(format!("{option} '{text}' must be at least one byte")));
+    }
+    Ok(bytes as u64)
+}
+
 fn strip_prefix(message: String) -> String {
     message.strip_prefix("invalid request: ").map(str::to_string).unwrap_or(message)
 }
@@ -370,6 +407,10 @@ impl SequenceArgs {
         if local.rows_per_part == Some(0) {
             return Err(usage("--rows-per-part must be at least 1"));
         }
+        if let Some(size) = self.memory_limit.or(file.memory_limit) {
+            local.memory_limit = Some(parse_size("--memory-limit", &size)?);
+        }
+        local.spill_dir = self.spill_dir.or(file.spill_dir);
         local.s3.endpoint = self.s3_endpoint.or(file.s3_endpoint);
         local.s3.region = self.s3_region.or(file.s3_region);
         local.s3.path_style = self.s3_path_style.or(file.s3_path_style);
@@ -423,5 +464,30 @@ impl SequenceArgs {
             athena_table: self.athena_table.or(file.athena_table),
             spark_remote: self.spark_remote.or(file.spark_remote).unwrap_or_else(|| "sc://localhost:15002".into()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_read_as_users_write_them() {
+        for (text, bytes) in [
+            ("2GiB", 2u64 << 30),
+            ("2G", 2 << 30),
+            ("2GB", 2_000_000_000),
+            ("512MiB", 512 << 20),
+            ("1.5g", 3 << 29),
+            ("4096", 4096),
+            ("10 KB", 10_000),
+            ("1T", 1 << 40),
+        ] {
+            assert_eq!(parse_size("--memory-limit", text).unwrap(), bytes, "{text}");
+        }
+        for bad in ["", "GiB", "2 parsecs", "-1G", "0", "1e3"] {
+            let message = parse_size("--memory-limit", bad).unwrap_err().to_string();
+            assert!(message.contains("--memory-limit") && message.contains(bad), "{bad}: {message}");
+        }
     }
 }

@@ -49,6 +49,21 @@ pub struct SequenceStats {
     pub feature_nulls: BTreeMap<String, u64>,
 }
 
+impl SequenceStats {
+    /// Adds what a range of a job's entities sequenced (rows, entities, windows, feature nulls) to
+    /// these counts. The input and null-key counts are not added: a job split by entity range
+    /// counts those once, as it splits its input.
+    pub fn add_sequenced(&mut self, range: &SequenceStats) {
+        self.sequenced_rows += range.sequenced_rows;
+        self.entities += range.entities;
+        self.windows += range.windows;
+        self.windows_below_min_length += range.windows_below_min_length;
+        for (name, nulls) in &range.feature_nulls {
+            *self.feature_nulls.entry(name.clone()).or_insert(0) += nulls;
+        }
+    }
+}
+
 /// One output row: a slice of an entity's ordered events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Window {
@@ -103,22 +118,21 @@ impl Sequencer {
     pub fn prepare(resolved: &ResolvedSpec, batches: Vec<RecordBatch>, batch_sources: &[&str]) -> Result<Self> {
         let schema = resolved.input_schema.clone();
         let started = std::time::Instant::now();
-        // For the null-key error message: the first batch with a null, per key column.
-        let first_null_batch: BTreeMap<usize, usize> = resolved
-            .key_columns()
-            .filter_map(|(_, idx)| batches.iter().position(|b| b.column(idx).null_count() > 0).map(|b| (idx, b)))
-            .collect();
+        let mut null_keys = NullKeys::new(resolved);
+        let batches = batches
+            .into_iter()
+            .enumerate()
+            .map(|(i, batch)| null_keys.filter(batch, batch_sources.get(i).copied().unwrap_or("the input")))
+            .collect::<Result<Vec<_>>>()?;
+        let null_keys = null_keys.finish()?;
         let input = concat_owned(&schema, batches)?;
-        let input_rows = input.num_rows() as u64;
-        if input.num_rows() >= u32::MAX as usize {
+        let rows = input.num_rows();
+        if rows >= u32::MAX as usize {
             return Err(Error::invalid(format!(
-                "{input_rows} rows do not fit the in-memory engine (at most {} rows per job); split the input",
+                "{rows} rows do not fit one in-memory pass (at most {} rows); lower --memory-limit so the job is split by entity",
                 u32::MAX - 1
             )));
         }
-
-        let (input, dropped, by_column) = apply_null_key_policy(resolved, input, &first_null_batch, batch_sources)?;
-        let rows = input.num_rows();
 
         // Order-by columns that are not also output are freed as soon as they are sorted on.
         let mut columns: Vec<Option<ArrayRef>> = input.columns().iter().cloned().map(Some).collect();
@@ -196,9 +210,9 @@ impl Sequencer {
             "prepare phases"
         );
         let stats = SequenceStats {
-            input_rows,
-            dropped_null_key_rows: dropped,
-            null_key_rows_by_column: by_column,
+            input_rows: null_keys.input_rows,
+            dropped_null_key_rows: null_keys.dropped,
+            null_key_rows_by_column: null_keys.by_column,
             sequenced_rows: rows as u64,
             entities: entity_count,
             windows: windows.len() as u64,
@@ -372,41 +386,99 @@ fn list_item(data_type: &DataType) -> Arc<Field> {
     }
 }
 
-/// Applies `--on-null-key`: errors on the first key column with nulls, or drops those rows.
-fn apply_null_key_policy(
-    resolved: &ResolvedSpec,
-    input: RecordBatch,
-    first_null_batch: &BTreeMap<usize, usize>,
-    batch_sources: &[&str],
-) -> Result<(RecordBatch, u64, BTreeMap<String, u64>)> {
-    let mut by_column = BTreeMap::new();
-    let mut keep: Option<BooleanArray> = None;
-    for (name, idx) in resolved.key_columns() {
-        let column = input.column(idx);
-        by_column.insert(name.to_string(), column.null_count() as u64);
-        if column.null_count() == 0 {
-            continue;
+/// Applies `--on-null-key` batch by batch, counting as it goes: [`NullKeys::filter`] drops
+/// rows with a null key when asked to, and [`NullKeys::finish`] reports the counts, or the error
+/// that `--on-null-key error` calls for, naming the first key column with nulls, their number
+/// in the whole input and the first file that has one.
+pub struct NullKeys<'a> {
+    resolved: &'a ResolvedSpec,
+    /// The key columns (name, position), each once even when it is both entity and order-by.
+    keys: Vec<(String, usize)>,
+    counts: NullKeyCounts,
+    /// Per key column (by position), the file of its first null.
+    first_null_file: BTreeMap<usize, String>,
+}
+
+/// What [`NullKeys`] counted over a whole input.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NullKeyCounts {
+    /// Rows read.
+    pub input_rows: u64,
+    /// Rows dropped for a null key.
+    pub dropped: u64,
+    /// Per key column, rows with a null there.
+    pub by_column: BTreeMap<String, u64>,
+}
+
+impl<'a> NullKeys<'a> {
+    /// Starts counting for a job.
+    pub fn new(resolved: &'a ResolvedSpec) -> Self {
+        let mut keys: Vec<(String, usize)> = Vec::new();
+        for (name, idx) in resolved.key_columns() {
+            if !keys.iter().any(|(_, seen)| *seen == idx) {
+                keys.push((name.to_string(), idx));
+            }
         }
-        if resolved.spec.on_null_key == NullKeyPolicy::Error {
-            let first = first_null_batch.get(&idx).and_then(|&i| batch_sources.get(i)).copied().unwrap_or("the input");
-            return Err(Error::NullKey {
-                column: name.to_string(),
-                count: column.null_count() as u64,
-                file: first.to_string(),
+        let by_column = keys.iter().map(|(name, _)| (name.clone(), 0)).collect();
+        NullKeys {
+            resolved,
+            keys,
+            counts: NullKeyCounts { by_column, ..NullKeyCounts::default() },
+            first_null_file: BTreeMap::new(),
+        }
+    }
+
+    /// Counts `batch` (read from `source`) and, under `--on-null-key drop`, removes its rows
+    /// with a null key.
+    pub fn filter(&mut self, batch: RecordBatch, source: &str) -> Result<RecordBatch> {
+        self.counts.input_rows += batch.num_rows() as u64;
+        let mut keep: Option<BooleanArray> = None;
+        for (name, idx) in &self.keys {
+            let (name, idx) = (name.as_str(), *idx);
+            let column = batch.column(idx);
+            if column.null_count() == 0 {
+                continue;
+            }
+            *self.counts.by_column.get_mut(name).expect("every key column is counted") += column.null_count() as u64;
+            self.first_null_file.entry(idx).or_insert_with(|| source.to_string());
+            if self.resolved.spec.on_null_key == NullKeyPolicy::Error {
+                continue;
+            }
+            let valid = is_not_null(column).map_err(Error::internal)?;
+            keep = Some(match keep {
+                None => valid,
+                Some(k) => arrow::compute::and(&k, &valid).map_err(Error::internal)?,
             });
         }
-        let valid = is_not_null(column).map_err(Error::internal)?;
-        keep = Some(match keep {
-            None => valid,
-            Some(k) => arrow::compute::and(&k, &valid).map_err(Error::internal)?,
-        });
-    }
-    match keep {
-        None => Ok((input, 0, by_column)),
-        Some(keep) => {
-            let dropped = keep.false_count() as u64;
-            let kept = filter_record_batch(&input, &keep).map_err(Error::internal)?;
-            Ok((kept, dropped, by_column))
+        match keep {
+            None => Ok(batch),
+            Some(keep) => {
+                self.counts.dropped += keep.false_count() as u64;
+                filter_record_batch(&batch, &keep).map_err(Error::internal)
+            }
         }
+    }
+
+    /// Whether a null key has been seen under `--on-null-key error`, so [`NullKeys::finish`]
+    /// will fail.
+    pub fn failing(&self) -> bool {
+        self.resolved.spec.on_null_key == NullKeyPolicy::Error && !self.first_null_file.is_empty()
+    }
+
+    /// The counts, or under `--on-null-key error` the error for the first key column with nulls.
+    pub fn finish(self) -> Result<NullKeyCounts> {
+        if self.resolved.spec.on_null_key == NullKeyPolicy::Error {
+            for (name, idx) in &self.keys {
+                let count = self.counts.by_column[name];
+                if count > 0 {
+                    return Err(Error::NullKey {
+                        column: name.to_string(),
+                        count,
+                        file: self.first_null_file.get(idx).cloned().unwrap_or_else(|| "the input".to_string()),
+                    });
+                }
+            }
+        }
+        Ok(self.counts)
     }
 }

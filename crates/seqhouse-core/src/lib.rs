@@ -7,12 +7,13 @@ pub mod kernel;
 pub mod manifest;
 pub mod orchestrator;
 mod order;
+pub mod partition;
 pub mod port;
 pub mod resolve;
 pub mod spec;
 
 pub use error::{Error, Result};
-pub use kernel::{SequenceStats, Sequencer, window_bounds};
+pub use kernel::{NullKeyCounts, NullKeys, SequenceStats, Sequencer, window_bounds};
 pub use manifest::{MANIFEST_FILE, Manifest};
 pub use orchestrator::{SequenceRequest, join_location, run};
 pub use port::{Capabilities, JobReport, NoProgress, Progress, SequenceJob, Warehouse};

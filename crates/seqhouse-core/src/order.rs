@@ -78,6 +78,28 @@ pub(crate) fn key_column(column: &ArrayRef) -> Result<Vec<u64>> {
     })
 }
 
+/// Whether [`key_column`] maps each value of this type to a fixed `u64` (rather than to a rank
+/// that depends on the other values in the column).
+pub(crate) fn has_fixed_key(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::Date32
+            | DataType::Date64
+            | DataType::Timestamp(_, _)
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::Boolean
+    )
+}
+
 /// Each row's rank among the column's distinct values, in the column's sort order (strings and
 /// any other type): one hash pass over the row-format keys, then a sort of the distinct values.
 fn ranks(column: &ArrayRef) -> Result<Vec<u64>> {

@@ -171,28 +171,8 @@ impl ResolvedSpec {
     /// Projects a decoded batch onto [`ResolvedSpec::input_schema`] (by column name) and casts
     /// columns whose type differs (dictionaries, narrower integers). `source` names it in errors.
     pub fn conform(&self, batch: &RecordBatch, source: &str) -> Result<RecordBatch> {
-        let columns = self
-            .input_schema
-            .fields()
-            .iter()
-            .map(|field| {
-                let column = batch.column_by_name(field.name()).ok_or_else(|| Error::ColumnNotFound {
-                    column: field.name().clone(),
-                    file: source.to_string(),
-                    available: batch.schema().fields().iter().map(|f| f.name().clone()).collect(),
-                })?;
-                if column.data_type() == field.data_type() {
-                    return Ok(column.clone());
-                }
-                cast(column, field.data_type()).map_err(|e| Error::CorruptInput {
-                    file: source.to_string(),
-                    message: format!("column '{}' cannot be read as {}: {e}", field.name(), field.data_type()),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        RecordBatch::try_new(self.input_schema.clone(), columns).map_err(Error::internal)
+        conform_to(&self.input_schema, batch, source)
     }
-
     /// Names of the key columns (entity then order-by) with their positions, for null checks.
     pub fn key_columns(&self) -> impl Iterator<Item = (&str, usize)> {
         self.spec
@@ -202,6 +182,30 @@ impl ResolvedSpec {
             .chain(self.spec.order_by.iter().zip(&self.order_idx))
             .map(|(name, &idx)| (name.as_str(), idx))
     }
+}
+
+/// Projects a decoded batch onto `schema` (some or all of a job's input columns, by name) and
+/// casts columns whose type differs. `source` names the batch's file in errors.
+pub fn conform_to(schema: &SchemaRef, batch: &RecordBatch, source: &str) -> Result<RecordBatch> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let column = batch.column_by_name(field.name()).ok_or_else(|| Error::ColumnNotFound {
+                column: field.name().clone(),
+                file: source.to_string(),
+                available: batch.schema().fields().iter().map(|f| f.name().clone()).collect(),
+            })?;
+            if column.data_type() == field.data_type() {
+                return Ok(column.clone());
+            }
+            cast(column, field.data_type()).map_err(|e| Error::CorruptInput {
+                file: source.to_string(),
+                message: format!("column '{}' cannot be read as {}: {e}", field.name(), field.data_type()),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    RecordBatch::try_new(schema.clone(), columns).map_err(Error::internal)
 }
 
 /// Parses user text as a one-element array of `data_type`.

@@ -3,11 +3,15 @@
 #![warn(missing_docs)]
 
 mod output;
+mod ranges;
 
 use seqhouse_core::manifest::OutputColumn;
-use seqhouse_core::{Capabilities, Error, JobReport, Manifest, Progress, Result, SequenceJob, Sequencer, Warehouse};
+use seqhouse_core::{
+    Capabilities, Error, JobReport, Manifest, Progress, ResolvedSpec, Result, SequenceJob, SequenceStats, Sequencer,
+    Warehouse,
+};
 
-pub use output::{OutputCompression, PartLayout};
+pub use output::{OutputCompression, PartLayout, PartSink};
 pub use seqhouse_storage::S3Options;
 
 use seqhouse_storage::publish::{self, Target};
@@ -26,6 +30,15 @@ pub struct LocalConfig {
     pub rows_per_part: Option<usize>,
     /// How to reach S3.
     pub s3: S3Options,
+    /// Peak memory the job should stay under, in bytes; `None` derives it from the machine
+    /// ([`default_memory_limit`]). A job whose input would exceed it in memory is split by
+    /// entity range and spilled to `spill_dir`.
+    pub memory_limit: Option<u64>,
+    /// Where spill folders are made; `None` is the system's temporary folder.
+    pub spill_dir: Option<std::path::PathBuf>,
+    /// Rows per entity range when a job that fits in memory is still sequenced range by range
+    /// (see [`DEFAULT_RANGE_ROWS`]); a tuning knob, the output does not depend on it.
+    pub range_rows: u64,
 }
 
 impl Default for LocalConfig {
@@ -36,6 +49,9 @@ impl Default for LocalConfig {
             compression: OutputCompression::default(),
             rows_per_part: None,
             s3: S3Options::default(),
+            memory_limit: None,
+            spill_dir: None,
+            range_rows: DEFAULT_RANGE_ROWS,
         }
     }
 }
@@ -57,6 +73,9 @@ impl LocalWarehouse {
         if config.rows_per_part == Some(0) {
             return Err(Error::invalid("--rows-per-part must be at least 1"));
         }
+        if config.memory_limit == Some(0) {
+            return Err(Error::invalid("--memory-limit must be at least one byte"));
+        }
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(config.threads.unwrap_or(0))
             .thread_name(|i| format!("seqhouse-{i}"))
@@ -66,49 +85,105 @@ impl LocalWarehouse {
         Ok(LocalWarehouse { config, pool, storage })
     }
 
-    fn run_job(&self, job: &SequenceJob, progress: &dyn Progress) -> Result<JobReport> {
+    /// How `job` would run: whole, or split by entity range in memory or on disk. Reads the
+    /// input's listing and footers, not its data.
+    pub fn plan(&self, job: &SequenceJob) -> Result<Plan> {
+        Ok(self.bind(job)?.plan)
+    }
+
+    fn bind(&self, job: &SequenceJob) -> Result<Bound> {
         let storage = &self.storage;
         let input = storage.locate(&job.input)?;
+        let listed = input::list_files(storage, &input)?;
+        let files = input::describe(storage, &input, listed, self.config.csv_delimiter)?;
+        let resolved = input::resolve(&job.spec, &files)?;
+        let size = input::estimate_size(&files, &resolved.input_schema);
+        let limit = self.config.memory_limit.unwrap_or_else(default_memory_limit);
+        let plan = Plan::for_job(&resolved, size, limit, self.config.range_rows);
+        tracing::debug!(rows = size.rows, decoded_bytes = size.decoded_bytes, limit, ?plan, "memory plan");
+        Ok(Bound { input, files, resolved, size, plan })
+    }
+
+    fn run_job(&self, job: &SequenceJob, progress: &dyn Progress) -> Result<JobReport> {
+        let storage = &self.storage;
+        let Bound { input, files, resolved, size, plan } = self.bind(job)?;
         let output = storage.locate(&job.output)?;
         let delimiter = self.config.csv_delimiter;
-        let listed = input::list_files(storage, &input)?;
-        let files = input::describe(storage, &input, listed, delimiter)?;
-        let resolved = input::resolve(&job.spec, &files)?;
 
         let started = std::time::Instant::now();
-        progress.stage("read", files.len() as u64);
-        let decoded = input::read_all(storage, &input, &files, &resolved, delimiter, &|| progress.advance(1))?;
-        let batch_sources: Vec<&str> = decoded.batch_file.iter().map(|&i| files[i].shown.as_str()).collect();
-
-        let read_done = started.elapsed();
-        progress.stage("sequence", 0);
-        let sequencer = Sequencer::prepare(&resolved, decoded.batches, &batch_sources)?;
-        let input_files = decoded.files;
-        let sequence_done = started.elapsed();
-
-        // Only now, with the input known good, is the output touched.
-        let target = Target::begin(storage, &output, job.overwrite)?;
-        progress.stage("write", sequencer.num_windows() as u64);
         let layout = PartLayout::for_length(job.spec.sequence_length, self.config.rows_per_part);
-        let written = output::write_parts(&sequencer, storage, &target, layout, self.config.compression, &|rows| {
-            progress.advance(rows)
-        });
-        let parts = match written {
-            Ok(parts) => parts,
-            Err(e) => {
-                target.abort(storage);
-                return Err(e);
+        let compression = self.config.compression;
+        let on_rows = |rows| progress.advance(rows);
+        // Writes into a freshly begun target (only once the input is known good), or removes
+        // what was written when that fails.
+        let write = |target: Target, fill: &mut dyn FnMut(&mut PartSink) -> Result<SequenceStats>| {
+            let written = (|| {
+                let schema = resolved.output_schema.clone();
+                let mut sink = PartSink::new(storage, &target, schema, layout, compression, &on_rows)?;
+                let stats = fill(&mut sink)?;
+                Ok((sink.finish()?, stats))
+            })();
+            match written {
+                Ok((parts, stats)) => Ok((target, parts, stats)),
+                Err(e) => {
+                    target.abort(storage);
+                    Err(e)
+                }
             }
         };
 
-        tracing::debug!(
-            read = ?read_done,
-            sequence = ?(sequence_done - read_done),
-            write = ?(started.elapsed() - sequence_done),
-            "phases"
-        );
+        let (target, parts, stats, input_files) = if plan == Plan::Whole {
+            progress.stage("read", files.len() as u64);
+            let decoded = input::read_all(storage, &input, &files, &resolved, delimiter, &|| progress.advance(1))?;
+            let batch_sources: Vec<&str> = decoded.batch_file.iter().map(|&i| files[i].shown.as_str()).collect();
+            let read_done = started.elapsed();
+            progress.stage("sequence", 0);
+            let sequencer = Sequencer::prepare(&resolved, decoded.batches, &batch_sources)?;
+            let sequence_done = started.elapsed();
+            let target = Target::begin(storage, &output, job.overwrite)?;
+            progress.stage("write", sequencer.num_windows() as u64);
+            let (target, parts, stats) = write(target, &mut |sink| {
+                sink.push(&sequencer)?;
+                Ok(sequencer.stats().clone())
+            })?;
+            tracing::debug!(
+                read = ?read_done,
+                sequence = ?(sequence_done - read_done),
+                write = ?(started.elapsed() - sequence_done),
+                "phases"
+            );
+            (target, parts, stats, decoded.files)
+        } else {
+            let (ranges, spill) = match plan {
+                Plan::Whole => unreachable!("handled above"),
+                Plan::InMemory { ranges } => (ranges, false),
+                Plan::Spilled { ranges } => (ranges, true),
+            };
+            let spill_dir = self.config.spill_dir.clone().unwrap_or_else(std::env::temp_dir);
+            let spilled = ranges::SpilledInput {
+                storage,
+                location: &input,
+                files: &files,
+                resolved: &resolved,
+                delimiter,
+                estimated_rows: size.rows,
+                ranges,
+                spill_dir: spill.then_some(spill_dir.as_path()),
+            };
+            let split = ranges::split(&spilled, progress)?;
+            let split_done = started.elapsed();
+            let input_files = split.files.clone();
+            let target = Target::begin(storage, &output, job.overwrite)?;
+            progress.stage("sequence and write", 0);
+            let mut split = Some(split);
+            let (target, parts, stats) =
+                write(target, &mut |sink| split.take().expect("sequenced once").sequence(&resolved, sink))?;
+            tracing::debug!(split = ?split_done, sequence_and_write = ?(started.elapsed() - split_done), "phases");
+            (target, parts, stats, input_files)
+        };
+
         let columns = OutputColumn::of_schema(&resolved.output_schema);
-        let manifest = Manifest::new(self.name(), job, input_files, parts.clone(), columns, sequencer.stats().clone());
+        let manifest = Manifest::new(self.name(), job, input_files, parts.clone(), columns, stats.clone());
         let json = serde_json::to_vec_pretty(&manifest).map_err(Error::internal)?;
         target.commit(storage, json)?;
         Ok(JobReport {
@@ -117,8 +192,93 @@ impl LocalWarehouse {
             input_files: files.len(),
             parts: parts.len(),
             output_bytes: parts.iter().map(|p| p.bytes).sum(),
-            stats: sequencer.stats().clone(),
+            stats,
         })
+    }
+}
+
+/// A job bound to its input.
+struct Bound {
+    input: Location,
+    files: Vec<input::SourceFile>,
+    resolved: ResolvedSpec,
+    size: input::InputSize,
+    plan: Plan,
+}
+
+/// Fixed memory of any job: the program, thread stacks, buffers of the writer.
+const BASE_MEMORY: u64 = 64 << 20;
+
+/// Rows per range when a job is sequenced range by range although it fits in memory: small
+/// enough that a range's sort keys stay near the cache and its buffers are reused, large
+/// enough that the per-range overhead does not show.
+pub const DEFAULT_RANGE_ROWS: u64 = 4 << 20;
+
+/// How a job is run, given its estimated size and the memory limit. The output is the same
+/// whichever way it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// Read, sorted and windowed in one piece (small jobs).
+    Whole,
+    /// Split by entity range in memory, sequenced a range at a time.
+    InMemory {
+        /// Ranges planned (fewer when the input has fewer entities).
+        ranges: usize,
+    },
+    /// Split by entity range into spill files, sequenced a range at a time.
+    Spilled {
+        /// Ranges planned (fewer when the input has fewer entities).
+        ranges: usize,
+    },
+}
+
+impl Plan {
+    /// Sequencing holds, besides the decoded input columns, about as much again (the columns
+    /// concatenated or permuted) plus 8 bytes per row and key column for the sort and 8 for the
+    /// order and windows: its working set. Split by entity range, only one range's working set
+    /// exists at a time, and when even the decoded input does not fit, the ranges wait on disk.
+    fn for_job(resolved: &ResolvedSpec, size: input::InputSize, limit: u64, range_rows: u64) -> Plan {
+        let key_columns = 1 + resolved.order_idx.len() as u64;
+        let working_set = size.decoded_bytes + size.rows * (8 * key_columns + 8);
+        let usable = limit / 10 * 8;
+        // One sort handles at most u32::MAX rows; 4M-row ranges are the fast path anyway.
+        let by_rows = size.rows.div_ceil(range_rows.clamp(1, u32::MAX as u64 / 2)).max(1);
+        if by_rows == 1 && size.decoded_bytes + working_set + BASE_MEMORY <= usable {
+            return Plan::Whole;
+        }
+        let room = usable.saturating_sub(size.decoded_bytes + BASE_MEMORY);
+        // Ranges held in memory need their working sets to fit beside the input, with ranges
+        // no smaller than a tenth of what is left.
+        if room > usable / 10 {
+            let ranges = by_rows.max(working_set.div_ceil(room));
+            if ranges <= ranges::MAX_RANGES as u64 {
+                return Plan::InMemory { ranges: ranges as usize };
+            }
+        }
+        // On disk, a range's rows and working set share the memory, with room to spare for
+        // ranges that come out larger than planned.
+        let per_range = (limit / 10 * 6).saturating_sub(BASE_MEMORY).max(16 << 20);
+        let by_memory = (size.decoded_bytes + working_set).div_ceil(per_range);
+        Plan::Spilled { ranges: by_rows.max(by_memory).clamp(2, ranges::MAX_RANGES as u64) as usize }
+    }
+}
+
+/// The memory limit when none is given: 75% of the machine's memory, or of the control group's
+/// limit when that is lower (a container); no limit where neither can be read.
+pub fn default_memory_limit() -> u64 {
+    let machine = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
+        let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    });
+    let cgroup = ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok()?.trim().parse::<u64>().ok());
+    match (machine, cgroup) {
+        (Some(m), Some(c)) => m.min(c) / 4 * 3,
+        (Some(m), None) => m / 4 * 3,
+        (None, Some(c)) => c / 4 * 3,
+        (None, None) => u64::MAX,
     }
 }
 

@@ -1,10 +1,14 @@
 //! Writing part files: sequences encoded as Parquet, several row groups in parallel.
 //! Publishing them is [`seqhouse_storage::publish::Target`]'s job.
 
+use arrow::array::RecordBatch;
+use arrow::compute::concat_batches;
+use arrow::datatypes::SchemaRef;
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_writer::{ArrowColumnChunk, compute_leaves};
+use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::file::writer::SerializedFileWriter;
 use rayon::prelude::*;
 use seqhouse_core::manifest::OutputPart;
 use seqhouse_core::{Error, Result, Sequencer};
@@ -96,79 +100,220 @@ impl PartLayout {
     }
 }
 
-/// Writes every window of `sequencer` as parts into `target`.
+/// Row groups built and encoded at once: enough to keep every core busy, few enough that their
+/// encoded bytes stay small next to the job (output much larger than the input streams through).
+const ROW_GROUPS_PER_WAVE: usize = 16;
+
+/// Streams windows into part files, in output order, from one [`Sequencer`] or from several in
+/// turn (the partitions of a spilled job).
 ///
-/// Parts, the row groups of each part and the columns of each row group are all encoded in
-/// parallel (parquet's `ArrowColumnWriter`), then each part's row groups are appended in order.
-/// The layout depends only on the window count, never on the thread count, so neither do the
-/// bytes. An empty job still writes one empty part so the folder carries its schema.
-pub fn write_parts(
-    sequencer: &Sequencer,
-    storage: &Storage,
-    target: &Target,
+/// Part and row-group boundaries follow from [`PartLayout`] and the windows' position in the
+/// whole output only, never from how the windows were handed over or from the thread count, so
+/// a job written in one piece and the same job written partition by partition give the same
+/// bytes. Complete row groups are built and encoded in parallel, in waves, and appended in
+/// order; the windows of a row group that is not yet complete wait as one built batch.
+pub struct PartSink<'a> {
+    storage: &'a Storage,
+    target: &'a Target,
     layout: PartLayout,
-    compression: OutputCompression,
-    on_rows_done: &(dyn Fn(u64) + Sync),
-) -> Result<Vec<OutputPart>> {
-    let total = sequencer.num_windows();
-    let part_count = total.div_ceil(layout.rows_per_part).max(1);
-    let props = WriterProperties::builder()
-        .set_compression(compression.to_parquet()?)
-        .set_max_row_group_row_count(Some(layout.rows_per_row_group))
-        .build();
-    let schema = sequencer.output_schema();
-    let location = target.location();
-    (0..part_count)
-        .into_par_iter()
-        .map(|part| {
-            let start = part * layout.rows_per_part;
-            let end = (start + layout.rows_per_part).min(total);
-            let name = part_name(part);
-            let shown = format!("{}/{name}", location.shown);
-            let encode_err = |e: parquet::errors::ParquetError| Error::storage("cannot encode", &shown, e);
-            // ArrowWriter sets up the file (and embeds the Arrow schema); the row groups are
-            // encoded below, in parallel, by column writers from its factory.
-            let (mut file, factory) = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props.clone()))
-                .and_then(|w| w.into_serialized_writer())
-                .map_err(encode_err)?;
-            let groups: Vec<(usize, usize)> = (start..end)
-                .step_by(layout.rows_per_row_group)
-                .map(|at| (at, (at + layout.rows_per_row_group).min(end)))
-                .collect();
-            let encoded: Vec<Vec<ArrowColumnChunk>> = groups
+    props: WriterProperties,
+    schema: SchemaRef,
+    /// Hands out column writers; it depends only on the schema and the properties.
+    factory: ArrowRowGroupWriterFactory,
+    on_rows_done: &'a (dyn Fn(u64) + Sync),
+    /// Windows handed over so far.
+    received: usize,
+    /// Windows encoded into row groups so far.
+    encoded: usize,
+    /// Built windows `[encoded, received)`, waiting for the rest of their row group.
+    pending: Vec<RecordBatch>,
+    open: Option<OpenPart>,
+    parts: Vec<OutputPart>,
+}
+
+struct OpenPart {
+    index: usize,
+    rows: usize,
+    row_groups: usize,
+    file: SerializedFileWriter<Vec<u8>>,
+}
+
+impl<'a> PartSink<'a> {
+    /// A sink writing parts into `target`.
+    pub fn new(
+        storage: &'a Storage,
+        target: &'a Target,
+        schema: SchemaRef,
+        layout: PartLayout,
+        compression: OutputCompression,
+        on_rows_done: &'a (dyn Fn(u64) + Sync),
+    ) -> Result<Self> {
+        let props = WriterProperties::builder()
+            .set_compression(compression.to_parquet()?)
+            .set_max_row_group_row_count(Some(layout.rows_per_row_group))
+            .build();
+        let (_, factory) = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props.clone()))
+            .and_then(|w| w.into_serialized_writer())
+            .map_err(|e| Error::internal(format!("cannot set up the Parquet writer: {e}")))?;
+        Ok(PartSink {
+            storage,
+            target,
+            layout,
+            props,
+            schema,
+            factory,
+            on_rows_done,
+            received: 0,
+            encoded: 0,
+            pending: Vec::new(),
+            open: None,
+            parts: Vec::new(),
+        })
+    }
+
+    /// The end of the row group that starts at window `at`, were the output endless.
+    fn row_group_end(&self, at: usize) -> usize {
+        let part_start = at / self.layout.rows_per_part * self.layout.rows_per_part;
+        let in_part = (at - part_start) / self.layout.rows_per_row_group;
+        (part_start + (in_part + 1) * self.layout.rows_per_row_group).min(part_start + self.layout.rows_per_part)
+    }
+
+    /// Appends every window of `sequencer` to the output.
+    pub fn push(&mut self, sequencer: &Sequencer) -> Result<()> {
+        let base = self.received;
+        let count = sequencer.num_windows();
+        self.received += count;
+        let mut complete = Vec::new();
+        let mut at = self.encoded;
+        while self.row_group_end(at) <= self.received {
+            complete.push((at, self.row_group_end(at)));
+            at = self.row_group_end(at);
+        }
+        // Windows of `sequencer` from `from` (a position in the whole output) to `upto`, with
+        // the pending windows of earlier sequencers in front when the row group began there.
+        let mut pending = std::mem::take(&mut self.pending);
+        let mut build = |from: usize, upto: usize| -> Result<RecordBatch> {
+            let own = sequencer.build(from.max(base) - base..upto - base)?;
+            if from >= base {
+                return Ok(own);
+            }
+            pending.push(own);
+            concat_batches(&self.schema, &std::mem::take(&mut pending)).map_err(Error::internal)
+        };
+        let mut head = match complete.first() {
+            Some(&(from, upto)) if from < base => Some(build(from, upto)?),
+            _ => None,
+        };
+        let leftover = if at < self.received { Some(build(at, self.received)?) } else { None };
+        for wave in complete.chunks(ROW_GROUPS_PER_WAVE) {
+            let head = head.take();
+            let encoded = wave
                 .par_iter()
                 .enumerate()
-                .map(|(index, &(from, upto))| {
-                    let batch = sequencer.build(from..upto)?;
-                    let mut leaves = Vec::new();
-                    for (field, column) in schema.fields().iter().zip(batch.columns()) {
-                        leaves.extend(compute_leaves(field, column).map_err(encode_err)?);
-                    }
-                    let writers = factory.create_column_writers(index).map_err(encode_err)?;
-                    let chunks = writers
-                        .into_par_iter()
-                        .zip(leaves)
-                        .map(|(mut writer, leaf)| {
-                            writer.write(&leaf)?;
-                            writer.close()
-                        })
-                        .collect::<parquet::errors::Result<Vec<_>>>()
-                        .map_err(encode_err)?;
-                    on_rows_done((upto - from) as u64);
-                    Ok(chunks)
+                .map(|(i, &(from, upto))| {
+                    let batch = match (i, &head) {
+                        (0, Some(batch)) => batch.clone(),
+                        _ => sequencer.build(from - base..upto - base)?,
+                    };
+                    self.encode(from, &batch)
                 })
-                .collect::<Result<_>>()?;
-            for chunks in encoded {
-                let mut row_group = file.next_row_group().map_err(encode_err)?;
-                for chunk in chunks {
-                    chunk.append_to_row_group(&mut row_group).map_err(encode_err)?;
-                }
-                row_group.close().map_err(encode_err)?;
+                .collect::<Result<Vec<_>>>()?;
+            for (&(from, upto), chunks) in wave.iter().zip(encoded) {
+                self.append(from, upto, chunks)?;
             }
-            let bytes = file.into_inner().map_err(encode_err)?;
-            let size = bytes.len() as u64;
-            target.put(storage, &name, bytes)?;
-            Ok(OutputPart { path: name, rows: (end - start) as u64, bytes: size })
-        })
-        .collect()
+        }
+        self.pending = leftover.into_iter().collect();
+        Ok(())
+    }
+
+    /// Encodes the windows that start at `from` as the columns of one row group.
+    fn encode(&self, from: usize, batch: &RecordBatch) -> Result<Vec<ArrowColumnChunk>> {
+        let encode_err = |e: parquet::errors::ParquetError| {
+            Error::storage("cannot encode", format!("{}/{}", self.target.location().shown, self.part_of(from).1), e)
+        };
+        let mut leaves = Vec::new();
+        for (field, column) in self.schema.fields().iter().zip(batch.columns()) {
+            leaves.extend(compute_leaves(field, column).map_err(encode_err)?);
+        }
+        let in_part = (from - self.part_of(from).0 * self.layout.rows_per_part) / self.layout.rows_per_row_group;
+        let writers = self.factory.create_column_writers(in_part).map_err(encode_err)?;
+        let chunks = writers
+            .into_par_iter()
+            .zip(leaves)
+            .map(|(mut writer, leaf)| {
+                writer.write(&leaf)?;
+                writer.close()
+            })
+            .collect::<parquet::errors::Result<Vec<_>>>()
+            .map_err(encode_err)?;
+        (self.on_rows_done)(batch.num_rows() as u64);
+        Ok(chunks)
+    }
+
+    /// The index and file name of the part holding window `at`.
+    fn part_of(&self, at: usize) -> (usize, String) {
+        let index = at / self.layout.rows_per_part;
+        (index, part_name(index))
+    }
+
+    /// Appends an encoded row group, finishing the previous part when this one starts a new part.
+    fn append(&mut self, from: usize, upto: usize, chunks: Vec<ArrowColumnChunk>) -> Result<()> {
+        let (index, name) = self.part_of(from);
+        if self.open.as_ref().is_some_and(|open| open.index != index) {
+            self.finish_part()?;
+        }
+        let shown = format!("{}/{name}", self.target.location().shown);
+        let encode_err = |e: parquet::errors::ParquetError| Error::storage("cannot encode", &shown, e);
+        if self.open.is_none() {
+            self.open = Some(self.start_part(index)?);
+        }
+        let open = self.open.as_mut().expect("opened above");
+        let mut row_group = open.file.next_row_group().map_err(encode_err)?;
+        for chunk in chunks {
+            chunk.append_to_row_group(&mut row_group).map_err(encode_err)?;
+        }
+        row_group.close().map_err(encode_err)?;
+        open.rows += upto - from;
+        open.row_groups += 1;
+        self.encoded = upto;
+        Ok(())
+    }
+
+    fn start_part(&self, index: usize) -> Result<OpenPart> {
+        // ArrowWriter writes the file header and embeds the Arrow schema; row groups come from
+        // the column writers above.
+        let (file, _) = ArrowWriter::try_new(Vec::new(), self.schema.clone(), Some(self.props.clone()))
+            .and_then(|w| w.into_serialized_writer())
+            .map_err(|e| Error::storage("cannot encode", &self.part_of(index * self.layout.rows_per_part).1, e))?;
+        Ok(OpenPart { index, rows: 0, row_groups: 0, file })
+    }
+
+    fn finish_part(&mut self) -> Result<()> {
+        let Some(open) = self.open.take() else { return Ok(()) };
+        let name = part_name(open.index);
+        let shown = format!("{}/{name}", self.target.location().shown);
+        let bytes = open.file.into_inner().map_err(|e| Error::storage("cannot encode", &shown, e))?;
+        let size = bytes.len() as u64;
+        self.target.put(self.storage, &name, bytes)?;
+        tracing::trace!(part = %name, row_groups = open.row_groups, "part written");
+        self.parts.push(OutputPart { path: name, rows: open.rows as u64, bytes: size });
+        Ok(())
+    }
+
+    /// Encodes the last row group and finishes the last part. An output without windows still
+    /// gets one empty part, so the folder carries its schema.
+    pub fn finish(mut self) -> Result<Vec<OutputPart>> {
+        if self.encoded < self.received {
+            let pending = std::mem::take(&mut self.pending);
+            let batch = concat_batches(&self.schema, &pending).map_err(Error::internal)?;
+            let (from, upto) = (self.encoded, self.received);
+            let chunks = self.encode(from, &batch)?;
+            self.append(from, upto, chunks)?;
+        }
+        if self.received == 0 {
+            self.open = Some(self.start_part(0)?);
+        }
+        self.finish_part()?;
+        Ok(self.parts)
+    }
 }

@@ -12,7 +12,7 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use rayon::prelude::*;
 use seqhouse_core::manifest::InputFile;
-use seqhouse_core::resolve::{normalize_type, unify_types};
+use seqhouse_core::resolve::{conform_to, normalize_type, unify_types};
 use seqhouse_core::{Error, ResolvedSpec, Result, SequenceSpec};
 
 use crate::storage::{Location, Storage, storage_error};
@@ -293,42 +293,174 @@ fn read_one(
     resolved: &ResolvedSpec,
     delimiter: u8,
 ) -> Result<Vec<RecordBatch>> {
-    let indices: Vec<usize> = resolved
-        .input_schema
+    let schema = &resolved.input_schema;
+    let raw: Vec<RecordBatch> = match &file.parquet {
+        // Row groups are fetched and decoded in parallel (a big log is often one file), and
+        // their batches concatenated in file order.
+        Some(footer) => (0..footer.metadata().num_row_groups())
+            .into_par_iter()
+            .map(|group| decode_row_group(storage, location, file, schema, group))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect(),
+        None => csv_batches(storage, location, file, schema, delimiter)?
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| corrupt(&file.shown, e))?,
+    };
+    raw.iter().map(|batch| conform_to(schema, batch, &file.shown)).collect()
+}
+
+/// Positions in `file` of the columns of `schema`.
+fn file_indices(file: &SourceFile, schema: &SchemaRef) -> Vec<usize> {
+    schema
         .fields()
         .iter()
         .map(|f| file.schema.index_of(f.name()).expect("resolve checked every file has every column"))
-        .collect();
-    let raw: Vec<RecordBatch> = match (&file.parquet, file.format) {
-        (Some(footer), _) => {
-            // Row groups are fetched and decoded in parallel (a big log is often one file),
-            // and their batches concatenated in file order.
-            let per_group: Vec<Vec<RecordBatch>> = (0..footer.metadata().num_row_groups())
-                .into_par_iter()
-                .map(|group| {
-                    let reader = storage.parquet_reader(location, &file.meta);
-                    let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer.clone());
-                    let mask = ProjectionMask::roots(builder.parquet_schema(), indices.iter().copied());
-                    let stream = builder
-                        .with_projection(mask)
-                        .with_batch_size(BATCH_ROWS)
-                        .with_row_groups(vec![group])
-                        .build()
-                        .map_err(|e| read_error(&file.shown, e))?;
-                    storage.block_on(stream.try_collect()).map_err(|e| read_error(&file.shown, e))
-                })
-                .collect::<Result<_>>()?;
-            per_group.into_iter().flatten().collect()
+        .collect()
+}
+
+/// The columns of `schema` in one row group of a Parquet file, as decoded (not yet conformed).
+fn decode_row_group(
+    storage: &Storage,
+    location: &Location,
+    file: &SourceFile,
+    schema: &SchemaRef,
+    group: usize,
+) -> Result<Vec<RecordBatch>> {
+    let footer = file.parquet.clone().expect("a Parquet file");
+    let reader = storage.parquet_reader(location, &file.meta);
+    let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer);
+    let mask = ProjectionMask::roots(builder.parquet_schema(), file_indices(file, schema));
+    let stream = builder
+        .with_projection(mask)
+        .with_batch_size(BATCH_ROWS)
+        .with_row_groups(vec![group])
+        .build()
+        .map_err(|e| read_error(&file.shown, e))?;
+    storage.block_on(stream.try_collect()).map_err(|e| read_error(&file.shown, e))
+}
+
+/// A CSV file's batches of the columns of `schema`, as parsed (not yet conformed).
+fn csv_batches(
+    storage: &Storage,
+    location: &Location,
+    file: &SourceFile,
+    schema: &SchemaRef,
+    delimiter: u8,
+) -> Result<impl Iterator<Item = std::result::Result<RecordBatch, arrow::error::ArrowError>>> {
+    arrow::csv::ReaderBuilder::new(file.schema.clone())
+        .with_format(csv_format(delimiter))
+        .with_batch_size(BATCH_ROWS)
+        .with_projection(file_indices(file, schema))
+        .build(std::io::BufReader::with_capacity(1 << 20, storage.stream(location, &file.meta)?))
+        .map_err(|e| corrupt(&file.shown, e))
+}
+
+/// Batches handed over at once by [`read_in_waves`]: `(file index, batch)` in input order.
+pub type Wave = Vec<(usize, RecordBatch)>;
+
+/// Reads the columns of `schema` (some or all of `resolved.input_schema`, conformed to its
+/// types) from every file, in input order, a wave of batches at a time, so that an input larger
+/// than memory can be streamed. The row groups of a wave are decoded in parallel; how many make
+/// a wave depends on the thread count, but the batches and their order do not. Returns the
+/// files' manifest entries.
+pub fn read_in_waves(
+    storage: &Storage,
+    location: &Location,
+    files: &[SourceFile],
+    schema: &SchemaRef,
+    delimiter: u8,
+    visit: &mut dyn FnMut(Wave) -> Result<()>,
+) -> Result<Vec<InputFile>> {
+    let wave_size = rayon::current_num_threads() * 2;
+    let mut rows = vec![0u64; files.len()];
+    let mut counted = |wave: Wave, rows: &mut Vec<u64>| {
+        for (file, batch) in &wave {
+            rows[*file] += batch.num_rows() as u64;
         }
-        (None, _) => {
-            let reader = arrow::csv::ReaderBuilder::new(file.schema.clone())
-                .with_format(csv_format(delimiter))
-                .with_batch_size(BATCH_ROWS)
-                .with_projection(indices)
-                .build(std::io::BufReader::with_capacity(1 << 20, storage.stream(location, &file.meta)?))
-                .map_err(|e| corrupt(&file.shown, e))?;
-            reader.collect::<std::result::Result<_, _>>().map_err(|e| corrupt(&file.shown, e))?
-        }
+        visit(wave)
     };
-    raw.iter().map(|batch| resolved.conform(batch, &file.shown)).collect()
+    for (index, file) in files.iter().enumerate() {
+        match &file.parquet {
+            Some(footer) => {
+                let groups: Vec<usize> = (0..footer.metadata().num_row_groups()).collect();
+                for wave in groups.chunks(wave_size) {
+                    let decoded = wave
+                        .par_iter()
+                        .map(|&group| {
+                            decode_row_group(storage, location, file, schema, group)?
+                                .iter()
+                                .map(|batch| Ok((index, conform_to(schema, batch, &file.shown)?)))
+                                .collect::<Result<Vec<_>>>()
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    counted(decoded.into_iter().flatten().collect(), &mut rows)?;
+                }
+            }
+            None => {
+                // About as many rows per wave as a Parquet wave of 1M-row groups.
+                let batches_per_wave = wave_size * 16;
+                let mut wave = Vec::with_capacity(batches_per_wave);
+                for batch in csv_batches(storage, location, file, schema, delimiter)? {
+                    let batch = batch.map_err(|e| corrupt(&file.shown, e))?;
+                    wave.push((index, conform_to(schema, &batch, &file.shown)?));
+                    if wave.len() == batches_per_wave {
+                        counted(std::mem::take(&mut wave), &mut rows)?;
+                    }
+                }
+                if !wave.is_empty() {
+                    counted(wave, &mut rows)?;
+                }
+            }
+        }
+    }
+    Ok(files.iter().zip(rows).map(|(file, rows)| file.manifest_entry(rows)).collect())
+}
+
+/// How big the decoded input of a job is, before reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputSize {
+    /// Rows (exact for Parquet; estimated from the size of CSV files).
+    pub rows: u64,
+    /// Bytes the columns of the schema take once decoded to Arrow (an estimate for strings and
+    /// for CSV).
+    pub decoded_bytes: u64,
+}
+
+/// Estimates the decoded size of the columns of `schema` over `files`, from Parquet footers
+/// (row counts, and for strings their unencoded size when the writer recorded it) and from the
+/// byte size of CSV files.
+pub fn estimate_size(files: &[SourceFile], schema: &SchemaRef) -> InputSize {
+    let fixed_width = |data_type: &DataType| data_type.primitive_width().map(|w| w as u64);
+    let row_width: u64 = schema.fields().iter().map(|f| fixed_width(f.data_type()).unwrap_or(16)).sum::<u64>().max(1);
+    let mut size = InputSize { rows: 0, decoded_bytes: 0 };
+    for file in files {
+        let Some(footer) = &file.parquet else {
+            // CSV text is about as large as the values it spells; only the needed columns count.
+            let share = schema.fields().len() as f64 / file.schema.fields().len().max(1) as f64;
+            let bytes = (file.meta.size as f64 * share) as u64;
+            size.decoded_bytes += bytes;
+            size.rows += bytes / row_width;
+            continue;
+        };
+        let metadata = footer.metadata();
+        let indices = file_indices(file, schema);
+        for group in metadata.row_groups() {
+            let rows = group.num_rows() as u64;
+            size.rows += rows;
+            for (field, &index) in schema.fields().iter().zip(&indices) {
+                size.decoded_bytes += match fixed_width(field.data_type()) {
+                    Some(width) => rows * width + rows / 8,
+                    // Variable width: value bytes plus 4-byte offsets and validity.
+                    None => {
+                        let chunk = group.column(index);
+                        let values = chunk.unencoded_byte_array_data_bytes().unwrap_or(0).max(0) as u64;
+                        values.max(chunk.uncompressed_size().max(0) as u64) + rows * 4 + rows / 8
+                    }
+                };
+            }
+        }
+    }
+    size
 }

@@ -1,0 +1,176 @@
+//! Jobs split by entity range, held in memory or spilled to disk, write the same bytes as jobs
+//! sequenced whole, for any thread count; spill folders never outlive the job.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Array, RecordBatch};
+use seqhouse_contract::cases::{edge_case_events, edge_case_specs, events};
+use seqhouse_contract::fixture::parquet_bytes;
+use seqhouse_core::{Error, Mode, NoProgress, NullKeyPolicy, Padding, SequenceJob, SequenceSpec, Warehouse};
+use seqhouse_local::{LocalConfig, LocalWarehouse, Plan};
+
+/// The ways one job can run.
+#[derive(Debug, Clone, Copy)]
+enum Run {
+    Whole,
+    InMemoryRanges,
+    Spilled,
+}
+
+fn warehouse(run: Run, threads: usize, spill_dir: &Path) -> LocalWarehouse {
+    let mut config = LocalConfig { threads: Some(threads), rows_per_part: Some(23), ..LocalConfig::default() };
+    config.spill_dir = Some(spill_dir.to_path_buf());
+    match run {
+        Run::Whole => {}
+        // Ranges of about 60 rows: many ranges, several per file, entities of every size.
+        Run::InMemoryRanges => config.range_rows = 60,
+        // One byte of memory: every job spills, in as many ranges as it has entities (capped).
+        Run::Spilled => config.memory_limit = Some(1),
+    }
+    LocalWarehouse::new(config).unwrap()
+}
+
+fn job(input: &Path, output: &Path, spec: &SequenceSpec) -> SequenceJob {
+    SequenceJob {
+        input: input.display().to_string(),
+        output: output.display().to_string(),
+        subset: None,
+        spec: spec.clone(),
+        overwrite: false,
+    }
+}
+
+/// Every file of an output folder with its bytes.
+fn folder_bytes(path: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(path)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
+        })
+        .collect()
+}
+
+/// A log of three files and about 200 users (negative ids too) in two courses, so that ranges
+/// cut between entities of both key columns; `ts` ties within a user.
+fn write_log(folder: &Path) {
+    std::fs::create_dir_all(folder).unwrap();
+    for (file, seed) in [("a.parquet", 1u64), ("b.parquet", 2), ("c/d.parquet", 3)] {
+        let batch = events(700, seed);
+        let user: ArrayRef = Arc::new(Int64Array::from_iter_values(
+            (0..700).map(|i| ((i as i64 * 7919 + seed as i64 * 31) % 211) - 100),
+        ));
+        let mut columns: Vec<(String, ArrayRef)> =
+            batch.schema().fields().iter().map(|f| f.name().clone()).zip(batch.columns().iter().cloned()).collect();
+        columns[0].1 = user;
+        let path = folder.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, parquet_bytes(&[RecordBatch::try_from_iter(columns).unwrap()])).unwrap();
+    }
+}
+
+fn specs() -> Vec<(String, SequenceSpec)> {
+    let mut specs = Vec::new();
+    for (i, mode) in [Mode::Chunk, Mode::Sliding, Mode::Last, Mode::Prefix].into_iter().enumerate() {
+        let mut spec = SequenceSpec::new(
+            vec!["user".into()],
+            // Only `ts`: ties are broken by input order, across files.
+            vec!["ts".into()],
+            vec!["item=-1".parse().unwrap(), "correct=-1".parse().unwrap(), "tag=none".parse().unwrap()],
+            5,
+        );
+        spec.mode = mode;
+        spec.stride = (mode == Mode::Sliding).then_some(2);
+        spec.padding = if i % 2 == 0 { Padding::Pre } else { Padding::Post };
+        specs.push((format!("user_{mode}"), spec));
+    }
+    let mut strings_first = specs[0].1.clone();
+    strings_first.entity = vec!["course".into(), "user".into()];
+    strings_first.order_by = vec!["ts".into(), "row_id".into()];
+    strings_first.min_length = 2;
+    specs.push(("course_user_chunk".into(), strings_first));
+    specs
+}
+
+#[test]
+fn split_jobs_write_the_same_bytes_as_whole_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("log");
+    write_log(&input);
+    let edge_input = dir.path().join("edge.parquet");
+    std::fs::write(&edge_input, parquet_bytes(&[edge_case_events()])).unwrap();
+    let spill = dir.path().join("spill");
+    std::fs::create_dir(&spill).unwrap();
+
+    let cases = specs().into_iter().map(|(name, spec)| (name, spec, input.clone()));
+    let edge_cases = edge_case_specs().into_iter().map(|(name, spec)| (name, spec, edge_input.clone()));
+    for (name, spec, input) in cases.chain(edge_cases) {
+        let expected_at = dir.path().join(format!("{name}-whole"));
+        warehouse(Run::Whole, 2, &spill).sequence(&job(&input, &expected_at, &spec), &NoProgress).unwrap();
+        let expected = folder_bytes(&expected_at);
+        // Several parts (23 windows each), so windows of one range span parts and vice versa.
+        assert!(name.starts_with("edge") || expected.len() > 3, "{name}: the job should write several parts");
+        for (run, threads) in [(Run::InMemoryRanges, 2), (Run::Spilled, 2), (Run::Spilled, 1), (Run::InMemoryRanges, 3)]
+        {
+            let output = dir.path().join(format!("{name}-{run:?}-{threads}"));
+            warehouse(run, threads, &spill).sequence(&job(&input, &output, &spec), &NoProgress).unwrap();
+            let got = folder_bytes(&output);
+            assert_eq!(got.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>(), "{name} {run:?}");
+            for (file, bytes) in &expected {
+                assert!(got[file] == *bytes, "{name}: {file} differs when run {run:?} on {threads} threads");
+            }
+        }
+        assert_eq!(std::fs::read_dir(&spill).unwrap().count(), 0, "{name}: a spill folder was left behind");
+    }
+}
+
+#[test]
+fn plans_follow_the_memory_limit_and_range_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("log");
+    write_log(&input);
+    let spec = specs().remove(0).1;
+    let job = job(&input, &dir.path().join("out"), &spec);
+    let plan = |run| warehouse(run, 2, dir.path()).plan(&job).unwrap();
+    assert_eq!(plan(Run::Whole), Plan::Whole);
+    // 2,100 rows in ranges of 60 rows.
+    assert_eq!(plan(Run::InMemoryRanges), Plan::InMemory { ranges: 35 });
+    assert!(matches!(plan(Run::Spilled), Plan::Spilled { ranges } if ranges >= 2), "{:?}", plan(Run::Spilled));
+}
+
+#[test]
+fn a_failing_spilled_job_leaves_no_spill_files_and_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("edge.parquet");
+    std::fs::write(&input, parquet_bytes(&[edge_case_events()])).unwrap();
+    let spill = dir.path().join("spill");
+    std::fs::create_dir(&spill).unwrap();
+    let mut spec = edge_case_specs().remove(0).1;
+    spec.on_null_key = NullKeyPolicy::Error;
+    let output = dir.path().join("out");
+    let whole = warehouse(Run::Whole, 2, &spill).sequence(&job(&input, &output, &spec), &NoProgress).unwrap_err();
+    let spilled = warehouse(Run::Spilled, 2, &spill).sequence(&job(&input, &output, &spec), &NoProgress).unwrap_err();
+    // The same error, naming the column, the count and the file, whichever way the job ran.
+    assert!(matches!(&spilled, Error::NullKey { column, count, .. } if column == "user" && *count > 0), "{spilled}");
+    assert_eq!(spilled.to_string(), whole.to_string());
+    assert!(!output.exists(), "nothing is published");
+    assert_eq!(std::fs::read_dir(&spill).unwrap().count(), 0, "the spill folder is removed");
+}
+
+#[test]
+fn an_unusable_spill_folder_is_named_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("log");
+    write_log(&input);
+    let missing: PathBuf = dir.path().join("no/such/folder");
+    let output = dir.path().join("out");
+    let error = warehouse(Run::Spilled, 2, &missing)
+        .sequence(&job(&input, &output, &specs().remove(0).1), &NoProgress)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains(&missing.display().to_string()), "{error}");
+    assert!(error.contains("--spill-dir") && error.contains("--memory-limit"), "{error}");
+    assert!(!output.exists(), "nothing is published");
+}
