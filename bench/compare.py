@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Checks that every benchmark output holds the same sequences: python compare.py DIR..."""
+import os
 import sys
 
 import pyarrow as pa
@@ -10,31 +11,46 @@ COLUMNS = ["user_id", "sequence_index", "sequence_length", "content_id_sequence"
            "timestamp_sequence", "prior_question_elapsed_time_sequence", "is_pad_sequence"]
 
 
-def load(path):
-    table = pq.read_table(path, columns=COLUMNS)
-    table = table.sort_by([("user_id", "ascending"), ("sequence_index", "ascending")])
-    out = {}
-    for name in COLUMNS:
-        column = table[name].combine_chunks()
-        if pa.types.is_fixed_size_list(column.type) or pa.types.is_large_list(column.type):
-            column = column.cast(pa.list_(column.type.value_type))
-        if pa.types.is_list(column.type):
-            # Compare values as float64 (tools differ in integer widths and float32 vs 64).
-            column = pa.ListArray.from_arrays(column.offsets, pc.cast(column.flatten(), pa.float64()))
-        else:
-            column = pc.cast(column, pa.int64())
-        out[name] = column
-    return out
+def parquet_files(path):
+    if os.path.isdir(path):
+        return sorted(os.path.join(path, f) for f in os.listdir(path) if f.endswith(".parquet"))
+    return [path]
+
+
+def read_column(path, name):
+    return pa.concat_arrays([pq.read_table(f, columns=[name])[name].combine_chunks() for f in parquet_files(path)])
+
+
+def window_order(path):
+    """Positions of the windows sorted by (user_id, sequence_index)."""
+    keys = pa.table({"u": pc.cast(read_column(path, "user_id"), pa.int64()),
+                     "s": pc.cast(read_column(path, "sequence_index"), pa.int64())})
+    return pc.sort_indices(keys, sort_keys=[("u", "ascending"), ("s", "ascending")])
+
+
+def normalized(column):
+    if pa.types.is_fixed_size_list(column.type) or pa.types.is_large_list(column.type):
+        column = column.cast(pa.list_(column.type.value_type))
+    if pa.types.is_list(column.type):
+        # Compare values as float64 (tools differ in integer widths and float32 vs 64).
+        column = pa.ListArray.from_arrays(column.offsets, pc.cast(column.flatten(), pa.float64()))
+    else:
+        column = pc.cast(column, pa.int64())
+    return column
 
 
 def main():
-    first = load(sys.argv[1])
-    for other_path in sys.argv[2:]:
-        other = load(other_path)
-        for name in COLUMNS:
-            if not first[name].equals(other[name]):
-                raise SystemExit(f"{other_path}: column {name} differs from {sys.argv[1]}")
-    print(f"all {len(sys.argv) - 1} outputs agree ({len(first['user_id'])} windows)")
+    # Column by column, so that 100M-row outputs need not fit in memory at once.
+    paths = sys.argv[1:]
+    orders = {p: window_order(p) for p in paths}
+    windows = len(orders[paths[0]])
+    for name in COLUMNS:
+        first = normalized(read_column(paths[0], name).take(orders[paths[0]]))
+        for other_path in paths[1:]:
+            other = normalized(read_column(other_path, name).take(orders[other_path]))
+            if not first.equals(other):
+                raise SystemExit(f"{other_path}: column {name} differs from {paths[0]}")
+    print(f"all {len(paths)} outputs agree ({windows} windows)")
 
 
 if __name__ == "__main__":

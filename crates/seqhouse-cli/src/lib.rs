@@ -52,7 +52,9 @@ pub fn execute(command: Command, progress: &dyn Progress) -> anyhow::Result<Vec<
             tracing::debug!(request = ?resolved.request, engine = ?resolved.local, "full request");
             match resolved.engine {
                 args::Engine::Local => {
-                    let warehouse = LocalWarehouse::new(resolved.local)?;
+                    let cancel = Arc::new(AtomicBool::new(false));
+                    let warehouse = LocalWarehouse::new(resolved.local)?.with_cancel_flag(cancel.clone());
+                    cancel_on_ctrl_c(cancel);
                     Ok(seqhouse_core::run(&warehouse, &resolved.request, progress)?)
                 }
                 args::Engine::Athena => {
@@ -110,14 +112,14 @@ fn run_spark(_: args::Resolved, _: &dyn Progress) -> anyhow::Result<Vec<JobRepor
     .into())
 }
 
-/// On the first Ctrl-C, raises `flag` (the engine cancels its query and cleans up); on the
-/// second, exits at once.
+/// On the first Ctrl-C, raises `flag` (the engine stops, cancelling a push-down query, and
+/// cleans up: staged output, spill files); on the second, exits at once.
 fn cancel_on_ctrl_c(flag: Arc<AtomicBool>) {
     std::thread::spawn(move || {
         let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
         runtime.block_on(async {
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("seqhouse: cancelling the running query (Ctrl-C again to quit at once)");
+                eprintln!("seqhouse: cancelling the job and cleaning up (Ctrl-C again to quit at once)");
                 flag.store(true, Ordering::SeqCst);
             }
             if tokio::signal::ctrl_c().await.is_ok() {

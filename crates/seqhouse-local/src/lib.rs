@@ -5,6 +5,9 @@
 mod output;
 mod ranges;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use seqhouse_core::manifest::OutputColumn;
 use seqhouse_core::{
     Capabilities, Error, JobReport, Manifest, Progress, ResolvedSpec, Result, SequenceJob, SequenceStats, Sequencer,
@@ -62,6 +65,8 @@ pub struct LocalWarehouse {
     config: LocalConfig,
     pool: rayon::ThreadPool,
     storage: Storage,
+    /// Raised (by Ctrl-C) to stop the job at the next wave or range, cleaning up as it goes.
+    cancel: Arc<AtomicBool>,
 }
 
 impl LocalWarehouse {
@@ -82,7 +87,14 @@ impl LocalWarehouse {
             .build()
             .map_err(|e| Error::internal(format!("cannot start the thread pool: {e}")))?;
         let storage = Storage::new(config.s3.clone())?;
-        Ok(LocalWarehouse { config, pool, storage })
+        Ok(LocalWarehouse { config, pool, storage, cancel: Arc::new(AtomicBool::new(false)) })
+    }
+
+    /// Stops a running job when `flag` is raised: it fails with [`Error::Interrupted`] at the
+    /// next batch of row groups or range, removing its spill files and staged output.
+    pub fn with_cancel_flag(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.cancel = flag;
+        self
     }
 
     /// How `job` would run: whole, or split by entity range in memory or on disk. Reads the
@@ -104,6 +116,13 @@ impl LocalWarehouse {
         Ok(Bound { input, files, resolved, size, plan })
     }
 
+    fn check_cancelled(&self) -> Result<()> {
+        if self.cancel.load(Ordering::SeqCst) {
+            return Err(Error::Interrupted("the job was cancelled; nothing was published".to_string()));
+        }
+        Ok(())
+    }
+
     fn run_job(&self, job: &SequenceJob, progress: &dyn Progress) -> Result<JobReport> {
         let storage = &self.storage;
         let Bound { input, files, resolved, size, plan } = self.bind(job)?;
@@ -119,7 +138,8 @@ impl LocalWarehouse {
         let write = |target: Target, fill: &mut dyn FnMut(&mut PartSink) -> Result<SequenceStats>| {
             let written = (|| {
                 let schema = resolved.output_schema.clone();
-                let mut sink = PartSink::new(storage, &target, schema, layout, compression, &on_rows)?;
+                let cancelled = || self.check_cancelled();
+                let mut sink = PartSink::new(storage, &target, schema, layout, compression, &on_rows, &cancelled)?;
                 let stats = fill(&mut sink)?;
                 Ok((sink.finish()?, stats))
             })();
@@ -138,8 +158,10 @@ impl LocalWarehouse {
             let batch_sources: Vec<&str> = decoded.batch_file.iter().map(|&i| files[i].shown.as_str()).collect();
             let read_done = started.elapsed();
             progress.stage("sequence", 0);
+            self.check_cancelled()?;
             let sequencer = Sequencer::prepare(&resolved, decoded.batches, &batch_sources)?;
             let sequence_done = started.elapsed();
+            self.check_cancelled()?;
             let target = Target::begin(storage, &output, job.overwrite)?;
             progress.stage("write", sequencer.num_windows() as u64);
             let (target, parts, stats) = write(target, &mut |sink| {
@@ -169,15 +191,18 @@ impl LocalWarehouse {
                 estimated_rows: size.rows,
                 ranges,
                 spill_dir: spill.then_some(spill_dir.as_path()),
+                cancelled: &|| self.check_cancelled(),
             };
             let split = ranges::split(&spilled, progress)?;
             let split_done = started.elapsed();
+            self.check_cancelled()?;
             let input_files = split.files.clone();
             let target = Target::begin(storage, &output, job.overwrite)?;
             progress.stage("sequence and write", 0);
             let mut split = Some(split);
-            let (target, parts, stats) =
-                write(target, &mut |sink| split.take().expect("sequenced once").sequence(&resolved, sink))?;
+            let (target, parts, stats) = write(target, &mut |sink| {
+                split.take().expect("sequenced once").sequence(&resolved, sink, &|| self.check_cancelled())
+            })?;
             tracing::debug!(split = ?split_done, sequence_and_write = ?(started.elapsed() - split_done), "phases");
             (target, parts, stats, input_files)
         };

@@ -121,6 +121,8 @@ pub struct PartSink<'a> {
     /// Hands out column writers; it depends only on the schema and the properties.
     factory: ArrowRowGroupWriterFactory,
     on_rows_done: &'a (dyn Fn(u64) + Sync),
+    /// Fails once the job is cancelled; checked before each wave.
+    cancelled: &'a (dyn Fn() -> Result<()> + Sync),
     /// Windows handed over so far.
     received: usize,
     /// Windows encoded into row groups so far.
@@ -147,6 +149,7 @@ impl<'a> PartSink<'a> {
         layout: PartLayout,
         compression: OutputCompression,
         on_rows_done: &'a (dyn Fn(u64) + Sync),
+        cancelled: &'a (dyn Fn() -> Result<()> + Sync),
     ) -> Result<Self> {
         let props = WriterProperties::builder()
             .set_compression(compression.to_parquet()?)
@@ -163,6 +166,7 @@ impl<'a> PartSink<'a> {
             schema,
             factory,
             on_rows_done,
+            cancelled,
             received: 0,
             encoded: 0,
             pending: Vec::new(),
@@ -206,6 +210,7 @@ impl<'a> PartSink<'a> {
         };
         let leftover = if at < self.received { Some(build(at, self.received)?) } else { None };
         for wave in complete.chunks(ROW_GROUPS_PER_WAVE) {
+            (self.cancelled)()?;
             let head = head.take();
             let encoded = wave
                 .par_iter()

@@ -56,6 +56,8 @@ pub(crate) struct SpilledInput<'a> {
     /// Where the ranges are held until sequenced: `None` in memory, else in a spill folder made
     /// in this folder.
     pub spill_dir: Option<&'a Path>,
+    /// Fails once the job is cancelled; checked between waves of row groups.
+    pub cancelled: &'a (dyn Fn() -> Result<()> + Sync),
 }
 
 /// One range's rows as the split writes them.
@@ -160,6 +162,7 @@ pub(crate) fn split(job: &SpilledInput, progress: &dyn Progress) -> Result<Split
         &resolved.input_schema,
         job.delimiter,
         &mut |wave| {
+            (job.cancelled)()?;
             let mut kept = Vec::with_capacity(wave.len());
             for (file, batch) in wave {
                 if last_file.is_some_and(|last| last != file) {
@@ -195,9 +198,16 @@ pub(crate) fn split(job: &SpilledInput, progress: &dyn Progress) -> Result<Split
 
 impl SplitInput {
     /// Sequences the ranges in order into `sink` (step 3) and returns the job's counts.
-    pub(crate) fn sequence(self, resolved: &ResolvedSpec, sink: &mut PartSink) -> Result<SequenceStats> {
+    /// `cancelled` is checked before each range.
+    pub(crate) fn sequence(
+        self,
+        resolved: &ResolvedSpec,
+        sink: &mut PartSink,
+        cancelled: &dyn Fn() -> Result<()>,
+    ) -> Result<SequenceStats> {
         let mut stats = self.stats;
         for (r, range) in self.ranges.into_iter().enumerate() {
+            cancelled()?;
             let batches = range.take()?;
             let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
             let source = format!("range {r} of the spilled input");
@@ -219,6 +229,7 @@ fn sample_ranges(job: &SpilledInput) -> Result<EntityRanges> {
     let mut position = 0u64;
     let mut sample: Vec<RecordBatch> = Vec::new();
     input::read_in_waves(job.storage, job.location, job.files, &entity_schema, job.delimiter, &mut |wave| {
+        (job.cancelled)()?;
         for (_, batch) in wave {
             let first = (step - position % step) % step;
             let picked = UInt32Array::from_iter_values(

@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow::array::{ArrayRef, Int64Array, RecordBatch};
 use seqhouse_contract::cases::{edge_case_events, edge_case_specs, events};
 use seqhouse_contract::fixture::parquet_bytes;
-use seqhouse_core::{Error, Mode, NoProgress, NullKeyPolicy, Padding, SequenceJob, SequenceSpec, Warehouse};
+use seqhouse_core::{Error, Mode, NoProgress, NullKeyPolicy, Padding, Progress, SequenceJob, SequenceSpec, Warehouse};
 use seqhouse_local::{LocalConfig, LocalWarehouse, Plan};
 
 /// The ways one job can run.
@@ -173,4 +174,44 @@ fn an_unusable_spill_folder_is_named_with_what_to_do() {
     assert!(error.contains(&missing.display().to_string()), "{error}");
     assert!(error.contains("--spill-dir") && error.contains("--memory-limit"), "{error}");
     assert!(!output.exists(), "nothing is published");
+}
+
+/// Raises the cancel flag when the job reaches `stage`, as Ctrl-C would at that moment.
+struct CancelAt {
+    stage: &'static str,
+    flag: Arc<AtomicBool>,
+}
+
+impl Progress for CancelAt {
+    fn stage(&self, name: &str, _total: u64) {
+        if name == self.stage {
+            self.flag.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+#[test]
+fn a_cancelled_job_stops_and_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("log");
+    write_log(&input);
+    let spill = dir.path().join("spill");
+    std::fs::create_dir(&spill).unwrap();
+    // While splitting into spill files, while writing a spilled job, and while writing a whole job.
+    for (run, stage) in [(Run::Spilled, "split"), (Run::Spilled, "sequence and write"), (Run::Whole, "write")] {
+        let flag = Arc::new(AtomicBool::new(false));
+        let warehouse = warehouse(run, 2, &spill).with_cancel_flag(flag.clone());
+        let output = dir.path().join(format!("out-{stage}"));
+        let progress = CancelAt { stage, flag };
+        let error = warehouse.sequence(&job(&input, &output, &specs().remove(0).1), &progress).unwrap_err();
+        assert!(matches!(error, Error::Interrupted(_)), "{run:?} at {stage}: {error}");
+        assert!(!output.exists(), "{run:?} at {stage}: nothing is published");
+        assert_eq!(std::fs::read_dir(&spill).unwrap().count(), 0, "{run:?} at {stage}: spill files are removed");
+        let staged: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.contains("seqhouse-tmp"))
+            .collect();
+        assert!(staged.is_empty(), "{run:?} at {stage}: staging left behind: {staged:?}");
+    }
 }

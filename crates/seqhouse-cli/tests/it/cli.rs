@@ -32,6 +32,8 @@ fn help_documents_every_option_with_an_example() {
         "--threads",
         "--compression",
         "--rows-per-part",
+        "--memory-limit",
+        "--spill-dir",
         "--quiet",
         "--verbose",
         "data-location",
@@ -117,12 +119,14 @@ fn config_file_errors_are_usage_errors() {
 }
 
 #[test]
-fn same_bytes_for_any_thread_count() {
+fn same_bytes_for_any_thread_count_and_memory_limit() {
     let dir = tempfile::tempdir().unwrap();
     let input = shared_data().join("movielens-latest-small/ratings.csv");
-    let run = |threads: &str| {
-        let out = dir.path().join(format!("t{threads}"));
-        seqhouse_ok(&[
+    let spill = dir.path().join("spill");
+    std::fs::create_dir(&spill).unwrap();
+    let run = |threads: &str, extra: &[&str]| {
+        let out = dir.path().join(format!("t{threads}-{}", extra.len()));
+        let mut args = vec![
             "sequence",
             "--input",
             s(&input),
@@ -147,13 +151,37 @@ fn same_bytes_for_any_thread_count() {
             "--rows-per-part",
             "1000",
             "-q",
-        ]);
+        ];
+        args.extend(extra);
+        seqhouse_ok(&args);
         folder_bytes(&out)
     };
-    let one = run("1");
+    let one = run("1", &[]);
     assert!(one.len() > 3, "several parts are written");
-    assert_eq!(one, run("2"));
-    assert_eq!(one, run("3"));
+    assert_eq!(one, run("2", &[]));
+    assert_eq!(one, run("3", &[]));
+    // A limit far below the input's size: the CSV is split by user and spilled, with the same result.
+    assert_eq!(one, run("2", &["--memory-limit", "1MiB", "--spill-dir", s(&spill)]));
+    assert_eq!(std::fs::read_dir(&spill).unwrap().count(), 0, "the spill folder is removed");
+    let (code, stderr) = seqhouse_err(&[
+        "sequence",
+        "--input",
+        s(&input),
+        "--output",
+        s(&dir.path().join("never")),
+        "--entity",
+        "userId",
+        "--order-by",
+        "timestamp",
+        "--feature",
+        "rating",
+        "-n",
+        "5",
+        "--memory-limit",
+        "lots",
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--memory-limit 'lots'"), "{stderr}");
 }
 
 #[test]
