@@ -14,9 +14,12 @@ DATA = os.path.join(HERE, ".data")
 PYTHON = sys.executable
 THREADS = 2
 RUNS = 3
-# seqhouse runs under this --memory-limit at these sizes (the 100M target); peers run
-# with their defaults, which on this machine means most of its memory.
-MEMORY_LIMIT = {100_000_000: "2GiB"}
+# seqhouse runs under these --memory-limit values at these sizes, besides its default (75% of
+# the machine's memory): "seqhouse@2GiB" is a row of its own. Peers run with their defaults,
+# which on this machine means most of its memory.
+MEMORY_LIMITS = {10_000_000: ["512MiB"], 100_000_000: ["2GiB"]}
+# Sizes where seqhouse runs only under its limits (the 100M target is under 2 GiB).
+LIMITED_ONLY = {100_000_000}
 SEQHOUSE = os.path.join(ROOT, "target", "release", "seqhouse")
 GENERATOR = os.path.join(ROOT, "..", "shared", "tools", "gen_events.py")
 
@@ -31,8 +34,8 @@ def data(rows):
 
 
 def command(tool, src, out, rows):
-    if tool == "seqhouse":
-        limit = ["--memory-limit", MEMORY_LIMIT[rows]] if rows in MEMORY_LIMIT else []
+    if tool.startswith("seqhouse"):
+        limit = ["--memory-limit", tool.split("@")[1]] if "@" in tool else []
         return [SEQHOUSE, "sequence"] + limit + [ "--input", src, "--output", out, "--entity", "user_id",
                 "--order-by", "timestamp,row_id", "--feature", "content_id=-1", "--feature", "answered_correctly=-1",
                 "--feature", "timestamp=-1", "--feature", "prior_question_elapsed_time=0", "-n", "100",
@@ -67,6 +70,10 @@ def size(path):
     return os.path.getsize(path)
 
 
+def folder_bytes(path):
+    return {f: open(os.path.join(path, f), "rb").read() for f in sorted(os.listdir(path))}
+
+
 def rows_of(path):
     import pyarrow.parquet as pq
     return pq.read_metadata(path).num_rows if os.path.isfile(path) else sum(
@@ -78,10 +85,11 @@ def main():
     print(f"machine: {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB; threads {THREADS}; medians of {RUNS} runs\n")
     for rows in sizes:
         src = data(rows)
-        tools = ["seqhouse", "duckdb", "polars"] + (["pandas"] if rows <= 1_000_000 else [])
+        ours = ([] if rows in LIMITED_ONLY else ["seqhouse"]) + [f"seqhouse@{m}" for m in MEMORY_LIMITS.get(rows, [])]
+        tools = ours + ["duckdb", "polars"] + (["pandas"] if rows <= 1_000_000 else [])
         results, outputs = {}, {}
         for tool in tools:
-            out = os.path.join(DATA, f"out_{tool}_{rows}" + ("" if tool == "seqhouse" else ".parquet"))
+            out = os.path.join(DATA, f"out_{tool}_{rows}" + ("" if tool.startswith("seqhouse") else ".parquet"))
             runs = []
             for _ in range(RUNS):
                 run = measure(tool, src, out, rows)
@@ -91,18 +99,23 @@ def main():
             if len(runs) == RUNS:
                 results[tool] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
                 outputs[tool] = out
-        if "seqhouse" not in results:
+        if not all(t in results for t in ours):
             raise SystemExit(f"seqhouse failed on {rows:,} rows")
         tools = [t for t in tools if t in results]
         subprocess.run([PYTHON, os.path.join(HERE, "compare.py")] + [outputs[t] for t in tools], check=True)
-        peers = [t for t in tools if t != "seqhouse"]
+        # Memory limits change how seqhouse runs, never what it writes.
+        for other in ours[1:]:
+            if folder_bytes(outputs[other]) != folder_bytes(outputs[ours[0]]):
+                raise SystemExit(f"{other} wrote other bytes than {ours[0]}")
+        if len(ours) > 1:
+            print(f"{', '.join(ours)}: byte-identical outputs")
+        peers = [t for t in tools if not t.startswith("seqhouse")]
         if not peers:
             print(f"\n{rows:,} rows: no peer completed")
             continue
         fastest = min(peers, key=lambda t: results[t]["wall"])
         leanest = min(peers, key=lambda t: results[t]["rss"])
-        limit = f", seqhouse --memory-limit {MEMORY_LIMIT[rows]}" if rows in MEMORY_LIMIT else ""
-        print(f"\n{rows:,} rows, chunk mode, N = 100, 4 features, zstd 3{limit}")
+        print(f"\n{rows:,} rows, chunk mode, N = 100, 4 features, zstd 3")
         print("| tool | wall s | CPU s | peak RSS MiB | output rows | output MiB | wall vs fastest peer | RSS vs leanest peer |")
         print("|---|---|---|---|---|---|---|---|")
         for tool in tools:

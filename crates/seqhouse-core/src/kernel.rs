@@ -399,6 +399,22 @@ pub struct NullKeys<'a> {
     first_null_file: BTreeMap<usize, String>,
 }
 
+/// What [`NullKeys::apply`] found in one batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchNulls {
+    rows: u64,
+    /// Per key column (in [`NullKeys`]' order), nulls there.
+    by_key: Vec<u64>,
+    dropped: u64,
+}
+
+impl BatchNulls {
+    /// Whether the batch had a null in any key column.
+    pub fn has_nulls(&self) -> bool {
+        self.by_key.iter().any(|&n| n > 0)
+    }
+}
+
 /// What [`NullKeys`] counted over a whole input.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NullKeyCounts {
@@ -431,16 +447,22 @@ impl<'a> NullKeys<'a> {
     /// Counts `batch` (read from `source`) and, under `--on-null-key drop`, removes its rows
     /// with a null key.
     pub fn filter(&mut self, batch: RecordBatch, source: &str) -> Result<RecordBatch> {
-        self.counts.input_rows += batch.num_rows() as u64;
+        let (kept, nulls) = self.apply(batch)?;
+        self.record(&nulls, source);
+        Ok(kept)
+    }
+
+    /// [`NullKeys::filter`] without the counting, so batches can be filtered in parallel; hand
+    /// each batch's [`BatchNulls`] to [`NullKeys::record`] in input order.
+    pub fn apply(&self, batch: RecordBatch) -> Result<(RecordBatch, BatchNulls)> {
+        let mut nulls = BatchNulls { rows: batch.num_rows() as u64, by_key: vec![0; self.keys.len()], dropped: 0 };
         let mut keep: Option<BooleanArray> = None;
-        for (name, idx) in &self.keys {
-            let (name, idx) = (name.as_str(), *idx);
-            let column = batch.column(idx);
+        for (k, (_, idx)) in self.keys.iter().enumerate() {
+            let column = batch.column(*idx);
             if column.null_count() == 0 {
                 continue;
             }
-            *self.counts.by_column.get_mut(name).expect("every key column is counted") += column.null_count() as u64;
-            self.first_null_file.entry(idx).or_insert_with(|| source.to_string());
+            nulls.by_key[k] = column.null_count() as u64;
             if self.resolved.spec.on_null_key == NullKeyPolicy::Error {
                 continue;
             }
@@ -451,10 +473,22 @@ impl<'a> NullKeys<'a> {
             });
         }
         match keep {
-            None => Ok(batch),
+            None => Ok((batch, nulls)),
             Some(keep) => {
-                self.counts.dropped += keep.false_count() as u64;
-                filter_record_batch(&batch, &keep).map_err(Error::internal)
+                nulls.dropped = keep.false_count() as u64;
+                Ok((filter_record_batch(&batch, &keep).map_err(Error::internal)?, nulls))
+            }
+        }
+    }
+
+    /// Counts what [`NullKeys::apply`] found in a batch read from `source`.
+    pub fn record(&mut self, nulls: &BatchNulls, source: &str) {
+        self.counts.input_rows += nulls.rows;
+        self.counts.dropped += nulls.dropped;
+        for ((name, idx), &count) in self.keys.iter().zip(&nulls.by_key) {
+            if count > 0 {
+                *self.counts.by_column.get_mut(name).expect("every key column is counted") += count;
+                self.first_null_file.entry(*idx).or_insert_with(|| source.to_string());
             }
         }
     }

@@ -13,7 +13,7 @@ pub mod resolve;
 pub mod spec;
 
 pub use error::{Error, Result};
-pub use kernel::{NullKeyCounts, NullKeys, SequenceStats, Sequencer, window_bounds};
+pub use kernel::{BatchNulls, NullKeyCounts, NullKeys, SequenceStats, Sequencer, window_bounds};
 pub use manifest::{MANIFEST_FILE, Manifest};
 pub use orchestrator::{SequenceRequest, join_location, run};
 pub use port::{Capabilities, JobReport, NoProgress, Progress, SequenceJob, Warehouse};

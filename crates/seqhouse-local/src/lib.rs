@@ -237,7 +237,7 @@ const BASE_MEMORY: u64 = 64 << 20;
 /// Rows per range when a job is sequenced range by range although it fits in memory: small
 /// enough that a range's sort keys stay near the cache and its buffers are reused, large
 /// enough that the per-range overhead does not show.
-pub const DEFAULT_RANGE_ROWS: u64 = 4 << 20;
+pub const DEFAULT_RANGE_ROWS: u64 = 1 << 20;
 
 /// How a job is run, given its estimated size and the memory limit. The output is the same
 /// whichever way it runs.
@@ -266,23 +266,24 @@ impl Plan {
         let key_columns = 1 + resolved.order_idx.len() as u64;
         let working_set = size.decoded_bytes + size.rows * (8 * key_columns + 8);
         let usable = limit / 10 * 8;
-        // One sort handles at most u32::MAX rows; 4M-row ranges are the fast path anyway.
+        // One sort handles at most u32::MAX rows; ranges of `range_rows` are the fast path anyway.
         let by_rows = size.rows.div_ceil(range_rows.clamp(1, u32::MAX as u64 / 2)).max(1);
         if by_rows == 1 && size.decoded_bytes + working_set + BASE_MEMORY <= usable {
             return Plan::Whole;
         }
         let room = usable.saturating_sub(size.decoded_bytes + BASE_MEMORY);
-        // Ranges held in memory need their working sets to fit beside the input, with ranges
-        // no smaller than a tenth of what is left.
+        // Ranges held in memory need the working sets of two ranges (one being written while
+        // the next is prepared) to fit beside the input, with ranges no smaller than a tenth of
+        // what is left.
         if room > usable / 10 {
-            let ranges = by_rows.max(working_set.div_ceil(room));
+            let ranges = by_rows.max((2 * working_set).div_ceil(room));
             if ranges <= ranges::MAX_RANGES as u64 {
                 return Plan::InMemory { ranges: ranges as usize };
             }
         }
-        // On disk, a range's rows and working set share the memory, with room to spare for
-        // ranges that come out larger than planned.
-        let per_range = (limit / 10 * 6).saturating_sub(BASE_MEMORY).max(16 << 20);
+        // On disk, two ranges' rows and working sets share the memory (one being written while
+        // the next is prepared), with room to spare for ranges larger than planned.
+        let per_range = (limit / 10 * 3).saturating_sub(BASE_MEMORY / 2).max(16 << 20);
         let by_memory = (size.decoded_bytes + working_set).div_ceil(per_range);
         Plan::Spilled { ranges: by_rows.max(by_memory).clamp(2, ranges::MAX_RANGES as u64) as usize }
     }

@@ -30,7 +30,9 @@ use arrow::ipc::writer::StreamWriter;
 use rayon::prelude::*;
 use seqhouse_core::manifest::InputFile;
 use seqhouse_core::partition::EntityRanges;
-use seqhouse_core::{Error, NullKeys, Progress, ResolvedSpec, Result, SequenceStats, Sequencer};
+use seqhouse_core::{
+    BatchNulls, Error, NullKeyPolicy, NullKeys, Progress, ResolvedSpec, Result, SequenceStats, Sequencer,
+};
 use seqhouse_storage::input::{self, SourceFile};
 use seqhouse_storage::{Location, Storage};
 
@@ -155,30 +157,40 @@ pub(crate) fn split(job: &SpilledInput, progress: &dyn Progress) -> Result<Split
     progress.stage("split", job.files.len() as u64);
     let mut null_keys = NullKeys::new(resolved);
     let mut last_file = None;
+    // Decoded batches are filtered and split at once, in parallel, so only their pieces live on;
+    // the counts are recorded in input order afterwards.
+    let filter = NullKeys::new(resolved);
+    let split_one = |batch: RecordBatch| -> Result<(BatchNulls, Vec<Option<RecordBatch>>)> {
+        let (kept, nulls) = filter.apply(batch)?;
+        let pieces = if nulls.has_nulls() && resolved.spec.on_null_key == NullKeyPolicy::Error {
+            // The job fails once the input is counted; nothing of this batch is kept.
+            vec![None; ranges.len()]
+        } else {
+            split_batch(&kept, &ranges, &resolved.entity_idx)?
+        };
+        Ok((nulls, pieces))
+    };
     let files = input::read_in_waves(
         job.storage,
         job.location,
         job.files,
         &resolved.input_schema,
         job.delimiter,
+        &split_one,
         &mut |wave| {
             (job.cancelled)()?;
-            let mut kept = Vec::with_capacity(wave.len());
-            for (file, batch) in wave {
+            let mut pieces = Vec::with_capacity(wave.len());
+            for (file, (nulls, split)) in wave {
                 if last_file.is_some_and(|last| last != file) {
                     progress.advance(1);
                 }
                 last_file = Some(file);
-                kept.push(null_keys.filter(batch, &job.files[file].shown)?);
+                null_keys.record(&nulls, &job.files[file].shown);
+                pieces.push(split);
             }
-            // Under --on-null-key error the job fails once the input is counted: stop spilling.
             if null_keys.failing() {
                 return Ok(());
             }
-            let pieces = kept
-                .par_iter()
-                .map(|batch| split_batch(batch, &ranges, &resolved.entity_idx))
-                .collect::<Result<Vec<_>>>()?;
             writers.par_iter_mut().enumerate().try_for_each(|(r, writer)| {
                 pieces.iter().filter_map(|p| p[r].as_ref()).try_for_each(|piece| writer.write(piece))
             })
@@ -199,23 +211,36 @@ pub(crate) fn split(job: &SpilledInput, progress: &dyn Progress) -> Result<Split
 impl SplitInput {
     /// Sequences the ranges in order into `sink` (step 3) and returns the job's counts.
     /// `cancelled` is checked before each range.
+    ///
+    /// Range `r + 1` is read back and prepared while range `r` is written, so the sort of one
+    /// overlaps the encoding of the other (the planner sizes ranges for two at a time).
     pub(crate) fn sequence(
         self,
         resolved: &ResolvedSpec,
         sink: &mut PartSink,
-        cancelled: &dyn Fn() -> Result<()>,
+        cancelled: &(dyn Fn() -> Result<()> + Sync),
     ) -> Result<SequenceStats> {
-        let mut stats = self.stats;
-        for (r, range) in self.ranges.into_iter().enumerate() {
+        let prepare = |r: usize, range: HeldRange| -> Result<Sequencer> {
             cancelled()?;
             let batches = range.take()?;
             let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-            let source = format!("range {r} of the spilled input");
+            let source = format!("range {r} of the split input");
             let sources = vec![source.as_str(); batches.len()];
             let sequencer = Sequencer::prepare(resolved, batches, &sources)?;
-            tracing::trace!(range = r, rows, windows = sequencer.num_windows(), "range sequenced");
-            stats.add_sequenced(sequencer.stats());
-            sink.push(&sequencer)?;
+            tracing::trace!(range = r, rows, windows = sequencer.num_windows(), "range prepared");
+            Ok(sequencer)
+        };
+        let mut stats = self.stats;
+        let mut ranges = self.ranges.into_iter().enumerate();
+        let mut next = ranges.next().map(|(r, range)| prepare(r, range)).transpose()?;
+        while let Some(current) = next.take() {
+            stats.add_sequenced(current.stats());
+            let following = ranges.next();
+            let (pushed, prepared) =
+                rayon::join(|| sink.push(&current), || following.map(|(r, range)| prepare(r, range)).transpose());
+            drop(current);
+            pushed?;
+            next = prepared?;
         }
         Ok(stats)
     }
@@ -228,31 +253,40 @@ fn sample_ranges(job: &SpilledInput) -> Result<EntityRanges> {
     let step = (job.estimated_rows / SAMPLE_ROWS).max(1);
     let mut position = 0u64;
     let mut sample: Vec<RecordBatch> = Vec::new();
-    input::read_in_waves(job.storage, job.location, job.files, &entity_schema, job.delimiter, &mut |wave| {
-        (job.cancelled)()?;
-        for (_, batch) in wave {
-            let first = (step - position % step) % step;
-            let picked = UInt32Array::from_iter_values(
-                (first..batch.num_rows() as u64).step_by(step as usize).map(|i| i as u32),
-            );
-            position += batch.num_rows() as u64;
-            let picked = take_record_batch(&batch, &picked).map_err(Error::internal)?;
-            // Rows with a null entity are never sequenced; they do not shape the ranges.
-            let valid = picked.columns().iter().fold(None, |all: Option<arrow::array::BooleanArray>, c| {
-                let valid = arrow::compute::is_not_null(c).expect("is_not_null never fails");
-                Some(match all {
-                    None => valid,
-                    Some(all) => arrow::compute::and(&all, &valid).expect("equal lengths"),
-                })
-            });
-            let picked = match valid {
-                Some(valid) => arrow::compute::filter_record_batch(&picked, &valid).map_err(Error::internal)?,
-                None => picked,
-            };
-            sample.push(picked);
-        }
-        Ok(())
-    })?;
+    let identity = |batch: RecordBatch| Ok(batch);
+    input::read_in_waves(
+        job.storage,
+        job.location,
+        job.files,
+        &entity_schema,
+        job.delimiter,
+        &identity,
+        &mut |wave| {
+            (job.cancelled)()?;
+            for (_, batch) in wave {
+                let first = (step - position % step) % step;
+                let picked = UInt32Array::from_iter_values(
+                    (first..batch.num_rows() as u64).step_by(step as usize).map(|i| i as u32),
+                );
+                position += batch.num_rows() as u64;
+                let picked = take_record_batch(&batch, &picked).map_err(Error::internal)?;
+                // Rows with a null entity are never sequenced; they do not shape the ranges.
+                let valid = picked.columns().iter().fold(None, |all: Option<arrow::array::BooleanArray>, c| {
+                    let valid = arrow::compute::is_not_null(c).expect("is_not_null never fails");
+                    Some(match all {
+                        None => valid,
+                        Some(all) => arrow::compute::and(&all, &valid).expect("equal lengths"),
+                    })
+                });
+                let picked = match valid {
+                    Some(valid) => arrow::compute::filter_record_batch(&picked, &valid).map_err(Error::internal)?,
+                    None => picked,
+                };
+                sample.push(picked);
+            }
+            Ok(())
+        },
+    )?;
     let columns = (0..entity_schema.fields().len())
         .map(|c| {
             let parts: Vec<_> = sample.iter().map(|b| b.column(c).as_ref()).collect();

@@ -357,60 +357,59 @@ fn csv_batches(
         .map_err(|e| corrupt(&file.shown, e))
 }
 
-/// Batches handed over at once by [`read_in_waves`]: `(file index, batch)` in input order.
-pub type Wave = Vec<(usize, RecordBatch)>;
-
 /// Reads the columns of `schema` (some or all of `resolved.input_schema`, conformed to its
-/// types) from every file, in input order, a wave of batches at a time, so that an input larger
-/// than memory can be streamed. The row groups of a wave are decoded in parallel; how many make
-/// a wave depends on the thread count, but the batches and their order do not. Returns the
-/// files' manifest entries.
-pub fn read_in_waves(
+/// types) from every file, in input order, so that an input larger than memory can be streamed.
+///
+/// Each batch is passed through `map` as soon as it is decoded, in parallel (row groups of a
+/// Parquet file are decoded in parallel, a wave at a time), and `visit` gets each wave's results
+/// as `(file index, result)` in input order. How many batches make a wave depends on the thread
+/// count; the batches and their order do not. Returns the files' manifest entries.
+pub fn read_in_waves<T: Send>(
     storage: &Storage,
     location: &Location,
     files: &[SourceFile],
     schema: &SchemaRef,
     delimiter: u8,
-    visit: &mut dyn FnMut(Wave) -> Result<()>,
+    map: &(dyn Fn(RecordBatch) -> Result<T> + Sync),
+    visit: &mut dyn FnMut(Vec<(usize, T)>) -> Result<()>,
 ) -> Result<Vec<InputFile>> {
     let wave_size = rayon::current_num_threads() * 2;
     let mut rows = vec![0u64; files.len()];
-    let mut counted = |wave: Wave, rows: &mut Vec<u64>| {
-        for (file, batch) in &wave {
-            rows[*file] += batch.num_rows() as u64;
-        }
-        visit(wave)
+    // Conforms and maps one decoded batch, keeping its row count for the manifest.
+    let mapped = |file: &SourceFile, batch: &RecordBatch| -> Result<(u64, T)> {
+        Ok((batch.num_rows() as u64, map(conform_to(schema, batch, &file.shown)?)?))
+    };
+    let mut hand_over = |index: usize, wave: Vec<(u64, T)>| {
+        rows[index] += wave.iter().map(|(n, _)| n).sum::<u64>();
+        visit(wave.into_iter().map(|(_, t)| (index, t)).collect())
     };
     for (index, file) in files.iter().enumerate() {
         match &file.parquet {
             Some(footer) => {
                 let groups: Vec<usize> = (0..footer.metadata().num_row_groups()).collect();
                 for wave in groups.chunks(wave_size) {
-                    let decoded = wave
+                    let done = wave
                         .par_iter()
                         .map(|&group| {
-                            decode_row_group(storage, location, file, schema, group)?
-                                .iter()
-                                .map(|batch| Ok((index, conform_to(schema, batch, &file.shown)?)))
-                                .collect::<Result<Vec<_>>>()
+                            let decoded = decode_row_group(storage, location, file, schema, group)?;
+                            decoded.iter().map(|batch| mapped(file, batch)).collect::<Result<Vec<_>>>()
                         })
                         .collect::<Result<Vec<_>>>()?;
-                    counted(decoded.into_iter().flatten().collect(), &mut rows)?;
+                    hand_over(index, done.into_iter().flatten().collect())?;
                 }
             }
             None => {
                 // About as many rows per wave as a Parquet wave of 1M-row groups.
                 let batches_per_wave = wave_size * 16;
-                let mut wave = Vec::with_capacity(batches_per_wave);
-                for batch in csv_batches(storage, location, file, schema, delimiter)? {
-                    let batch = batch.map_err(|e| corrupt(&file.shown, e))?;
-                    wave.push((index, conform_to(schema, &batch, &file.shown)?));
-                    if wave.len() == batches_per_wave {
-                        counted(std::mem::take(&mut wave), &mut rows)?;
-                    }
-                }
-                if !wave.is_empty() {
-                    counted(wave, &mut rows)?;
+                let mut parsed = csv_batches(storage, location, file, schema, delimiter)?.peekable();
+                while parsed.peek().is_some() {
+                    let wave = parsed
+                        .by_ref()
+                        .take(batches_per_wave)
+                        .collect::<std::result::Result<Vec<_>, _>>()
+                        .map_err(|e| corrupt(&file.shown, e))?;
+                    let done = wave.par_iter().map(|batch| mapped(file, batch)).collect::<Result<Vec<_>>>()?;
+                    hand_over(index, done)?;
                 }
             }
         }
