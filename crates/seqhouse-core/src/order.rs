@@ -15,7 +15,7 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::*;
@@ -105,24 +105,34 @@ pub(crate) fn has_fixed_key(data_type: &DataType) -> bool {
 fn ranks(column: &ArrayRef) -> Result<Vec<u64>> {
     let converter = RowConverter::new(vec![SortField::new(column.data_type().clone())]).map_err(Error::internal)?;
     let rows = converter.convert_columns(std::slice::from_ref(column)).map_err(Error::internal)?;
-    let mut ids: HashMap<&[u8], u32> = HashMap::new();
-    let mut distinct: Vec<&[u8]> = Vec::new();
-    let first_seen: Vec<u32> = (0..rows.num_rows())
-        .map(|i| {
-            let bytes = rows.row(i).data();
-            *ids.entry(bytes).or_insert_with(|| {
-                distinct.push(bytes);
+    Ok(dense_ranks::<&[u8], RandomState>((0..rows.num_rows()).map(|i| rows.row(i).data())))
+}
+
+/// Each key's rank among the distinct keys, in key order: keys are numbered as first seen with
+/// a hash map (hasher `S`), the distinct keys sorted, and every key mapped to its rank.
+fn dense_ranks<K, S>(keys: impl Iterator<Item = K>) -> Vec<u64>
+where
+    K: Hash + Eq + Ord + Clone + Sync,
+    S: BuildHasher + Default,
+{
+    let mut ids: HashMap<K, u32, S> = HashMap::default();
+    let mut distinct: Vec<K> = Vec::new();
+    let first_seen: Vec<u32> = keys
+        .map(|key| {
+            *ids.entry(key).or_insert_with_key(|key| {
+                distinct.push(key.clone());
                 (distinct.len() - 1) as u32
             })
         })
         .collect();
+    drop(ids);
     let mut by_value: Vec<u32> = (0..distinct.len() as u32).collect();
-    by_value.par_sort_unstable_by(|&a, &b| distinct[a as usize].cmp(distinct[b as usize]));
+    by_value.par_sort_unstable_by(|&a, &b| distinct[a as usize].cmp(&distinct[b as usize]));
     let mut rank_of = vec![0u64; distinct.len()];
     for (rank, &id) in by_value.iter().enumerate() {
         rank_of[id as usize] = rank as u64;
     }
-    Ok(first_seen.into_iter().map(|id| rank_of[id as usize]).collect())
+    first_seen.into_iter().map(|id| rank_of[id as usize]).collect()
 }
 
 /// A multiplicative hash for `u64` keys: the default SipHash costs more than the rest of the
@@ -152,24 +162,8 @@ fn entity_keys(columns: &[ArrayRef]) -> Result<Vec<u64>> {
         return Ok(keys.pop().unwrap_or_default());
     }
     let rows = keys.first().map_or(0, Vec::len);
-    let mut ids: HashMap<Vec<u64>, u32, BuildHasherDefault<MulHasher>> = HashMap::default();
-    let mut distinct: Vec<Vec<u64>> = Vec::new();
-    let first_seen: Vec<u32> = (0..rows)
-        .map(|i| {
-            let tuple: Vec<u64> = keys.iter().map(|k| k[i]).collect();
-            *ids.entry(tuple.clone()).or_insert_with(|| {
-                distinct.push(tuple);
-                (distinct.len() - 1) as u32
-            })
-        })
-        .collect();
-    let mut by_value: Vec<u32> = (0..distinct.len() as u32).collect();
-    by_value.par_sort_unstable_by(|&a, &b| distinct[a as usize].cmp(&distinct[b as usize]));
-    let mut rank_of = vec![0u64; distinct.len()];
-    for (rank, &id) in by_value.iter().enumerate() {
-        rank_of[id as usize] = rank as u64;
-    }
-    Ok(first_seen.into_iter().map(|id| rank_of[id as usize]).collect())
+    let tuples = (0..rows).map(|i| keys.iter().map(|k| k[i]).collect::<Vec<u64>>());
+    Ok(dense_ranks::<Vec<u64>, BuildHasherDefault<MulHasher>>(tuples))
 }
 
 /// Sorts positions `0..rows` by (entity, order-by, position). `entities` and `orders` hold no
