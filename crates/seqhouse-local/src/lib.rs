@@ -182,6 +182,12 @@ impl LocalWarehouse {
                 Plan::Spilled { ranges } => (ranges, true),
             };
             let spill_dir = self.config.spill_dir.clone().unwrap_or_else(std::env::temp_dir);
+            if spill && let Some(mount) = memory_backed_mount(&spill_dir) {
+                tracing::warn!(
+                    "the spill folder {} is on {mount}, which is held in memory: spilling there does not save memory; pass --spill-dir on a disk",
+                    spill_dir.display()
+                );
+            }
             let spilled = ranges::SpilledInput {
                 storage,
                 location: &input,
@@ -289,6 +295,25 @@ impl Plan {
     }
 }
 
+/// The mount point and type of the file system holding `path` when it lives in memory (tmpfs,
+/// ramfs), as `/tmp` does on many Linux systems; `None` elsewhere or where it cannot be told.
+fn memory_backed_mount(path: &std::path::Path) -> Option<String> {
+    let path = std::fs::canonicalize(path).ok()?;
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    // The mount whose point is the longest prefix of the path is the one holding it.
+    let (point, kind) = mounts
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (_, point, kind) = (fields.next()?, fields.next()?, fields.next()?);
+            // Spaces in mount points are escaped as \040 in this file.
+            let point = point.replace("\\040", " ");
+            path.starts_with(&point).then(|| (point, kind.to_string()))
+        })
+        .max_by_key(|(point, _)| point.len())?;
+    matches!(kind.as_str(), "tmpfs" | "ramfs").then(|| format!("{point} ({kind})"))
+}
+
 /// The memory limit when none is given: 75% of the machine's memory, or of the control group's
 /// limit when that is lower (a container); no limit where neither can be read.
 pub fn default_memory_limit() -> u64 {
@@ -357,4 +382,32 @@ fn ensure_not_nested(input: &Location, output: &Location) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::memory_backed_mount;
+
+    #[test]
+    fn memory_backed_folders_are_recognised() {
+        let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else { return };
+        let mut checked = 0;
+        for line in mounts.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (point, kind) = (fields[1], fields[2]);
+            if !std::path::Path::new(point).is_dir() || point.contains('\\') {
+                continue;
+            }
+            // Skip points mounted more than once (the last mount shadows the others) and
+            // points reached through a link.
+            let mounted_again = mounts.lines().filter(|l| l.split_whitespace().nth(1) == Some(point)).count() > 1;
+            if mounted_again || std::fs::canonicalize(point).ok().as_deref() != Some(std::path::Path::new(point)) {
+                continue;
+            }
+            let expected = matches!(kind, "tmpfs" | "ramfs");
+            assert_eq!(memory_backed_mount(std::path::Path::new(point)).is_some(), expected, "{line}");
+            checked += 1;
+        }
+        assert!(checked > 0, "no mount could be checked");
+    }
 }
