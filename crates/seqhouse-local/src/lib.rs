@@ -188,7 +188,7 @@ impl LocalWarehouse {
                     spill_dir.display()
                 );
             }
-            let spilled = ranges::SpilledInput {
+            let split_job = ranges::SplitJob {
                 storage,
                 location: &input,
                 files: &files,
@@ -199,7 +199,7 @@ impl LocalWarehouse {
                 spill_dir: spill.then_some(spill_dir.as_path()),
                 cancelled: &|| self.check_cancelled(),
             };
-            let split = ranges::split(&spilled, progress)?;
+            let split = ranges::split(&split_job, progress)?;
             let split_done = started.elapsed();
             self.check_cancelled()?;
             let input_files = split.files.clone();

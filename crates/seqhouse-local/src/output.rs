@@ -105,7 +105,7 @@ impl PartLayout {
 const ROW_GROUPS_PER_WAVE: usize = 16;
 
 /// Streams windows into part files, in output order, from one [`Sequencer`] or from several in
-/// turn (the partitions of a spilled job).
+/// turn (the entity ranges of a split job).
 ///
 /// Part and row-group boundaries follow from [`PartLayout`] and the windows' position in the
 /// whole output only, never from how the windows were handed over or from the thread count, so

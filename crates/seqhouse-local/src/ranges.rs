@@ -10,9 +10,11 @@
 //!    [`SAMPLE_ROWS`] rows, chosen by position, so the same for any thread count). Their
 //!    quantiles become the range bounds ([`EntityRanges`]).
 //! 2. **Split**: all needed columns are streamed in input order; the null-key policy is applied,
-//!    and each batch's rows go to their range's file, in input order.
-//! 3. **Sequence**: each range is read back, sequenced by the in-memory kernel and handed to the
-//!    [`PartSink`], in range order, and its file deleted.
+//!    and each batch's rows go to their range (a list of batches, or a spill file), in input
+//!    order.
+//! 3. **Sequence**: each range is taken back (a spill file is read and deleted), sequenced by the
+//!    in-memory kernel and handed to the [`PartSink`], in range order; the next range is
+//!    prepared while the current one is written.
 //!
 //! Ranges follow the entity order and hold whole entities, and rows keep their input order
 //! within a range, so the windows, their order and the part files are exactly those of the job
@@ -44,8 +46,8 @@ const SAMPLE_ROWS: u64 = 1 << 20;
 /// Ranges are capped so that the spill files stay few (each is an open file while splitting).
 pub(crate) const MAX_RANGES: usize = 512;
 
-/// Where a spilled job reads its input and how finely it splits it.
-pub(crate) struct SpilledInput<'a> {
+/// Where a split job reads its input, how finely it splits it and where it keeps the ranges.
+pub(crate) struct SplitJob<'a> {
     pub storage: &'a Storage,
     pub location: &'a Location,
     pub files: &'a [SourceFile],
@@ -128,7 +130,7 @@ pub(crate) struct SplitInput {
 
 /// Samples and splits the input (steps 1 and 2). Nothing is written to the output here, so bad
 /// input (a corrupt file, a null key under `--on-null-key error`) fails before it is touched.
-pub(crate) fn split(job: &SpilledInput, progress: &dyn Progress) -> Result<SplitInput> {
+pub(crate) fn split(job: &SplitJob, progress: &dyn Progress) -> Result<SplitInput> {
     let resolved = job.resolved;
     let ranges = sample_ranges(job)?;
     tracing::debug!(ranges = ranges.len(), "entity ranges");
@@ -247,7 +249,7 @@ impl SplitInput {
 }
 
 /// Step 1: the range bounds, from every k-th row's entity.
-fn sample_ranges(job: &SpilledInput) -> Result<EntityRanges> {
+fn sample_ranges(job: &SplitJob) -> Result<EntityRanges> {
     let resolved = job.resolved;
     let entity_schema = Arc::new(resolved.input_schema.project(&resolved.entity_idx).map_err(Error::internal)?);
     let step = (job.estimated_rows / SAMPLE_ROWS).max(1);
