@@ -399,6 +399,20 @@ pub struct NullKeys<'a> {
     first_null_file: BTreeMap<usize, String>,
 }
 
+/// Which rows hold a value in every one of `columns` (of equal length), or `None` when no
+/// column has a null.
+pub fn rows_without_nulls<'c>(columns: impl IntoIterator<Item = &'c ArrayRef>) -> Result<Option<BooleanArray>> {
+    let mut keep: Option<BooleanArray> = None;
+    for column in columns.into_iter().filter(|c| c.null_count() > 0) {
+        let valid = is_not_null(column).map_err(Error::internal)?;
+        keep = Some(match keep {
+            None => valid,
+            Some(k) => arrow::compute::and(&k, &valid).map_err(Error::internal)?,
+        });
+    }
+    Ok(keep)
+}
+
 /// What [`NullKeys::apply`] found in one batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BatchNulls {
@@ -456,22 +470,13 @@ impl<'a> NullKeys<'a> {
     /// each batch's [`BatchNulls`] to [`NullKeys::record`] in input order.
     pub fn apply(&self, batch: RecordBatch) -> Result<(RecordBatch, BatchNulls)> {
         let mut nulls = BatchNulls { rows: batch.num_rows() as u64, by_key: vec![0; self.keys.len()], dropped: 0 };
-        let mut keep: Option<BooleanArray> = None;
         for (k, (_, idx)) in self.keys.iter().enumerate() {
-            let column = batch.column(*idx);
-            if column.null_count() == 0 {
-                continue;
-            }
-            nulls.by_key[k] = column.null_count() as u64;
-            if self.resolved.spec.on_null_key == NullKeyPolicy::Error {
-                continue;
-            }
-            let valid = is_not_null(column).map_err(Error::internal)?;
-            keep = Some(match keep {
-                None => valid,
-                Some(k) => arrow::compute::and(&k, &valid).map_err(Error::internal)?,
-            });
+            nulls.by_key[k] = batch.column(*idx).null_count() as u64;
         }
+        let keep = match self.resolved.spec.on_null_key {
+            NullKeyPolicy::Error => None,
+            NullKeyPolicy::Drop => rows_without_nulls(self.keys.iter().map(|(_, idx)| batch.column(*idx)))?,
+        };
         match keep {
             None => Ok((batch, nulls)),
             Some(keep) => {

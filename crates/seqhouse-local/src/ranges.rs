@@ -30,6 +30,7 @@ use arrow::compute::{concat, take_record_batch};
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use rayon::prelude::*;
+use seqhouse_core::kernel::rows_without_nulls;
 use seqhouse_core::manifest::InputFile;
 use seqhouse_core::partition::EntityRanges;
 use seqhouse_core::{
@@ -273,13 +274,7 @@ fn sample_ranges(job: &SplitJob) -> Result<EntityRanges> {
                 position += batch.num_rows() as u64;
                 let picked = take_record_batch(&batch, &picked).map_err(Error::internal)?;
                 // Rows with a null entity are never sequenced; they do not shape the ranges.
-                let valid = picked.columns().iter().fold(None, |all: Option<arrow::array::BooleanArray>, c| {
-                    let valid = arrow::compute::is_not_null(c).expect("is_not_null never fails");
-                    Some(match all {
-                        None => valid,
-                        Some(all) => arrow::compute::and(&all, &valid).expect("equal lengths"),
-                    })
-                });
+                let valid = rows_without_nulls(picked.columns())?;
                 let picked = match valid {
                     Some(valid) => arrow::compute::filter_record_batch(&picked, &valid).map_err(Error::internal)?,
                     None => picked,
