@@ -6,6 +6,7 @@ use tracing_subscriber::filter::LevelFilter;
 use seqhouse_cli::{Cli, TerminalProgress, execute, exit_code};
 
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => LevelFilter::WARN,
@@ -30,3 +31,24 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Keeps freed buffers in the process for reuse instead of handing them back to the kernel.
+///
+/// A job allocates and frees buffers of a few MiB in waves (decoded row groups, sort keys, row
+/// groups being encoded). By default glibc serves such buffers with fresh `mmap`s once they pass
+/// a moving threshold, and returns free memory at the top of its heaps at once; every wave then
+/// pays page faults and the kernel's zeroing of the pages again (about a sixth of a job's CPU
+/// time, measured with perf). Peak memory stays what the job needs at its peak.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn tune_allocator() {
+    // SAFETY: mallopt only sets allocator parameters; called before any thread starts.
+    unsafe {
+        // glibc's largest allowed value on 64-bit: buffers up to 32 MiB come from the heaps.
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        // Free memory at the top of a heap is returned only beyond 1 GiB.
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_allocator() {}
