@@ -34,7 +34,7 @@ use seqhouse_core::kernel::rows_without_nulls;
 use seqhouse_core::manifest::InputFile;
 use seqhouse_core::partition::EntityRanges;
 use seqhouse_core::{
-    BatchNulls, Error, NullKeyPolicy, NullKeys, Progress, ResolvedSpec, Result, SequenceStats, Sequencer,
+    BatchNulls, Error, NullKeyCounts, NullKeyPolicy, NullKeys, Progress, ResolvedSpec, Result, SequenceStats, Sequencer,
 };
 use seqhouse_storage::input::{self, SourceFile};
 use seqhouse_storage::{Location, Storage};
@@ -65,10 +65,10 @@ pub(crate) struct SplitJob<'a> {
     pub cancelled: &'a (dyn Fn() -> Result<()> + Sync),
 }
 
-/// One range's rows as the split writes them.
-enum RangeWriter {
-    Memory(Vec<RecordBatch>),
-    Disk(Box<StreamWriter<BufWriter<File>>>, PathBuf),
+/// One range's spill file as the split writes it.
+struct RangeWriter {
+    writer: Box<StreamWriter<BufWriter<File>>>,
+    path: PathBuf,
 }
 
 /// One range's rows, split and waiting to be sequenced.
@@ -79,22 +79,14 @@ enum HeldRange {
 
 impl RangeWriter {
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        match self {
-            RangeWriter::Memory(batches) => batches.push(batch.clone()),
-            RangeWriter::Disk(writer, path) => writer.write(batch).map_err(|e| spill_error("cannot write", path, e))?,
-        }
-        Ok(())
+        self.writer.write(batch).map_err(|e| spill_error("cannot write", &self.path, e))
     }
 
     fn finish(self) -> Result<HeldRange> {
-        Ok(match self {
-            RangeWriter::Memory(batches) => HeldRange::Memory(batches),
-            RangeWriter::Disk(writer, path) => {
-                let mut buffered = writer.into_inner().map_err(|e| spill_error("cannot write", &path, e))?;
-                std::io::Write::flush(&mut buffered).map_err(|e| spill_error("cannot write", &path, e))?;
-                HeldRange::Disk(path)
-            }
-        })
+        let RangeWriter { writer, path } = self;
+        let mut buffered = writer.into_inner().map_err(|e| spill_error("cannot write", &path, e))?;
+        std::io::Write::flush(&mut buffered).map_err(|e| spill_error("cannot write", &path, e))?;
+        Ok(HeldRange::Disk(path))
     }
 }
 
@@ -132,28 +124,86 @@ pub(crate) struct SplitInput {
 /// Samples and splits the input (steps 1 and 2). Nothing is written to the output here, so bad
 /// input (a corrupt file, a null key under `--on-null-key error`) fails before it is touched.
 pub(crate) fn split(job: &SplitJob, progress: &dyn Progress) -> Result<SplitInput> {
+    match job.spill_dir {
+        None => split_in_memory(job, progress),
+        Some(dir) => split_to_disk(job, dir, progress),
+    }
+}
+
+/// An input that fits in memory is read once: the decoded batches are held, the sample is
+/// taken from them as they arrive, and they are split once the bounds are known.
+fn split_in_memory(job: &SplitJob, progress: &dyn Progress) -> Result<SplitInput> {
+    let resolved = job.resolved;
+    progress.stage("split", job.files.len() as u64);
+    let mut null_keys = NullKeys::new(resolved);
+    let mut sample = Sample::new(job);
+    let mut held = Vec::new();
+    let mut last_file = None;
+    let filter = NullKeys::new(resolved);
+    let keep_valid = |batch: RecordBatch| filter.apply(batch);
+    let files = input::read_in_waves(
+        job.storage,
+        job.location,
+        job.files,
+        &resolved.input_schema,
+        job.delimiter,
+        &keep_valid,
+        &mut |wave| {
+            (job.cancelled)()?;
+            for (file, (kept, nulls)) in wave {
+                if last_file.is_some_and(|last| last != file) {
+                    progress.advance(1);
+                }
+                last_file = Some(file);
+                null_keys.record(&nulls, &job.files[file].shown);
+                if null_keys.failing() {
+                    // The job fails once the input is counted; nothing more is kept.
+                    held.clear();
+                    continue;
+                }
+                sample.add(&kept.project(&resolved.entity_idx).map_err(Error::internal)?)?;
+                held.push(kept);
+            }
+            Ok(())
+        },
+    )?;
+    progress.advance(1);
+    let counts = null_keys.finish()?;
+    let ranges = sample.ranges(job)?;
+    tracing::debug!(ranges = ranges.len(), "entity ranges");
+    // Each batch is dropped once split, so the input is not held twice.
+    let split = held
+        .into_par_iter()
+        .map(|batch| split_batch(&batch, &ranges, &resolved.entity_idx))
+        .collect::<Result<Vec<_>>>()?;
+    let mut range_batches = vec![Vec::new(); ranges.len()];
+    for pieces in split {
+        for (r, piece) in pieces.into_iter().enumerate() {
+            range_batches[r].extend(piece);
+        }
+    }
+    let held = range_batches.into_iter().map(HeldRange::Memory).collect();
+    Ok(SplitInput { _folder: None, ranges: held, stats: input_stats(counts), files })
+}
+
+/// An input larger than memory is read twice: the entity columns alone for the sample, then
+/// all columns, each decoded batch split at once and its pieces appended to the ranges' spill
+/// files.
+fn split_to_disk(job: &SplitJob, dir: &Path, progress: &dyn Progress) -> Result<SplitInput> {
     let resolved = job.resolved;
     let ranges = sample_ranges(job)?;
     tracing::debug!(ranges = ranges.len(), "entity ranges");
-    let folder = match job.spill_dir {
-        None => None,
-        Some(dir) => Some(
-            tempfile::Builder::new()
-                .prefix(".seqhouse-spill-")
-                .tempdir_in(dir)
-                .map_err(|e| spill_error("cannot create a spill folder in", dir, e))?,
-        ),
-    };
+    let folder = tempfile::Builder::new()
+        .prefix(".seqhouse-spill-")
+        .tempdir_in(dir)
+        .map_err(|e| spill_error("cannot create a spill folder in", dir, e))?;
     let mut writers = (0..ranges.len())
-        .map(|r| match &folder {
-            None => Ok(RangeWriter::Memory(Vec::new())),
-            Some(folder) => {
-                let path = folder.path().join(format!("range-{r:05}.arrows"));
-                let file = File::create(&path).map_err(|e| spill_error("cannot create", &path, e))?;
-                let writer = StreamWriter::try_new(BufWriter::with_capacity(1 << 20, file), &resolved.input_schema)
-                    .map_err(|e| spill_error("cannot write", &path, e))?;
-                Ok(RangeWriter::Disk(Box::new(writer), path))
-            }
+        .map(|r| {
+            let path = folder.path().join(format!("range-{r:05}.arrows"));
+            let file = File::create(&path).map_err(|e| spill_error("cannot create", &path, e))?;
+            let writer = StreamWriter::try_new(BufWriter::with_capacity(1 << 20, file), &resolved.input_schema)
+                .map_err(|e| spill_error("cannot write", &path, e))?;
+            Ok(RangeWriter { writer: Box::new(writer), path })
         })
         .collect::<Result<Vec<_>>>()?;
 
@@ -202,13 +252,17 @@ pub(crate) fn split(job: &SplitJob, progress: &dyn Progress) -> Result<SplitInpu
     progress.advance(1);
     let counts = null_keys.finish()?;
     let held = writers.into_iter().map(RangeWriter::finish).collect::<Result<Vec<_>>>()?;
-    let stats = SequenceStats {
+    Ok(SplitInput { _folder: Some(folder), ranges: held, stats: input_stats(counts), files })
+}
+
+/// The counts of the whole input: rows read and null keys; sequencing counts are added per range.
+fn input_stats(counts: NullKeyCounts) -> SequenceStats {
+    SequenceStats {
         input_rows: counts.input_rows,
         dropped_null_key_rows: counts.dropped,
         null_key_rows_by_column: counts.by_column,
         ..SequenceStats::default()
-    };
-    Ok(SplitInput { _folder: folder, ranges: held, stats, files })
+    }
 }
 
 impl SplitInput {
@@ -249,13 +303,11 @@ impl SplitInput {
     }
 }
 
-/// Step 1: the range bounds, from every k-th row's entity.
+/// Step 1 of a spilled job: the range bounds, from a pass over the entity columns alone.
 fn sample_ranges(job: &SplitJob) -> Result<EntityRanges> {
     let resolved = job.resolved;
     let entity_schema = Arc::new(resolved.input_schema.project(&resolved.entity_idx).map_err(Error::internal)?);
-    let step = (job.estimated_rows / SAMPLE_ROWS).max(1);
-    let mut position = 0u64;
-    let mut sample: Vec<RecordBatch> = Vec::new();
+    let mut sample = Sample::new(job);
     let identity = |batch: RecordBatch| Ok(batch);
     input::read_in_waves(
         job.storage,
@@ -266,34 +318,59 @@ fn sample_ranges(job: &SplitJob) -> Result<EntityRanges> {
         &identity,
         &mut |wave| {
             (job.cancelled)()?;
-            for (_, batch) in wave {
-                let first = (step - position % step) % step;
-                let picked = UInt32Array::from_iter_values(
-                    (first..batch.num_rows() as u64).step_by(step as usize).map(|i| i as u32),
-                );
-                position += batch.num_rows() as u64;
-                let picked = take_record_batch(&batch, &picked).map_err(Error::internal)?;
-                // Rows with a null entity are never sequenced; they do not shape the ranges.
-                let valid = rows_without_nulls(picked.columns())?;
-                let picked = match valid {
-                    Some(valid) => arrow::compute::filter_record_batch(&picked, &valid).map_err(Error::internal)?,
-                    None => picked,
-                };
-                sample.push(picked);
-            }
-            Ok(())
+            wave.iter().try_for_each(|(_, batch)| sample.add(batch))
         },
     )?;
-    let columns = (0..entity_schema.fields().len())
-        .map(|c| {
-            let parts: Vec<_> = sample.iter().map(|b| b.column(c).as_ref()).collect();
-            if parts.is_empty() {
-                return Ok(arrow::array::new_empty_array(entity_schema.field(c).data_type()));
-            }
-            concat(&parts).map_err(Error::internal)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    EntityRanges::from_sample(&columns, job.ranges)
+    sample.ranges(job)
+}
+
+/// Every k-th row of the entity columns, by position in the input: the same rows for any
+/// thread count.
+struct Sample {
+    step: u64,
+    position: u64,
+    batches: Vec<RecordBatch>,
+}
+
+impl Sample {
+    fn new(job: &SplitJob) -> Self {
+        Sample { step: (job.estimated_rows / SAMPLE_ROWS).max(1), position: 0, batches: Vec::new() }
+    }
+
+    /// Takes the sampled rows of the next batch of entity columns.
+    fn add(&mut self, entities: &RecordBatch) -> Result<()> {
+        let step = self.step;
+        let first = (step - self.position % step) % step;
+        let picked =
+            UInt32Array::from_iter_values((first..entities.num_rows() as u64).step_by(step as usize).map(|i| i as u32));
+        self.position += entities.num_rows() as u64;
+        let picked = take_record_batch(entities, &picked).map_err(Error::internal)?;
+        // Rows with a null entity are never sequenced; they do not shape the ranges.
+        let picked = match rows_without_nulls(picked.columns())? {
+            Some(valid) => arrow::compute::filter_record_batch(&picked, &valid).map_err(Error::internal)?,
+            None => picked,
+        };
+        self.batches.push(picked);
+        Ok(())
+    }
+
+    /// The range bounds: the sample's quantiles.
+    fn ranges(self, job: &SplitJob) -> Result<EntityRanges> {
+        let resolved = job.resolved;
+        let columns = resolved
+            .entity_idx
+            .iter()
+            .enumerate()
+            .map(|(c, &i)| {
+                let parts: Vec<_> = self.batches.iter().map(|b| b.column(c).as_ref()).collect();
+                if parts.is_empty() {
+                    return Ok(arrow::array::new_empty_array(resolved.input_schema.field(i).data_type()));
+                }
+                concat(&parts).map_err(Error::internal)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        EntityRanges::from_sample(&columns, job.ranges)
+    }
 }
 
 /// `batch`'s rows per range (input order kept), `None` for ranges without rows.
