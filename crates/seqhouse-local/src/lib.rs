@@ -137,9 +137,8 @@ impl LocalWarehouse {
         // what was written when that fails.
         let write = |target: Target, fill: &mut dyn FnMut(&mut PartSink) -> Result<SequenceStats>| {
             let written = (|| {
-                let schema = resolved.output_schema.clone();
                 let cancelled = || self.check_cancelled();
-                let mut sink = PartSink::new(storage, &target, schema, layout, compression, &on_rows, &cancelled)?;
+                let mut sink = PartSink::new(storage, &target, &resolved, layout, compression, &on_rows, &cancelled)?;
                 let stats = fill(&mut sink)?;
                 Ok((sink.finish()?, stats))
             })();

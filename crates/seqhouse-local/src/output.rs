@@ -4,14 +4,15 @@
 use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
 use arrow::datatypes::SchemaRef;
-use parquet::arrow::ArrowWriter;
+use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use rayon::prelude::*;
 use seqhouse_core::manifest::OutputPart;
-use seqhouse_core::{Error, Result, Sequencer};
+use seqhouse_core::spec::{FEATURE_SUFFIX, IS_PAD};
+use seqhouse_core::{Error, ResolvedSpec, Result, Sequencer};
 
 use seqhouse_storage::Storage;
 use seqhouse_storage::publish::{Target, part_name};
@@ -100,6 +101,21 @@ impl PartLayout {
     }
 }
 
+/// The output columns written without a dictionary, because one does not pay for its cost:
+/// - `is_pad_sequence`: two values in long runs, which zstd stores about as compactly as a
+///   dictionary's run-length codes, without interning every value;
+/// - the order-by columns that are also features: timestamps and tie-breakers are nearly unique,
+///   so their dictionary fills up and falls back to plain values after interning a few hundred
+///   thousand of them; within a window they run in order, which compresses well as they are.
+///
+/// Measured on the 10M-row benchmark (`timestamp` is an order-by feature): 3% less CPU time and
+/// 4.5% smaller output than with dictionaries everywhere.
+fn plain_columns(resolved: &ResolvedSpec) -> Vec<String> {
+    let spec = &resolved.spec;
+    let order_features = spec.features.iter().filter(|f| spec.order_by.contains(&f.name));
+    order_features.map(|f| format!("{}{FEATURE_SUFFIX}", f.name)).chain([IS_PAD.to_string()]).collect()
+}
+
 /// Row groups built and encoded at once: enough to keep every core busy, few enough that their
 /// encoded bytes stay small next to the job (output much larger than the input streams through).
 const ROW_GROUPS_PER_WAVE: usize = 16;
@@ -145,16 +161,26 @@ impl<'a> PartSink<'a> {
     pub fn new(
         storage: &'a Storage,
         target: &'a Target,
-        schema: SchemaRef,
+        resolved: &ResolvedSpec,
         layout: PartLayout,
         compression: OutputCompression,
         on_rows_done: &'a (dyn Fn(u64) + Sync),
         cancelled: &'a (dyn Fn() -> Result<()> + Sync),
     ) -> Result<Self> {
-        let props = WriterProperties::builder()
+        let schema = resolved.output_schema.clone();
+        let mut props = WriterProperties::builder()
             .set_compression(compression.to_parquet()?)
-            .set_max_row_group_row_count(Some(layout.rows_per_row_group))
-            .build();
+            .set_max_row_group_row_count(Some(layout.rows_per_row_group));
+        let plain = plain_columns(resolved);
+        let leaves = ArrowSchemaConverter::new()
+            .convert(&schema)
+            .map_err(|e| Error::internal(format!("cannot set up the Parquet writer: {e}")))?;
+        for leaf in leaves.columns() {
+            if plain.iter().any(|column| leaf.path().parts()[0] == *column) {
+                props = props.set_column_dictionary_enabled(leaf.path().clone(), false);
+            }
+        }
+        let props = props.build();
         let (_, factory) = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props.clone()))
             .and_then(|w| w.into_serialized_writer())
             .map_err(|e| Error::internal(format!("cannot set up the Parquet writer: {e}")))?;

@@ -6,12 +6,14 @@
 //! permuted features exist at once, which keeps memory low and the sort in cache even when the
 //! input fits in memory.
 //!
-//! 1. **Sample**: the entity columns alone are read and every k-th row kept (about
-//!    [`SAMPLE_ROWS`] rows, chosen by position, so the same for any thread count). Their
-//!    quantiles become the range bounds ([`EntityRanges`]).
-//! 2. **Split**: all needed columns are streamed in input order; the null-key policy is applied,
-//!    and each batch's rows go to their range (a list of batches, or a spill file), in input
-//!    order.
+//! 1. **Sample**: every k-th row's entity columns are kept (about [`SAMPLE_ROWS`] rows, chosen
+//!    by position, so the same for any thread count). Their quantiles become the range bounds
+//!    ([`EntityRanges`]).
+//! 2. **Split**: each batch's rows go to their range (a list of batches, or a spill file), in
+//!    input order, after the null-key policy. An input that fits in memory is read once: its
+//!    batches are held and sampled as they arrive, then split. A spilled job reads the entity
+//!    columns alone for the sample first, then streams all needed columns, splitting each
+//!    batch as it is decoded.
 //! 3. **Sequence**: each range is taken back (a spill file is read and deleted), sequenced by the
 //!    in-memory kernel and handed to the [`PartSink`], in range order; the next range is
 //!    prepared while the current one is written.
