@@ -215,9 +215,13 @@ impl<'a> PartSink<'a> {
         self.received += count;
         let mut complete = Vec::new();
         let mut at = self.encoded;
-        while self.row_group_end(at) <= self.received {
-            complete.push((at, self.row_group_end(at)));
-            at = self.row_group_end(at);
+        loop {
+            let end = self.row_group_end(at);
+            if end > self.received {
+                break;
+            }
+            complete.push((at, end));
+            at = end;
         }
         // Windows of `sequencer` from `from` (a position in the whole output) to `upto`, with
         // the pending windows of earlier sequencers in front when the row group began there.
@@ -315,7 +319,9 @@ impl<'a> PartSink<'a> {
         // the column writers above.
         let (file, _) = ArrowWriter::try_new(Vec::new(), self.schema.clone(), Some(self.props.clone()))
             .and_then(|w| w.into_serialized_writer())
-            .map_err(|e| Error::storage("cannot encode", &self.part_of(index * self.layout.rows_per_part).1, e))?;
+            .map_err(|e| {
+                Error::storage("cannot encode", format!("{}/{}", self.target.location().shown, part_name(index)), e)
+            })?;
         Ok(OpenPart { index, rows: 0, row_groups: 0, file })
     }
 
