@@ -29,6 +29,7 @@ use std::sync::Arc;
 
 use arrow::array::{RecordBatch, UInt32Array};
 use arrow::compute::{concat, take_record_batch};
+use arrow::datatypes::SchemaRef;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use rayon::prelude::*;
@@ -65,6 +66,18 @@ pub(crate) struct SplitJob<'a> {
     pub spill_dir: Option<&'a Path>,
     /// Fails once the job is cancelled; checked between waves of row groups.
     pub cancelled: &'a (dyn Fn() -> Result<()> + Sync),
+}
+
+impl SplitJob<'_> {
+    /// Streams the columns of `schema` from the job's input (see [`input::read_in_waves`]).
+    fn read_in_waves<T: Send>(
+        &self,
+        schema: &SchemaRef,
+        map: &(dyn Fn(RecordBatch) -> Result<T> + Sync),
+        visit: &mut dyn FnMut(Vec<(usize, T)>) -> Result<()>,
+    ) -> Result<Vec<InputFile>> {
+        input::read_in_waves(self.storage, self.location, self.files, schema, self.delimiter, map, visit)
+    }
 }
 
 /// One range's spill file as the split writes it.
@@ -143,32 +156,24 @@ fn split_in_memory(job: &SplitJob, progress: &dyn Progress) -> Result<SplitInput
     let mut last_file = None;
     let filter = NullKeys::new(resolved);
     let keep_valid = |batch: RecordBatch| filter.apply(batch);
-    let files = input::read_in_waves(
-        job.storage,
-        job.location,
-        job.files,
-        &resolved.input_schema,
-        job.delimiter,
-        &keep_valid,
-        &mut |wave| {
-            (job.cancelled)()?;
-            for (file, (kept, nulls)) in wave {
-                if last_file.is_some_and(|last| last != file) {
-                    progress.advance(1);
-                }
-                last_file = Some(file);
-                null_keys.record(&nulls, &job.files[file].shown);
-                if null_keys.failing() {
-                    // The job fails once the input is counted; nothing more is kept.
-                    held.clear();
-                    continue;
-                }
-                sample.add(&kept.project(&resolved.entity_idx).map_err(Error::internal)?)?;
-                held.push(kept);
+    let files = job.read_in_waves(&resolved.input_schema, &keep_valid, &mut |wave| {
+        (job.cancelled)()?;
+        for (file, (kept, nulls)) in wave {
+            if last_file.is_some_and(|last| last != file) {
+                progress.advance(1);
             }
-            Ok(())
-        },
-    )?;
+            last_file = Some(file);
+            null_keys.record(&nulls, &job.files[file].shown);
+            if null_keys.failing() {
+                // The job fails once the input is counted; nothing more is kept.
+                held.clear();
+                continue;
+            }
+            sample.add(&kept.project(&resolved.entity_idx).map_err(Error::internal)?)?;
+            held.push(kept);
+        }
+        Ok(())
+    })?;
     progress.advance(1);
     let counts = null_keys.finish()?;
     let ranges = sample.ranges(job)?;
@@ -225,32 +230,24 @@ fn split_to_disk(job: &SplitJob, dir: &Path, progress: &dyn Progress) -> Result<
         };
         Ok((nulls, pieces))
     };
-    let files = input::read_in_waves(
-        job.storage,
-        job.location,
-        job.files,
-        &resolved.input_schema,
-        job.delimiter,
-        &split_one,
-        &mut |wave| {
-            (job.cancelled)()?;
-            let mut pieces = Vec::with_capacity(wave.len());
-            for (file, (nulls, split)) in wave {
-                if last_file.is_some_and(|last| last != file) {
-                    progress.advance(1);
-                }
-                last_file = Some(file);
-                null_keys.record(&nulls, &job.files[file].shown);
-                pieces.push(split);
+    let files = job.read_in_waves(&resolved.input_schema, &split_one, &mut |wave| {
+        (job.cancelled)()?;
+        let mut pieces = Vec::with_capacity(wave.len());
+        for (file, (nulls, split)) in wave {
+            if last_file.is_some_and(|last| last != file) {
+                progress.advance(1);
             }
-            if null_keys.failing() {
-                return Ok(());
-            }
-            writers.par_iter_mut().enumerate().try_for_each(|(r, writer)| {
-                pieces.iter().filter_map(|p| p[r].as_ref()).try_for_each(|piece| writer.write(piece))
-            })
-        },
-    )?;
+            last_file = Some(file);
+            null_keys.record(&nulls, &job.files[file].shown);
+            pieces.push(split);
+        }
+        if null_keys.failing() {
+            return Ok(());
+        }
+        writers.par_iter_mut().enumerate().try_for_each(|(r, writer)| {
+            pieces.iter().filter_map(|p| p[r].as_ref()).try_for_each(|piece| writer.write(piece))
+        })
+    })?;
     progress.advance(1);
     let counts = null_keys.finish()?;
     let held = writers.into_iter().map(RangeWriter::finish).collect::<Result<Vec<_>>>()?;
@@ -311,18 +308,10 @@ fn sample_ranges(job: &SplitJob) -> Result<EntityRanges> {
     let entity_schema = Arc::new(resolved.input_schema.project(&resolved.entity_idx).map_err(Error::internal)?);
     let mut sample = Sample::new(job);
     let identity = |batch: RecordBatch| Ok(batch);
-    input::read_in_waves(
-        job.storage,
-        job.location,
-        job.files,
-        &entity_schema,
-        job.delimiter,
-        &identity,
-        &mut |wave| {
-            (job.cancelled)()?;
-            wave.iter().try_for_each(|(_, batch)| sample.add(batch))
-        },
-    )?;
+    job.read_in_waves(&entity_schema, &identity, &mut |wave| {
+        (job.cancelled)()?;
+        wave.iter().try_for_each(|(_, batch)| sample.add(batch))
+    })?;
     sample.ranges(job)
 }
 
