@@ -15,7 +15,7 @@ use seqhouse_core::spec::{FEATURE_SUFFIX, IS_PAD};
 use seqhouse_core::{Error, ResolvedSpec, Result, Sequencer};
 
 use seqhouse_storage::Storage;
-use seqhouse_storage::publish::{Target, part_name};
+use seqhouse_storage::publish::{PartWriter, Target, part_name};
 
 /// Output compression of the part files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,7 +153,7 @@ struct OpenPart {
     index: usize,
     rows: usize,
     row_groups: usize,
-    file: SerializedFileWriter<Vec<u8>>,
+    file: SerializedFileWriter<PartWriter>,
 }
 
 impl<'a> PartSink<'a> {
@@ -315,13 +315,13 @@ impl<'a> PartSink<'a> {
     }
 
     fn start_part(&self, index: usize) -> Result<OpenPart> {
+        let name = part_name(index);
+        let writer = self.target.open_part(&name)?;
         // ArrowWriter writes the file header and embeds the Arrow schema; row groups come from
         // the column writers above.
-        let (file, _) = ArrowWriter::try_new(Vec::new(), self.schema.clone(), Some(self.props.clone()))
+        let (file, _) = ArrowWriter::try_new(writer, self.schema.clone(), Some(self.props.clone()))
             .and_then(|w| w.into_serialized_writer())
-            .map_err(|e| {
-                Error::storage("cannot encode", format!("{}/{}", self.target.location().shown, part_name(index)), e)
-            })?;
+            .map_err(|e| Error::storage("cannot encode", format!("{}/{name}", self.target.location().shown), e))?;
         Ok(OpenPart { index, rows: 0, row_groups: 0, file })
     }
 
@@ -329,9 +329,8 @@ impl<'a> PartSink<'a> {
         let Some(open) = self.open.take() else { return Ok(()) };
         let name = part_name(open.index);
         let shown = format!("{}/{name}", self.target.location().shown);
-        let bytes = open.file.into_inner().map_err(|e| Error::storage("cannot encode", &shown, e))?;
-        let size = bytes.len() as u64;
-        self.target.put(self.storage, &name, bytes)?;
+        let writer = open.file.into_inner().map_err(|e| Error::storage("cannot encode", &shown, e))?;
+        let size = self.target.finish_part(self.storage, writer)?;
         tracing::trace!(part = %name, row_groups = open.row_groups, "part written");
         self.parts.push(OutputPart { path: name, rows: open.rows as u64, bytes: size });
         Ok(())

@@ -11,6 +11,7 @@
 //!   are deleted before the new manifest is written. A failed run deletes the parts it uploaded.
 
 use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -119,6 +120,35 @@ impl Target {
         storage.put(self.location(), name, bytes)
     }
 
+    /// Starts part `name`: a file in the staging folder for a local output, so that a part is
+    /// never held whole in memory; a buffer for an object store, uploaded by
+    /// [`Target::finish_part`].
+    pub fn open_part(&self, name: &str) -> Result<PartWriter> {
+        match self {
+            Target::Staged { staging, .. } => {
+                let path = staging.dir().join(name);
+                let file = File::create(&path).map_err(|e| Error::storage("cannot create", path.display(), e))?;
+                Ok(PartWriter(PartSpool::File { file: BufWriter::with_capacity(1 << 20, file), path, bytes: 0 }))
+            }
+            Target::Direct { .. } => Ok(PartWriter(PartSpool::Buffer { name: name.to_string(), bytes: Vec::new() })),
+        }
+    }
+
+    /// Completes a part started with [`Target::open_part`] and returns its size in bytes.
+    pub fn finish_part(&self, storage: &Storage, part: PartWriter) -> Result<u64> {
+        match part.0 {
+            PartSpool::File { file, path, bytes } => {
+                file.into_inner().map_err(|e| Error::storage("cannot write", path.display(), e.into_error()))?;
+                Ok(bytes)
+            }
+            PartSpool::Buffer { name, bytes } => {
+                let size = bytes.len() as u64;
+                self.put(storage, &name, bytes)?;
+                Ok(size)
+            }
+        }
+    }
+
     /// Publishes: the manifest last, after every part.
     pub fn commit(self, storage: &Storage, manifest_json: Vec<u8>) -> Result<()> {
         match self {
@@ -147,6 +177,36 @@ impl Target {
                     }
                 }
             }
+        }
+    }
+}
+
+/// A part file being written (see [`Target::open_part`]).
+pub struct PartWriter(PartSpool);
+
+enum PartSpool {
+    /// Written straight into the staging folder.
+    File { file: BufWriter<File>, path: PathBuf, bytes: u64 },
+    /// Held in memory until uploaded whole.
+    Buffer { name: String, bytes: Vec<u8> },
+}
+
+impl Write for PartWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match &mut self.0 {
+            PartSpool::File { file, bytes, .. } => {
+                let written = file.write(buf)?;
+                *bytes += written as u64;
+                Ok(written)
+            }
+            PartSpool::Buffer { bytes, .. } => bytes.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.0 {
+            PartSpool::File { file, .. } => file.flush(),
+            PartSpool::Buffer { .. } => Ok(()),
         }
     }
 }
