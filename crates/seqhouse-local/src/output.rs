@@ -263,15 +263,13 @@ impl<'a> PartSink<'a> {
 
     /// Encodes the windows that start at `from` as the columns of one row group.
     fn encode(&self, from: usize, batch: &RecordBatch) -> Result<Vec<ArrowColumnChunk>> {
-        let encode_err = |e: parquet::errors::ParquetError| {
-            Error::storage("cannot encode", format!("{}/{}", self.target.location().shown, self.part_of(from).1), e)
-        };
+        let encode_err = self.part_error("cannot encode", self.part_of(from));
         let mut leaves = Vec::new();
         for (field, column) in self.schema.fields().iter().zip(batch.columns()) {
-            leaves.extend(compute_leaves(field, column).map_err(encode_err)?);
+            leaves.extend(compute_leaves(field, column).map_err(&encode_err)?);
         }
-        let in_part = (from - self.part_of(from).0 * self.layout.rows_per_part) / self.layout.rows_per_row_group;
-        let writers = self.factory.create_column_writers(in_part).map_err(encode_err)?;
+        let in_part = (from - self.part_of(from) * self.layout.rows_per_part) / self.layout.rows_per_row_group;
+        let writers = self.factory.create_column_writers(in_part).map_err(&encode_err)?;
         let chunks = writers
             .into_par_iter()
             .zip(leaves)
@@ -285,29 +283,38 @@ impl<'a> PartSink<'a> {
         Ok(chunks)
     }
 
-    /// The index and file name of the part holding window `at`.
-    fn part_of(&self, at: usize) -> (usize, String) {
-        let index = at / self.layout.rows_per_part;
-        (index, part_name(index))
+    /// The index of the part holding window `at`.
+    fn part_of(&self, at: usize) -> usize {
+        at / self.layout.rows_per_part
+    }
+
+    /// Turns a Parquet error on part `index` into one naming the part's location and file.
+    fn part_error(
+        &self,
+        action: &'static str,
+        index: usize,
+    ) -> impl Fn(parquet::errors::ParquetError) -> Error + use<> {
+        let shown = format!("{}/{}", self.target.location().shown, part_name(index));
+        move |e| Error::storage(action, &shown, e)
     }
 
     /// Appends an encoded row group, finishing the previous part when this one starts a new part.
     fn append(&mut self, from: usize, upto: usize, chunks: Vec<ArrowColumnChunk>) -> Result<()> {
-        let (index, name) = self.part_of(from);
+        let index = self.part_of(from);
         if self.open.as_ref().is_some_and(|open| open.index != index) {
             self.finish_part()?;
         }
-        let shown = format!("{}/{name}", self.target.location().shown);
-        let encode_err = |e: parquet::errors::ParquetError| Error::storage("cannot encode", &shown, e);
+        // Row groups go to the part file as they are appended: a failure here is a write.
+        let write_err = self.part_error("cannot write", index);
         if self.open.is_none() {
             self.open = Some(self.start_part(index)?);
         }
         let open = self.open.as_mut().expect("opened above");
-        let mut row_group = open.file.next_row_group().map_err(encode_err)?;
+        let mut row_group = open.file.next_row_group().map_err(&write_err)?;
         for chunk in chunks {
-            chunk.append_to_row_group(&mut row_group).map_err(encode_err)?;
+            chunk.append_to_row_group(&mut row_group).map_err(&write_err)?;
         }
-        row_group.close().map_err(encode_err)?;
+        row_group.close().map_err(&write_err)?;
         open.rows += upto - from;
         open.row_groups += 1;
         self.encoded = upto;
@@ -321,15 +328,14 @@ impl<'a> PartSink<'a> {
         // the column writers above.
         let (file, _) = ArrowWriter::try_new(writer, self.schema.clone(), Some(self.props.clone()))
             .and_then(|w| w.into_serialized_writer())
-            .map_err(|e| Error::storage("cannot encode", format!("{}/{name}", self.target.location().shown), e))?;
+            .map_err(self.part_error("cannot write", index))?;
         Ok(OpenPart { index, rows: 0, row_groups: 0, file })
     }
 
     fn finish_part(&mut self) -> Result<()> {
         let Some(open) = self.open.take() else { return Ok(()) };
         let name = part_name(open.index);
-        let shown = format!("{}/{name}", self.target.location().shown);
-        let writer = open.file.into_inner().map_err(|e| Error::storage("cannot encode", &shown, e))?;
+        let writer = open.file.into_inner().map_err(self.part_error("cannot write", open.index))?;
         let size = self.target.finish_part(self.storage, writer)?;
         tracing::trace!(part = %name, row_groups = open.row_groups, "part written");
         self.parts.push(OutputPart { path: name, rows: open.rows as u64, bytes: size });
