@@ -2,6 +2,7 @@
 //! runs the core kernel on its own thread pool and publishes Parquet with `_manifest.json` last.
 #![warn(missing_docs)]
 
+mod list_chunk;
 mod output;
 mod ranges;
 

@@ -1,14 +1,19 @@
 //! Writing part files: sequences encoded as Parquet, several row groups in parallel.
 //! Publishing them is [`seqhouse_storage::publish::Target`]'s job.
 
+use arrow::array::ArrayRef;
 use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
+use arrow::datatypes::FieldRef;
 use arrow::datatypes::SchemaRef;
-use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowRowGroupWriterFactory, compute_leaves};
+use parquet::arrow::arrow_writer::{
+    ArrowColumnChunk, ArrowColumnWriter, ArrowLeafColumn, ArrowRowGroupWriterFactory, compute_leaves,
+};
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use parquet::file::writer::SerializedFileWriter;
+use parquet::file::writer::{SerializedFileWriter, SerializedRowGroupWriter};
+use parquet::schema::types::ColumnDescPtr;
 use rayon::prelude::*;
 use seqhouse_core::manifest::OutputPart;
 use seqhouse_core::spec::{FEATURE_SUFFIX, IS_PAD};
@@ -16,6 +21,8 @@ use seqhouse_core::{Error, ResolvedSpec, Result, Sequencer};
 
 use seqhouse_storage::Storage;
 use seqhouse_storage::publish::{PartWriter, Target, part_name};
+
+use crate::list_chunk::{self, EncodedChunk};
 
 /// Output compression of the part files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +143,8 @@ pub struct PartSink<'a> {
     schema: SchemaRef,
     /// Hands out column writers; it depends only on the schema and the properties.
     factory: ArrowRowGroupWriterFactory,
+    /// Per output column: its leaf, when [`list_chunk`] encodes it rather than the crate's writer.
+    direct: Vec<Option<ColumnDescPtr>>,
     on_rows_done: &'a (dyn Fn(u64) + Sync),
     /// Fails once the job is cancelled; checked before each wave.
     cancelled: &'a (dyn Fn() -> Result<()> + Sync),
@@ -181,6 +190,20 @@ impl<'a> PartSink<'a> {
             }
         }
         let props = props.build();
+        let direct = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(root, field)| {
+                let mut own = (0..leaves.num_columns()).filter(|&leaf| leaves.get_column_root_idx(leaf) == root);
+                match (own.next(), own.next()) {
+                    (Some(leaf), None) if list_chunk::covers(field.data_type(), &leaves.column(leaf), &props) => {
+                        Some(leaves.column(leaf))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
         let (_, factory) = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props.clone()))
             .and_then(|w| w.into_serialized_writer())
             .map_err(|e| Error::internal(format!("cannot set up the Parquet writer: {e}")))?;
@@ -191,6 +214,7 @@ impl<'a> PartSink<'a> {
             props,
             schema,
             factory,
+            direct,
             on_rows_done,
             cancelled,
             received: 0,
@@ -262,21 +286,29 @@ impl<'a> PartSink<'a> {
     }
 
     /// Encodes the windows that start at `from` as the columns of one row group.
-    fn encode(&self, from: usize, batch: &RecordBatch) -> Result<Vec<ArrowColumnChunk>> {
+    fn encode(&self, from: usize, batch: &RecordBatch) -> Result<Vec<EncodedColumn>> {
         let encode_err = self.part_error("cannot encode", self.part_of(from));
-        let mut leaves = Vec::new();
-        for (field, column) in self.schema.fields().iter().zip(batch.columns()) {
-            leaves.extend(compute_leaves(field, column).map_err(&encode_err)?);
-        }
         let in_part = (from - self.part_of(from) * self.layout.rows_per_part) / self.layout.rows_per_row_group;
-        let writers = self.factory.create_column_writers(in_part).map_err(&encode_err)?;
-        let chunks = writers
+        let mut writers = self.factory.create_column_writers(in_part).map_err(&encode_err)?.into_iter();
+        let mut jobs = Vec::new();
+        for ((field, column), direct) in self.schema.fields().iter().zip(batch.columns()).zip(&self.direct) {
+            match direct {
+                Some(leaf) => jobs.push(ColumnJob::Direct {
+                    fallback: writers.next().expect("a writer per leaf"),
+                    field: field.clone(),
+                    column: column.clone(),
+                    leaf: leaf.clone(),
+                }),
+                None => {
+                    for leaf in compute_leaves(field, column).map_err(&encode_err)? {
+                        jobs.push(ColumnJob::Crate(writers.next().expect("a writer per leaf"), leaf));
+                    }
+                }
+            }
+        }
+        let chunks = jobs
             .into_par_iter()
-            .zip(leaves)
-            .map(|(mut writer, leaf)| {
-                writer.write(&leaf)?;
-                writer.close()
-            })
+            .map(|job| job.run(&self.props))
             .collect::<parquet::errors::Result<Vec<_>>>()
             .map_err(encode_err)?;
         (self.on_rows_done)(batch.num_rows() as u64);
@@ -299,7 +331,7 @@ impl<'a> PartSink<'a> {
     }
 
     /// Appends an encoded row group, finishing the previous part when this one starts a new part.
-    fn append(&mut self, from: usize, upto: usize, chunks: Vec<ArrowColumnChunk>) -> Result<()> {
+    fn append(&mut self, from: usize, upto: usize, chunks: Vec<EncodedColumn>) -> Result<()> {
         let index = self.part_of(from);
         if self.open.as_ref().is_some_and(|open| open.index != index) {
             self.finish_part()?;
@@ -312,7 +344,7 @@ impl<'a> PartSink<'a> {
         let open = self.open.as_mut().expect("opened above");
         let mut row_group = open.file.next_row_group().map_err(&write_err)?;
         for chunk in chunks {
-            chunk.append_to_row_group(&mut row_group).map_err(&write_err)?;
+            chunk.append_to(&mut row_group).map_err(&write_err)?;
         }
         row_group.close().map_err(&write_err)?;
         open.rows += upto - from;
@@ -357,5 +389,48 @@ impl<'a> PartSink<'a> {
         }
         self.finish_part()?;
         Ok(self.parts)
+    }
+}
+
+/// Encoding one column of a row group.
+enum ColumnJob {
+    /// A leaf the crate's writer encodes.
+    Crate(ArrowColumnWriter, ArrowLeafColumn),
+    /// A fixed-size list column for [`list_chunk`]; the crate's writer takes it when
+    /// `list_chunk` declines this chunk.
+    Direct { fallback: ArrowColumnWriter, field: FieldRef, column: ArrayRef, leaf: ColumnDescPtr },
+}
+
+impl ColumnJob {
+    fn run(self, props: &WriterProperties) -> parquet::errors::Result<EncodedColumn> {
+        let (mut writer, leaves) = match self {
+            ColumnJob::Crate(writer, leaf) => (writer, vec![leaf]),
+            ColumnJob::Direct { fallback, field, column, leaf } => match list_chunk::encode(&column, &leaf, props)? {
+                Some(chunk) => return Ok(EncodedColumn::Direct(chunk)),
+                None => (fallback, compute_leaves(&field, &column)?),
+            },
+        };
+        for leaf in &leaves {
+            writer.write(leaf)?;
+        }
+        Ok(EncodedColumn::Crate(writer.close()?))
+    }
+}
+
+/// One encoded column chunk of a row group, by whichever encoder wrote it.
+enum EncodedColumn {
+    Crate(ArrowColumnChunk),
+    Direct(EncodedChunk),
+}
+
+impl EncodedColumn {
+    fn append_to<W: std::io::Write + Send>(
+        self,
+        row_group: &mut SerializedRowGroupWriter<'_, W>,
+    ) -> parquet::errors::Result<()> {
+        match self {
+            EncodedColumn::Crate(chunk) => chunk.append_to_row_group(row_group),
+            EncodedColumn::Direct(chunk) => row_group.append_column(&chunk.bytes, chunk.close),
+        }
     }
 }

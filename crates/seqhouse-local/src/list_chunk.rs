@@ -1,0 +1,654 @@
+//! Fixed-size list columns of integers, encoded straight into Parquet column chunks.
+//!
+//! Why: the sequence columns are most of the output, and the `parquet` crate's generic column
+//! writer spent more than half of the 10M-row benchmark's encoding time on them. It hashes every
+//! value into its dictionary interner, derives repetition and definition levels value by value
+//! from the Arrow list structure, and checks page limits per mini-batch. The shape of these
+//! columns is fixed (every row is a list of exactly N values), so here:
+//! - the levels are written as run-length runs straight from that shape;
+//! - the dictionary of an integer column is a direct lookup table over its value range (a hash
+//!   map when the range is wide);
+//! - pages are cut at row boundaries to the writer's page size and row limits.
+//!
+//! Everything else is the crate's: the RLE/bit-packing encoder, the codecs, page headers, column
+//! metadata, statistics and page indexes. The file is the one the crate's writer would produce
+//! up to page boundaries and dictionary order (both free per the format): same encodings (PLAIN
+//! dictionary page, RLE_DICTIONARY or PLAIN data pages v1, RLE levels), chunk statistics, level
+//! histograms, column and offset indexes. Columns this does not cover return `None` and go
+//! through the crate's writer.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::buffer::NullBuffer;
+use arrow::datatypes::{DataType, Int8Type, Int16Type, Int32Type, Int64Type};
+use bytes::Bytes;
+use parquet::basic::{BoundaryOrder, Encoding, EncodingMask, PageType, Type as PhysicalType};
+use parquet::column::page::{CompressedPage, Page, PageWriter};
+use parquet::column::writer::ColumnCloseResult;
+use parquet::compression::{CodecOptionsBuilder, create_codec};
+use parquet::encodings::rle::RleEncoder;
+use parquet::errors::Result;
+use parquet::file::metadata::{
+    ColumnChunkMetaData, ColumnIndexBuilder, LevelHistogram, OffsetIndexBuilder, PageEncodingStats,
+};
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersion};
+use parquet::file::statistics::{Statistics, ValueStatistics};
+use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
+use parquet::schema::types::{ColumnDescPtr, ColumnDescriptor};
+
+/// One encoded column chunk, ready for `SerializedRowGroupWriter::append_column`.
+pub(crate) struct EncodedChunk {
+    pub bytes: Bytes,
+    pub close: ColumnCloseResult,
+}
+
+/// Whether a column of `data_type` whose one leaf is `descr` is encoded here under `props`:
+/// a fixed-size list of 8- to 64-bit signed integers, written as data pages v1 without bloom
+/// filters. Anything else (floats, strings, unsigned and temporal types) is the crate's.
+pub(crate) fn covers(data_type: &DataType, descr: &ColumnDescriptor, props: &WriterProperties) -> bool {
+    let DataType::FixedSizeList(item, length) = data_type else { return false };
+    let physical = match item.data_type() {
+        DataType::Int8 | DataType::Int16 | DataType::Int32 => PhysicalType::INT32,
+        DataType::Int64 => PhysicalType::INT64,
+        _ => return false,
+    };
+    *length > 0
+        && descr.physical_type() == physical
+        && descr.max_rep_level() == 1
+        && descr.max_def_level() == 1 + i16::from(item.is_nullable())
+        && props.writer_version() == WriterVersion::PARQUET_1_0
+        && props.bloom_filter_properties(descr.path()).is_none()
+}
+
+/// Encodes `column` (a fixed-size list array of a type [`covers`] accepts) as one column chunk.
+/// `None` when this chunk is not for here after all: null lists, or no non-null value at all
+/// (the crate writes such chunks, which are rare, with its own conventions for empty statistics).
+pub(crate) fn encode(
+    column: &ArrayRef,
+    descr: &ColumnDescPtr,
+    props: &WriterProperties,
+) -> Result<Option<EncodedChunk>> {
+    let list = column.as_fixed_size_list();
+    if list.is_empty() || list.null_count() > 0 {
+        return Ok(None);
+    }
+    let length = list.value_length() as usize;
+    let slots = list.values().slice(list.value_offset_at(0), list.len() * length);
+    let shape = Shape { rows: list.len(), length, nulls: slots.logical_nulls().filter(|n| n.null_count() > 0) };
+    match slots.data_type() {
+        DataType::Int8 => {
+            let values = slots.as_primitive::<Int8Type>().values().iter().map(|&v| i32::from(v)).collect();
+            ChunkEncoder::new(descr, props, shape, Cow::Owned(values)).encode()
+        }
+        DataType::Int16 => {
+            let values = slots.as_primitive::<Int16Type>().values().iter().map(|&v| i32::from(v)).collect();
+            ChunkEncoder::new(descr, props, shape, Cow::Owned(values)).encode()
+        }
+        DataType::Int32 => {
+            let values = Cow::Borrowed(&slots.as_primitive::<Int32Type>().values()[..]);
+            ChunkEncoder::new(descr, props, shape, values).encode()
+        }
+        DataType::Int64 => {
+            let values = Cow::Borrowed(&slots.as_primitive::<Int64Type>().values()[..]);
+            ChunkEncoder::new(descr, props, shape, values).encode()
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The physical values encoded here: Parquet INT32 and INT64 (signed order).
+trait Physical: Copy + Ord + Send + Sync + 'static {
+    const WIDTH: usize;
+    fn as_i64(self) -> i64;
+    fn put_plain(self, out: &mut Vec<u8>);
+    fn statistics(min: Self, max: Self, nulls: u64) -> Statistics;
+}
+
+macro_rules! physical {
+    ($($native:ty),*) => {$(
+        impl Physical for $native {
+            const WIDTH: usize = std::mem::size_of::<$native>();
+            fn as_i64(self) -> i64 {
+                i64::from(self)
+            }
+            fn put_plain(self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+            fn statistics(min: Self, max: Self, nulls: u64) -> Statistics {
+                // Signed order, so the deprecated min/max fields are valid too (as the crate writes).
+                ValueStatistics::new(Some(min), Some(max), None, Some(nulls), false)
+                    .with_backwards_compatible_min_max(true)
+                    .into()
+            }
+        }
+    )*};
+}
+physical!(i32, i64);
+
+/// The list shape of a chunk: `rows` lists of `length` slots; `nulls` marks null items, if any.
+struct Shape {
+    rows: usize,
+    length: usize,
+    nulls: Option<NullBuffer>,
+}
+
+impl Shape {
+    fn null_count(&self, slots: std::ops::Range<usize>) -> usize {
+        self.nulls.as_ref().map_or(0, |n| slots.len() - n.inner().slice(slots.start, slots.len()).count_set_bits())
+    }
+}
+
+/// A dictionary in first-seen order and each non-null value's index into it.
+struct Dictionary<P> {
+    entries: Vec<P>,
+    indices: Vec<u64>,
+}
+
+impl<P: Physical> Dictionary<P> {
+    /// The dictionary of `values`, or `None` once its plain size would pass `limit` bytes (the
+    /// chunk is then written plain, as the crate falls back to plain at that size too).
+    fn build(values: &[P], min: P, max: P, limit: usize) -> Option<Self> {
+        let max_entries = (limit / P::WIDTH).max(1);
+        let mut entries = Vec::new();
+        let mut indices = Vec::with_capacity(values.len());
+        let span = max.as_i64().abs_diff(min.as_i64());
+        // A lookup table over [min, max] when it is no larger than the values themselves (or
+        // small): one load per value instead of a hash probe.
+        if span < (values.len() as u64).max(1 << 16) {
+            let mut slot_of = vec![u32::MAX; span as usize + 1];
+            let base = min.as_i64();
+            for &value in values {
+                let slot = &mut slot_of[value.as_i64().abs_diff(base) as usize];
+                if *slot == u32::MAX {
+                    if entries.len() == max_entries {
+                        return None;
+                    }
+                    *slot = entries.len() as u32;
+                    entries.push(value);
+                }
+                indices.push(u64::from(*slot));
+            }
+        } else {
+            let mut slot_of: HashMap<i64, u32, BuildHasherDefault<MixHasher>> = HashMap::default();
+            for &value in values {
+                let next = entries.len() as u32;
+                let slot = *slot_of.entry(value.as_i64()).or_insert(next);
+                if slot == next {
+                    if entries.len() == max_entries {
+                        return None;
+                    }
+                    entries.push(value);
+                }
+                indices.push(u64::from(slot));
+            }
+        }
+        Some(Dictionary { entries, indices })
+    }
+
+    /// Bits per index, as the crate's dictionary encoder chooses them.
+    fn bit_width(&self) -> u8 {
+        bits_for(self.entries.len().saturating_sub(1) as u64)
+    }
+}
+
+/// Multiplicative hashing for integer keys (the keys are not attacker-controlled and the map
+/// lives for one chunk).
+#[derive(Default)]
+struct MixHasher(u64);
+
+impl Hasher for MixHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_i64(&mut self, value: i64) {
+        self.write_u64(value as u64);
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0 ^ value).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(26);
+    }
+}
+
+fn bits_for(max: u64) -> u8 {
+    (64 - max.leading_zeros()) as u8
+}
+
+/// Appends an RLE run of `count` copies of `value` (a level or index `bit_width` bits wide).
+fn put_run(out: &mut Vec<u8>, count: usize, value: u64, bit_width: u8) {
+    let mut header = (count as u64) << 1;
+    while header >= 0x80 {
+        out.push(header as u8 | 0x80);
+        header >>= 7;
+    }
+    out.push(header as u8);
+    out.extend_from_slice(&value.to_le_bytes()[..usize::from(bit_width).div_ceil(8)]);
+}
+
+/// Appends `levels` as a v1 level block: its byte length, then the RLE/bit-packed data.
+fn put_levels(out: &mut Vec<u8>, levels: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 4]);
+    levels(out);
+    let length = (out.len() - start - 4) as u32;
+    out[start..start + 4].copy_from_slice(&length.to_le_bytes());
+}
+
+struct ChunkEncoder<'a, P: Physical> {
+    descr: &'a ColumnDescPtr,
+    props: &'a WriterProperties,
+    shape: Shape,
+    /// Every slot's value, nulls included (their values are arbitrary).
+    slots: Cow<'a, [P]>,
+}
+
+impl<'a, P: Physical> ChunkEncoder<'a, P> {
+    fn new(descr: &'a ColumnDescPtr, props: &'a WriterProperties, shape: Shape, slots: Cow<'a, [P]>) -> Self {
+        ChunkEncoder { descr, props, shape, slots }
+    }
+
+    fn encode(self) -> Result<Option<EncodedChunk>> {
+        let path = self.descr.path();
+        let valid: Cow<[P]> = match &self.shape.nulls {
+            None => Cow::Borrowed(&self.slots[..]),
+            Some(nulls) => Cow::Owned(nulls.valid_indices().map(|i| self.slots[i]).collect()),
+        };
+        let (Some(&min), Some(&max)) = (valid.iter().min(), valid.iter().max()) else { return Ok(None) };
+        let dictionary = if self.props.dictionary_enabled(path) {
+            Dictionary::build(&valid, min, max, self.props.dictionary_page_size_limit())
+        } else {
+            None
+        };
+
+        let statistics = self.props.statistics_enabled(path);
+        let mut column_index = ColumnIndexBuilder::new(self.descr.physical_type());
+        if statistics != EnabledStatistics::Page {
+            column_index.to_invalid();
+        }
+        let mut offset_index = (!self.props.offset_index_disabled()).then(OffsetIndexBuilder::new);
+        let mut codec = create_codec(self.props.compression(path), &CodecOptionsBuilder::default().build())?;
+        let mut sink = TrackedWrite::new(Vec::new());
+        let mut pages = SerializedPageWriter::new(&mut sink);
+        let mut encodings = vec![Encoding::RLE];
+        let mut encoding_stats = Vec::new();
+        let (mut compressed_size, mut uncompressed_size) = (0u64, 0u64);
+        let mut compress = |buffer: Vec<u8>| -> Result<(Bytes, usize)> {
+            let size = buffer.len();
+            match codec.as_mut() {
+                Some(codec) => {
+                    let mut out = Vec::with_capacity(size / 2);
+                    codec.compress(&buffer, &mut out)?;
+                    Ok((out.into(), size))
+                }
+                None => Ok((buffer.into(), size)),
+            }
+        };
+
+        let mut dictionary_offset = None;
+        if let Some(dictionary) = &dictionary {
+            let mut plain = Vec::with_capacity(dictionary.entries.len() * P::WIDTH);
+            dictionary.entries.iter().for_each(|v| v.put_plain(&mut plain));
+            let (buf, size) = compress(plain)?;
+            let page = Page::DictionaryPage {
+                buf,
+                num_values: dictionary.entries.len() as u32,
+                encoding: self.props.dictionary_page_encoding(),
+                is_sorted: false,
+            };
+            let spec = pages.write_page(CompressedPage::new(page, size))?;
+            dictionary_offset = Some(spec.offset as i64);
+            (compressed_size, uncompressed_size) = (spec.compressed_size as u64, spec.uncompressed_size as u64);
+            encodings.push(self.props.dictionary_page_encoding());
+            encoding_stats.push(PageEncodingStats {
+                page_type: PageType::DICTIONARY_PAGE,
+                encoding: self.props.dictionary_page_encoding(),
+                count: 1,
+            });
+        }
+        let value_encoding = match &dictionary {
+            Some(_) => self.props.dictionary_data_page_encoding(),
+            None => Encoding::PLAIN,
+        };
+        encodings.push(value_encoding);
+
+        // Rows per page: the writer's page size limit over the encoded size of a row, and its
+        // row count limit.
+        let length = self.shape.length;
+        let row_bytes = match &dictionary {
+            Some(d) => (length * usize::from(d.bit_width().max(1))).div_ceil(8),
+            None => length * P::WIDTH,
+        };
+        let rows_per_page = (self.props.data_page_size_limit() / row_bytes.max(1))
+            .clamp(1, self.props.data_page_row_count_limit().max(1));
+
+        let max_def = self.descr.max_def_level();
+        let def_width = bits_for(max_def as u64);
+        let (mut data_pages, mut first_data_offset) = (0, None);
+        let (mut ascending, mut descending, mut last_bounds) = (true, true, None::<(P, P)>);
+        let mut rep_histogram = vec![0i64; 2];
+        let mut def_histogram = vec![0i64; max_def as usize + 1];
+        let mut valid_at = 0;
+        let mut row = 0;
+        while row < self.shape.rows {
+            let rows = rows_per_page.min(self.shape.rows - row);
+            let slots = row * length..(row + rows) * length;
+            let nulls = self.shape.null_count(slots.clone());
+            let page_valid = &valid[valid_at..valid_at + slots.len() - nulls];
+            valid_at += page_valid.len();
+            row += rows;
+            let mut buffer = Vec::with_capacity(rows * (row_bytes + 8) + 16);
+            put_levels(&mut buffer, |out| {
+                for _ in 0..rows {
+                    put_run(out, 1, 0, 1);
+                    if length > 1 {
+                        put_run(out, length - 1, 1, 1);
+                    }
+                }
+            });
+            put_levels(&mut buffer, |out| match &self.shape.nulls {
+                Some(null_items) if nulls > 0 => {
+                    let mut levels = RleEncoder::new_from_buf(def_width, std::mem::take(out));
+                    for is_valid in null_items.inner().slice(slots.start, slots.len()).iter() {
+                        levels.put(u64::from(max_def as u16) - u64::from(!is_valid));
+                    }
+                    *out = levels.consume();
+                }
+                _ => put_run(out, slots.len(), max_def as u64, def_width),
+            });
+            match &dictionary {
+                Some(d) => {
+                    let indices = &d.indices[valid_at - page_valid.len()..valid_at];
+                    buffer.push(d.bit_width());
+                    let mut values = RleEncoder::new_from_buf(d.bit_width(), std::mem::take(&mut buffer));
+                    values.put_batch(indices);
+                    buffer = values.consume();
+                }
+                None => page_valid.iter().for_each(|v| v.put_plain(&mut buffer)),
+            }
+            let (buf, size) = compress(buffer)?;
+            let page = Page::DataPage {
+                buf,
+                num_values: slots.len() as u32,
+                encoding: value_encoding,
+                def_level_encoding: Encoding::RLE,
+                rep_level_encoding: Encoding::RLE,
+                statistics: None,
+            };
+            let spec = pages.write_page(CompressedPage::new(page, size))?;
+            first_data_offset.get_or_insert(spec.offset as i64);
+            compressed_size += spec.compressed_size as u64;
+            uncompressed_size += spec.uncompressed_size as u64;
+            data_pages += 1;
+            if let Some(offsets) = offset_index.as_mut() {
+                offsets.append_offset_and_size(spec.offset as i64, spec.compressed_size as i32);
+                offsets.append_row_count(rows as i64);
+            }
+
+            let page_rep = vec![rows as i64, (slots.len() - rows) as i64];
+            let mut page_def = vec![0i64; max_def as usize + 1];
+            page_def[max_def as usize] = page_valid.len() as i64;
+            page_def[max_def as usize - 1] += nulls as i64;
+            rep_histogram.iter_mut().zip(&page_rep).for_each(|(total, page)| *total += page);
+            def_histogram.iter_mut().zip(&page_def).for_each(|(total, page)| *total += page);
+            if column_index.valid() {
+                match (page_valid.iter().min(), page_valid.iter().max()) {
+                    (Some(&low), Some(&high)) => {
+                        if let Some((last_low, last_high)) = last_bounds {
+                            ascending &= last_low <= low && last_high <= high;
+                            descending &= low <= last_low && high <= last_high;
+                        }
+                        last_bounds = Some((low, high));
+                        let (mut low_bytes, mut high_bytes) = (Vec::new(), Vec::new());
+                        low.put_plain(&mut low_bytes);
+                        high.put_plain(&mut high_bytes);
+                        column_index.append(false, low_bytes, high_bytes, nulls as i64, None);
+                    }
+                    _ => column_index.append(true, Vec::new(), Vec::new(), nulls as i64, None),
+                }
+                column_index
+                    .append_histograms(&Some(LevelHistogram::from(page_rep)), &Some(LevelHistogram::from(page_def)));
+            }
+        }
+        encoding_stats.push(PageEncodingStats {
+            page_type: PageType::DATA_PAGE,
+            encoding: value_encoding,
+            count: data_pages,
+        });
+        pages.close()?;
+        let bytes_written = sink.bytes_written() as u64;
+        let bytes = Bytes::from(sink.into_inner()?);
+
+        let mut metadata = ColumnChunkMetaData::builder(self.descr.clone())
+            .set_compression(self.props.compression(path))
+            .set_encodings_mask(EncodingMask::new_from_encodings(encodings.iter()))
+            .set_page_encoding_stats(encoding_stats)
+            .set_total_compressed_size(compressed_size as i64)
+            .set_total_uncompressed_size(uncompressed_size as i64)
+            .set_num_values(self.slots.len() as i64)
+            .set_data_page_offset(first_data_offset.unwrap_or(0))
+            .set_dictionary_page_offset(dictionary_offset);
+        if statistics != EnabledStatistics::None {
+            let nulls = (self.slots.len() - valid.len()) as u64;
+            metadata = metadata
+                .set_statistics(P::statistics(min, max, nulls))
+                .set_repetition_level_histogram(Some(LevelHistogram::from(rep_histogram)))
+                .set_definition_level_histogram(Some(LevelHistogram::from(def_histogram)));
+        }
+        let column_index = if column_index.valid() {
+            column_index.set_boundary_order(match (ascending, descending) {
+                (true, _) => BoundaryOrder::ASCENDING,
+                (false, true) => BoundaryOrder::DESCENDING,
+                (false, false) => BoundaryOrder::UNORDERED,
+            });
+            Some(column_index.build()?)
+        } else {
+            None
+        };
+        let close = ColumnCloseResult {
+            bytes_written,
+            rows_written: self.shape.rows as u64,
+            metadata: metadata.build()?,
+            bloom_filter: None,
+            column_index,
+            offset_index: offset_index.map(OffsetIndexBuilder::build),
+        };
+        Ok(Some(EncodedChunk { bytes, close }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each case is written twice, once through [`encode`] and once by the crate's `ArrowWriter`,
+    //! and both files are read back with the crate's reader: the values must equal the input,
+    //! and the chunk statistics, value counts and level histograms must equal the crate's. Page
+    //! indexes are checked against the input rows each page covers.
+    use std::sync::Arc;
+
+    use arrow::array::{
+        Array, ArrayRef, FixedSizeListArray, Int8Array, Int16Array, Int32Array, Int64Array, RecordBatch,
+    };
+    use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+    use bytes::Bytes;
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+    use parquet::basic::{Compression, ZstdLevel};
+    use parquet::file::metadata::{ColumnChunkMetaData, PageIndexPolicy, ParquetMetaData};
+    use parquet::file::page_index::column_index::ColumnIndexMetaData;
+    use parquet::file::properties::WriterProperties;
+
+    use super::*;
+
+    fn lists(values: ArrayRef, length: i32, items_nullable: bool) -> ArrayRef {
+        let item = Arc::new(Field::new_list_field(values.data_type().clone(), items_nullable));
+        Arc::new(FixedSizeListArray::try_new(item, length, values, None).unwrap())
+    }
+
+    fn schema_of(column: &ArrayRef) -> SchemaRef {
+        Arc::new(Schema::new(vec![Field::new("f", column.data_type().clone(), false)]))
+    }
+
+    /// The file the crate's writer makes of `column`.
+    fn by_crate(column: &ArrayRef, props: &WriterProperties) -> Bytes {
+        let schema = schema_of(column);
+        let mut writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props.clone())).unwrap();
+        writer.write(&RecordBatch::try_new(schema, vec![column.clone()]).unwrap()).unwrap();
+        Bytes::from(writer.into_inner().unwrap())
+    }
+
+    /// The file made with `column` encoded here, or `None` when [`encode`] declines it.
+    fn by_list_chunk(column: &ArrayRef, props: &WriterProperties) -> Option<Bytes> {
+        let schema = schema_of(column);
+        let leaves = parquet::arrow::ArrowSchemaConverter::new().convert(&schema).unwrap();
+        let descr = leaves.column(0);
+        assert!(covers(column.data_type(), &descr, props), "{:?} should be covered", column.data_type());
+        let chunk = encode(column, &descr, props).unwrap()?;
+        let (mut file, _) =
+            ArrowWriter::try_new(Vec::new(), schema, Some(props.clone())).unwrap().into_serialized_writer().unwrap();
+        let mut row_group = file.next_row_group().unwrap();
+        row_group.append_column(&chunk.bytes, chunk.close).unwrap();
+        row_group.close().unwrap();
+        Some(Bytes::from(file.into_inner().unwrap()))
+    }
+
+    /// The column read back from `file`, and the file's metadata with its page indexes.
+    fn read(file: Bytes) -> (ArrayRef, Arc<ParquetMetaData>) {
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
+        let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(file, options).unwrap();
+        let metadata = builder.metadata().clone();
+        let batches: Vec<RecordBatch> = builder.build().unwrap().collect::<std::result::Result<_, _>>().unwrap();
+        let schema = batches[0].schema();
+        let batch = arrow::compute::concat_batches(&schema, &batches).unwrap();
+        (batch.column(0).clone(), metadata)
+    }
+
+    fn chunk_summary(chunk: &ColumnChunkMetaData) -> String {
+        format!(
+            "values {} stats {:?} rep {:?} def {:?}",
+            chunk.num_values(),
+            chunk.statistics(),
+            chunk.repetition_level_histogram(),
+            chunk.definition_level_histogram()
+        )
+    }
+
+    /// Writes `column` both ways and checks what the module docs promise; returns the
+    /// metadata of the file encoded here.
+    fn check(column: ArrayRef, props: WriterProperties) -> Arc<ParquetMetaData> {
+        let ours = by_list_chunk(&column, &props).expect("encoded here");
+        let (read_ours, ours_meta) = read(ours);
+        let (read_crate, crate_meta) = read(by_crate(&column, &props));
+        assert_eq!(read_ours.as_ref(), column.as_ref(), "values read back");
+        assert_eq!(read_crate.as_ref(), column.as_ref());
+        let (chunk, crate_chunk) = (ours_meta.row_group(0).column(0), crate_meta.row_group(0).column(0));
+        assert_eq!(chunk_summary(chunk), chunk_summary(crate_chunk));
+        assert_eq!(chunk.compression(), crate_chunk.compression());
+
+        // The offset index splits the rows; the column index holds each page's bounds.
+        let page_index = ours_meta.page_index_for_row_group(0);
+        let locations = page_index.offset_index(0).expect("offset index").page_locations().clone();
+        assert_eq!(locations[0].first_row_index, 0);
+        let list = column.as_fixed_size_list();
+        let ends = locations.iter().skip(1).map(|l| l.first_row_index as usize).chain([list.len()]);
+        let pages: Vec<_> = locations.iter().map(|l| l.first_row_index as usize).zip(ends).collect();
+        assert!(pages.iter().all(|(from, to)| from < to), "{pages:?}");
+        let bounds = |from: usize, to: usize| -> Option<(i64, i64)> {
+            let values =
+                list.values().slice(from * list.value_length() as usize, (to - from) * list.value_length() as usize);
+            let values = arrow::compute::cast(&values, &DataType::Int64).unwrap();
+            let values = values.as_primitive::<Int64Type>();
+            Some((arrow::compute::min(values)?, arrow::compute::max(values)?))
+        };
+        let index = page_index.column_index(0).expect("column index");
+        let indexed: Vec<Option<(i64, i64)>> = match index {
+            ColumnIndexMetaData::INT32(i) => {
+                (0..pages.len()).map(|p| Some((i64::from(*i.min_value(p)?), i64::from(*i.max_value(p)?)))).collect()
+            }
+            ColumnIndexMetaData::INT64(i) => {
+                (0..pages.len()).map(|p| Some((*i.min_value(p)?, *i.max_value(p)?))).collect()
+            }
+            other => panic!("unexpected column index {other:?}"),
+        };
+        let expected: Vec<_> = pages.iter().map(|&(from, to)| bounds(from, to)).collect();
+        assert_eq!(indexed, expected);
+        ours_meta
+    }
+
+    fn encodings(metadata: &ParquetMetaData) -> Vec<Encoding> {
+        metadata.row_group(0).column(0).encodings().collect()
+    }
+
+    fn zstd() -> parquet::file::properties::WriterPropertiesBuilder {
+        WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap()))
+    }
+
+    #[test]
+    fn int32_with_nulls_and_pads_over_several_pages() {
+        let values: Int32Array = (0..60_000)
+            .map(|i| {
+                if i % 7 == 3 {
+                    None
+                } else if i % 50 > 40 {
+                    Some(-1)
+                } else {
+                    Some(i % 997)
+                }
+            })
+            .collect();
+        let column = lists(Arc::new(values), 50, true);
+        let metadata = check(column, zstd().set_data_page_size_limit(4096).build());
+        assert!(encodings(&metadata).contains(&Encoding::RLE_DICTIONARY));
+        assert!(metadata.page_index_for_row_group(0).offset_index(0).unwrap().page_locations().len() > 10);
+    }
+
+    #[test]
+    fn int64_over_a_wide_range_uses_a_hashed_dictionary() {
+        let values: Int64Array = (0..20_000i64).map(|i| Some((i % 300) * 1_000_000_007 - 5)).collect();
+        let metadata = check(lists(Arc::new(values), 100, true), zstd().build());
+        assert!(encodings(&metadata).contains(&Encoding::RLE_DICTIONARY));
+    }
+
+    #[test]
+    fn non_null_int8_items_like_the_padding_mask() {
+        let values: Int8Array = (0..30_000).map(|i| Some(i8::from(i % 100 >= 70))).collect();
+        check(lists(Arc::new(values), 100, false), WriterProperties::builder().build());
+    }
+
+    #[test]
+    fn int16_values_and_a_single_distinct_value() {
+        let values: Int16Array = (0..4_000).map(|i| Some(i16::MIN + (i % 5))).collect();
+        check(lists(Arc::new(values), 8, true), zstd().build());
+        let constant: Int32Array = (0..4_000).map(|_| Some(42)).collect();
+        check(lists(Arc::new(constant), 8, true), zstd().build());
+    }
+
+    #[test]
+    fn plain_when_the_dictionary_is_disabled_or_outgrows_its_limit() {
+        let timestamps: Int64Array = (0..50_000i64).map(|i| Some(1_600_000_000_000 + i * 37)).collect();
+        let column = lists(Arc::new(timestamps), 100, true);
+        let disabled = check(column.clone(), zstd().set_dictionary_enabled(false).build());
+        assert_eq!(encodings(&disabled), vec![Encoding::PLAIN, Encoding::RLE]);
+        let outgrown = check(column, zstd().set_dictionary_page_size_limit(1024).build());
+        assert!(!encodings(&outgrown).contains(&Encoding::RLE_DICTIONARY));
+    }
+
+    #[test]
+    fn uncompressed_and_one_value_per_list() {
+        let values: Int32Array = (0..1_000).map(|i| if i % 3 == 0 { None } else { Some(i) }).collect();
+        check(lists(Arc::new(values), 1, true), WriterProperties::builder().build());
+    }
+
+    #[test]
+    fn declines_chunks_without_values_and_types_it_does_not_cover() {
+        let nulls: Int32Array = (0..100).map(|_| None).collect();
+        assert!(by_list_chunk(&lists(Arc::new(nulls), 10, true), &WriterProperties::builder().build()).is_none());
+        let floats = lists(Arc::new(arrow::array::Float32Array::from(vec![1.0; 10])), 5, true);
+        let leaves = parquet::arrow::ArrowSchemaConverter::new().convert(&schema_of(&floats)).unwrap();
+        assert!(!covers(floats.data_type(), &leaves.column(0), &WriterProperties::builder().build()));
+    }
+}
