@@ -50,6 +50,10 @@ def measure(tool, src, out, rows):
         shutil.rmtree(out)
     elif os.path.exists(out):
         os.remove(out)
+    # Every run starts with no writes pending from the one before: the outputs (and seqhouse's
+    # spill files at 100M) are gigabytes, and the kernel writing back a previous run's dirty pages
+    # stalled the next run's writes by up to 40 s on this VM.
+    os.sync()
     done = subprocess.run(["/usr/bin/time", "-v", "-o", timing] + command(tool, src, out, rows))
     if done.returncode != 0:
         print(f"{tool} failed on {rows:,} rows (exit code {done.returncode})", flush=True)
