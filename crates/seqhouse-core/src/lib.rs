@@ -16,6 +16,7 @@ pub use error::{Error, Result};
 pub use kernel::{BatchNulls, NullKeyCounts, NullKeys, SequenceStats, Sequencer, window_bounds};
 pub use manifest::{MANIFEST_FILE, Manifest};
 pub use orchestrator::{SequenceRequest, join_location, run};
+pub use order::MulHasher;
 pub use port::{Capabilities, JobReport, NoProgress, Progress, SequenceJob, Warehouse};
 pub use resolve::ResolvedSpec;
 pub use spec::{FeatureSpec, FillNull, Mode, NullKeyPolicy, Padding, SequenceSpec};

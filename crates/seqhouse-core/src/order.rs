@@ -135,10 +135,13 @@ where
     first_seen.into_iter().map(|id| rank_of[id as usize]).collect()
 }
 
-/// A multiplicative hash for `u64` keys: the default SipHash costs more than the rest of the
-/// grouping, and these keys are not attacker-chosen in a way that matters for a batch job.
+/// A multiplicative hash for integer keys: the default SipHash costs more than the rest of the
+/// grouping, and these keys are not attacker-chosen in a way that matters for a batch job. The
+/// product is rotated so that the low bits, which pick a hash table's bucket, come from its well
+/// mixed high bits: keys whose low bits are all zero (float bit patterns, round numbers) would
+/// otherwise share buckets. Also used by `seqhouse-local`'s Parquet dictionaries.
 #[derive(Default)]
-struct MulHasher(u64);
+pub struct MulHasher(u64);
 
 impl Hasher for MulHasher {
     fn finish(&self) -> u64 {
@@ -150,7 +153,7 @@ impl Hasher for MulHasher {
         }
     }
     fn write_u64(&mut self, value: u64) {
-        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = (self.0 ^ value).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(26);
     }
 }
 

@@ -23,7 +23,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::buffer::NullBuffer;
@@ -42,6 +42,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersi
 use parquet::file::statistics::{Statistics, ValueStatistics};
 use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
 use parquet::schema::types::{ColumnDescPtr, ColumnDescriptor};
+use seqhouse_core::MulHasher;
 
 /// One encoded column chunk, ready for `SerializedRowGroupWriter::append_column`.
 pub(crate) struct EncodedChunk {
@@ -248,7 +249,7 @@ impl<P: Physical> Dictionary<P> {
                 indices.push(u64::from(*slot));
             }
         } else {
-            let mut slot_of: HashMap<i64, u32, BuildHasherDefault<MixHasher>> = HashMap::default();
+            let mut slot_of: HashMap<i64, u32, BuildHasherDefault<MulHasher>> = HashMap::default();
             for &value in values {
                 let next = entries.len() as u32;
                 let slot = *slot_of.entry(value.dictionary_key()).or_insert(next);
@@ -267,28 +268,6 @@ impl<P: Physical> Dictionary<P> {
     /// Bits per index for the whole dictionary.
     fn bit_width(&self) -> u8 {
         bits_for(self.entries.len().saturating_sub(1) as u64)
-    }
-}
-
-/// Multiplicative hashing for integer keys (the keys are not attacker-controlled and the map
-/// lives for one chunk).
-#[derive(Default)]
-struct MixHasher(u64);
-
-impl Hasher for MixHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-    fn write_i64(&mut self, value: i64) {
-        self.write_u64(value as u64);
-    }
-    fn write_u64(&mut self, value: u64) {
-        self.0 = (self.0 ^ value).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(26);
     }
 }
 
