@@ -10,7 +10,7 @@ use parquet::arrow::arrow_writer::{
     ArrowColumnChunk, ArrowColumnWriter, ArrowLeafColumn, ArrowRowGroupWriterFactory, compute_leaves,
 };
 use parquet::arrow::{ArrowSchemaConverter, ArrowWriter};
-use parquet::basic::{Compression, GzipLevel, ZstdLevel};
+use parquet::basic::{Compression, Encoding, GzipLevel, Type as PhysicalType, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::{SerializedFileWriter, SerializedRowGroupWriter};
 use parquet::schema::types::ColumnDescPtr;
@@ -112,15 +112,20 @@ impl PartLayout {
 /// - `is_pad_sequence`: two values in long runs, which zstd stores about as compactly as a
 ///   dictionary's run-length codes, without interning every value;
 /// - the order-by columns that are also features: timestamps and tie-breakers are nearly unique,
-///   so their dictionary fills up and falls back to plain values after interning a few hundred
-///   thousand of them; within a window they run in order, which compresses well as they are.
+///   so their dictionary fills up and falls back after interning a few hundred thousand of them.
+///   Integer ones are DELTA_BINARY_PACKED instead (see `PartSink::new`).
 ///
 /// Measured on the 10M-row benchmark (`timestamp` is an order-by feature): 3% less CPU time and
 /// 4.5% smaller output than with dictionaries everywhere.
-fn plain_columns(resolved: &ResolvedSpec) -> Vec<String> {
+fn undictionaried_columns(resolved: &ResolvedSpec) -> Vec<String> {
+    order_feature_columns(resolved).chain([IS_PAD.to_string()]).collect()
+}
+
+/// The sequence columns of the features that are also order-by columns.
+fn order_feature_columns(resolved: &ResolvedSpec) -> impl Iterator<Item = String> + '_ {
     let spec = &resolved.spec;
     let order_features = spec.features.iter().filter(|f| spec.order_by.contains(&f.name));
-    order_features.map(|f| format!("{}{FEATURE_SUFFIX}", f.name)).chain([IS_PAD.to_string()]).collect()
+    order_features.map(|f| format!("{}{FEATURE_SUFFIX}", f.name))
 }
 
 /// Row groups built and encoded at once: enough to keep every core busy, few enough that their
@@ -180,13 +185,23 @@ impl<'a> PartSink<'a> {
         let mut props = WriterProperties::builder()
             .set_compression(compression.to_parquet()?)
             .set_max_row_group_row_count(Some(layout.rows_per_row_group));
-        let plain = plain_columns(resolved);
+        let undictionaried = undictionaried_columns(resolved);
+        let ordered: Vec<String> = order_feature_columns(resolved).collect();
         let leaves = ArrowSchemaConverter::new()
             .convert(&schema)
             .map_err(|e| Error::internal(format!("cannot set up the Parquet writer: {e}")))?;
         for leaf in leaves.columns() {
-            if plain.iter().any(|column| leaf.path().parts()[0] == *column) {
+            let root = &leaf.path().parts()[0];
+            if undictionaried.contains(root) {
                 props = props.set_column_dictionary_enabled(leaf.path().clone(), false);
+            }
+            // Integer order-by features run up within a window, which DELTA_BINARY_PACKED stores
+            // in under half the bytes of PLAIN. At 10M rows zstd then spends 40% less time on
+            // the timestamp column (which took half of all compression time), for output 8%
+            // larger: 6% less CPU for the whole job.
+            let integer = matches!(leaf.physical_type(), PhysicalType::INT32 | PhysicalType::INT64);
+            if integer && ordered.contains(root) {
+                props = props.set_column_encoding(leaf.path().clone(), Encoding::DELTA_BINARY_PACKED);
             }
         }
         let props = props.build();
