@@ -128,7 +128,8 @@ impl Target {
             Target::Staged { staging, .. } => {
                 let path = staging.dir().join(name);
                 let file = File::create(&path).map_err(|e| Error::storage("cannot create", path.display(), e))?;
-                Ok(PartWriter(PartSpool::File { file: BufWriter::with_capacity(1 << 20, file), path, bytes: 0 }))
+                let file = BufWriter::with_capacity(1 << 20, file);
+                Ok(PartWriter(PartSpool::File { file, path, bytes: 0, writeback_from: 0 }))
             }
             Target::Direct { .. } => Ok(PartWriter(PartSpool::Buffer { name: name.to_string(), bytes: Vec::new() })),
         }
@@ -137,7 +138,7 @@ impl Target {
     /// Completes a part started with [`Target::open_part`] and returns its size in bytes.
     pub fn finish_part(&self, storage: &Storage, part: PartWriter) -> Result<u64> {
         match part.0 {
-            PartSpool::File { file, path, bytes } => {
+            PartSpool::File { file, path, bytes, .. } => {
                 file.into_inner().map_err(|e| Error::storage("cannot write", path.display(), e.into_error()))?;
                 Ok(bytes)
             }
@@ -185,8 +186,9 @@ impl Target {
 pub struct PartWriter(PartSpool);
 
 enum PartSpool {
-    /// Written straight into the staging folder.
-    File { file: BufWriter<File>, path: PathBuf, bytes: u64 },
+    /// Written straight into the staging folder; `writeback_from` is where the bytes not yet
+    /// handed to the disk start (see [`start_writeback`]).
+    File { file: BufWriter<File>, path: PathBuf, bytes: u64, writeback_from: u64 },
     /// Held in memory until uploaded whole.
     Buffer { name: String, bytes: Vec<u8> },
 }
@@ -194,9 +196,14 @@ enum PartSpool {
 impl Write for PartWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match &mut self.0 {
-            PartSpool::File { file, bytes, .. } => {
+            PartSpool::File { file, bytes, writeback_from, .. } => {
                 let written = file.write(buf)?;
                 *bytes += written as u64;
+                let in_file = *bytes - file.buffer().len() as u64;
+                if in_file - *writeback_from >= WRITEBACK_BYTES {
+                    start_writeback(file.get_ref(), *writeback_from, in_file);
+                    *writeback_from = in_file;
+                }
                 Ok(written)
             }
             PartSpool::Buffer { bytes, .. } => bytes.write(buf),
@@ -210,6 +217,27 @@ impl Write for PartWriter {
         }
     }
 }
+
+/// Bytes of a part file after which the disk is asked to start writing them.
+const WRITEBACK_BYTES: u64 = 8 << 20;
+
+/// Asks the kernel to start writing bytes `[from, to)` of `file` to disk, without waiting.
+///
+/// Publishing fsyncs every part. Left alone, the kernel holds a job's output in memory (up to a
+/// tenth of it by default) and the fsync then waits for all of it at the end: at 100M rows,
+/// 760 MB written while the cores sit idle. Started as the parts are written, the writing
+/// overlaps the job and the fsync finds little left. Errors are left to that fsync.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &File, from: u64, to: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid descriptor for the life of `file`; the call only schedules I/O.
+    unsafe {
+        libc::sync_file_range(file.as_raw_fd(), from as i64, (to - from) as i64, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &File, _from: u64, _to: u64) {}
 
 /// A hidden staging folder beside a local output, removed on drop unless published.
 pub struct Staging {
@@ -312,4 +340,31 @@ pub fn local_children(output: &Path) -> Result<Vec<String>> {
         names.push(entry.file_name().to_string_lossy().into_owned());
     }
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::S3Options;
+
+    /// A part several times the writeback step, written in odd-sized pieces, is published with
+    /// exactly the bytes written: asking for early writeback changes when they reach the disk,
+    /// never what they are.
+    #[test]
+    fn a_large_part_is_published_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path().join("out");
+        let storage = Storage::new(S3Options::default()).unwrap();
+        let location = storage.locate(output.to_str().unwrap()).unwrap();
+        let target = Target::begin(&storage, &location, false).unwrap();
+        let content: Vec<u8> = (0..(WRITEBACK_BYTES * 3 + 12_345)).map(|i| ((i * 2_654_435_761) >> 13) as u8).collect();
+        let mut part = target.open_part("part-00000.bin").unwrap();
+        for piece in content.chunks(777_777) {
+            part.write_all(piece).unwrap();
+        }
+        assert_eq!(target.finish_part(&storage, part).unwrap(), content.len() as u64);
+        target.commit(&storage, b"{}".to_vec()).unwrap();
+        assert_eq!(std::fs::read(output.join("part-00000.bin")).unwrap(), content);
+        assert_eq!(std::fs::read(output.join(MANIFEST_FILE)).unwrap(), b"{}");
+    }
 }
