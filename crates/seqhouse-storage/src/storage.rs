@@ -341,8 +341,16 @@ impl Storage {
     }
 
     /// A Parquet reader over `meta` that fetches only the byte ranges it needs.
+    ///
+    /// A local file is read on the calling thread. Through the store, every fetch went to a
+    /// blocking thread of the I/O runtime while the decoding thread waited for it: at 10M rows
+    /// the decoding threads were a fifth idle while reading.
     pub fn parquet_reader(&self, location: &Location, meta: &ObjectMeta) -> ObjectReader {
-        ObjectReader { store: location.store.clone(), path: meta.location.clone(), size: meta.size }
+        let local = match &location.local {
+            Some(_) => self.local.path_to_filesystem(&meta.location).ok(),
+            None => None,
+        };
+        ObjectReader { store: location.store.clone(), path: meta.location.clone(), size: meta.size, local }
     }
 
     /// A blocking reader streaming the object's bytes (for CSV), to be used outside the runtime.
@@ -392,6 +400,27 @@ pub struct ObjectReader {
     store: Arc<dyn ObjectStore>,
     path: ObjectPath,
     size: u64,
+    /// The file, when the object is local (read directly, see [`Storage::parquet_reader`]).
+    local: Option<PathBuf>,
+}
+
+impl ObjectReader {
+    /// `ranges` of the local file at `path`, read on this thread.
+    fn read_local(&self, path: &Path, ranges: &[Range<u64>]) -> parquet::errors::Result<Vec<Bytes>> {
+        use std::os::unix::fs::FileExt;
+        let failed = |e: std::io::Error| {
+            parquet_io(object_store::Error::Generic { store: "LocalFileSystem", source: Box::new(e) })
+        };
+        let file = std::fs::File::open(path).map_err(failed)?;
+        ranges
+            .iter()
+            .map(|range| {
+                let mut bytes = vec![0; (range.end - range.start) as usize];
+                file.read_exact_at(&mut bytes, range.start).map_err(failed)?;
+                Ok(Bytes::from(bytes))
+            })
+            .collect()
+    }
 }
 
 fn parquet_io(e: object_store::Error) -> parquet::errors::ParquetError {
@@ -400,10 +429,17 @@ fn parquet_io(e: object_store::Error) -> parquet::errors::ParquetError {
 
 impl AsyncFileReader for ObjectReader {
     fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        if let Some(path) = &self.local {
+            let read = self.read_local(path, std::slice::from_ref(&range)).map(|mut r| r.remove(0));
+            return futures::future::ready(read).boxed();
+        }
         self.store.get_range(&self.path, range).map_err(parquet_io).boxed()
     }
 
     fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        if let Some(path) = &self.local {
+            return futures::future::ready(self.read_local(path, &ranges)).boxed();
+        }
         // object_store coalesces nearby ranges into fewer requests.
         async move { self.store.get_ranges(&self.path, &ranges).await.map_err(parquet_io) }.boxed()
     }
