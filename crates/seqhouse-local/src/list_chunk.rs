@@ -228,14 +228,18 @@ const DELTA_BLOCK: usize = 128;
 /// pages before encoding them.
 fn delta_packed_size<P: Physical>(values: &[P]) -> usize {
     let miniblock = DELTA_BLOCK / 4;
-    let deltas: Vec<i64> =
-        values.windows(2).map(|pair| pair[1].dictionary_key().wrapping_sub(pair[0].dictionary_key())).collect();
+    let delta = |pair: &[P]| pair[1].dictionary_key().wrapping_sub(pair[0].dictionary_key());
+    let deltas = values.len().saturating_sub(1);
     let mut bytes = 16;
-    for block in deltas.chunks(4 * miniblock) {
-        let min = block.iter().copied().min().unwrap_or(0);
+    // Each block's deltas are read from `values` in place (a block of k deltas spans k + 1
+    // values), rather than collected: the chunk may hold a million values.
+    for block_start in (0..deltas).step_by(DELTA_BLOCK) {
+        let block = &values[block_start..=(block_start + DELTA_BLOCK).min(deltas)];
+        let min = block.windows(2).map(delta).min().unwrap_or(0);
         bytes += 10 + 4;
-        for mini in block.chunks(miniblock) {
-            let widest = mini.iter().map(|&d| d.wrapping_sub(min) as u64).max().unwrap_or(0);
+        for mini_start in (0..block.len() - 1).step_by(miniblock) {
+            let mini = &block[mini_start..=(mini_start + miniblock).min(block.len() - 1)];
+            let widest = mini.windows(2).map(|pair| delta(pair).wrapping_sub(min) as u64).max().unwrap_or(0);
             bytes += miniblock * usize::from(bits_for(widest)) / 8;
         }
     }
@@ -803,6 +807,30 @@ mod tests {
         let props = zstd().set_encoding(Encoding::DELTA_BINARY_PACKED).set_dictionary_page_size_limit(256).build();
         let metadata = check(lists(Arc::new(small), 10, false), props);
         assert_eq!(encodings(&metadata), vec![Encoding::RLE, Encoding::DELTA_BINARY_PACKED]);
+    }
+
+    #[test]
+    fn the_delta_packed_estimate_bounds_the_encoders_size() {
+        // The estimate sizes pages, so it must not fall short of what the encoder writes, and
+        // may exceed it only by the block headers' slack (a 10-byte varint per block at most).
+        let encoded = |values: &[i64]| {
+            let options = DeltaBinaryPackedEncoderOptions::try_new(DELTA_BLOCK, 4).unwrap();
+            let mut encoder = DeltaBitPackEncoder::<parquet_type::Int64Type>::new_with_options(options);
+            encoder.put(values).unwrap();
+            encoder.flush_buffer().unwrap().len()
+        };
+        let runs_up: Vec<i64> = (0..10_000i64).map(|i| 1_600_000_000_000 + i * 37 + (i * i) % 1000).collect();
+        let with_jumps: Vec<i64> = (0..10_000i64).map(|i| if i % 100 >= 90 { -1 } else { i * i % 7919 }).collect();
+        let extremes: Vec<i64> = (0..1_000i64).map(|i| if i % 2 == 0 { i64::MIN } else { i64::MAX }).collect();
+        for (name, values) in [("runs up", &runs_up[..]), ("jumps", &with_jumps), ("extremes", &extremes)] {
+            for len in [0, 1, 2, 129, 130, values.len()] {
+                let values = &values[..len.min(values.len())];
+                let (estimate, actual) = (delta_packed_size(values), encoded(values));
+                let blocks = values.len().saturating_sub(1).div_ceil(DELTA_BLOCK);
+                assert!(actual <= estimate, "{name}, {len} values: estimated {estimate}, encoded {actual}");
+                assert!(estimate <= actual + 10 * blocks + 16, "{name}, {len} values: {estimate} vs {actual}");
+            }
+        }
     }
 
     #[test]
