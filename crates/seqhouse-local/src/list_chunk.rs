@@ -204,9 +204,9 @@ impl FloatBits for f64 {
 physical!(int i32 as parquet_type::Int32Type, i64 as parquet_type::Int64Type);
 physical!(float f32 as i32, parquet_type::FloatType, f64 as i64, parquet_type::DoubleType);
 
-/// The smallest and largest non-NaN value of `values` in the column's sort order, and how many
-/// NaNs it holds; `None` when it holds no other value.
-fn bounds<P: Physical>(values: &[P]) -> Option<(P, P, u64)> {
+/// The smallest and largest non-NaN order key of `values` and how many NaNs it holds; the
+/// smallest is above the largest when it holds no other value.
+fn scan_keys<P: Physical>(values: &[P]) -> (i64, i64, u64) {
     let (mut low, mut high, mut nans) = (i64::MAX, i64::MIN, 0u64);
     for value in values {
         match value.order_key() {
@@ -217,7 +217,41 @@ fn bounds<P: Physical>(values: &[P]) -> Option<(P, P, u64)> {
             None => nans += 1,
         }
     }
-    (low <= high).then(|| (P::from_order_key(low), P::from_order_key(high), nans))
+    (low, high, nans)
+}
+
+/// Values per block of [`Bounds`].
+const BOUNDS_BLOCK: usize = 4096;
+
+/// The bounds of a chunk's values block by block, so that the chunk's bounds and each page's
+/// take one pass over the values, not two.
+struct Bounds<'v, P> {
+    values: &'v [P],
+    blocks: Vec<(i64, i64, u64)>,
+}
+
+impl<'v, P: Physical> Bounds<'v, P> {
+    fn new(values: &'v [P]) -> Self {
+        Bounds { values, blocks: values.chunks(BOUNDS_BLOCK).map(scan_keys).collect() }
+    }
+
+    /// The smallest and largest non-NaN value of `values[range]` in the column's sort order, and
+    /// how many NaNs it holds; `None` when it holds no other value.
+    fn of(&self, range: std::ops::Range<usize>) -> Option<(P, P, u64)> {
+        let (first_block, end_block) = (range.start.div_ceil(BOUNDS_BLOCK), range.end / BOUNDS_BLOCK);
+        let (low, high, nans) = if end_block <= first_block {
+            scan_keys(&self.values[range])
+        } else {
+            // The whole blocks inside the range, and the values before and after them.
+            let head = scan_keys(&self.values[range.start..first_block * BOUNDS_BLOCK]);
+            let tail = scan_keys(&self.values[end_block * BOUNDS_BLOCK..range.end]);
+            let parts = self.blocks[first_block..end_block].iter().chain([&head, &tail]);
+            parts.fold((i64::MAX, i64::MIN, 0), |(low, high, nans), part| {
+                (low.min(part.0), high.max(part.1), nans + part.2)
+            })
+        };
+        (low <= high).then(|| (P::from_order_key(low), P::from_order_key(high), nans))
+    }
 }
 
 /// Values per DELTA_BINARY_PACKED block, in four miniblocks.
@@ -263,6 +297,9 @@ impl Shape {
 struct Dictionary<P> {
     entries: Vec<P>,
     indices: Vec<u64>,
+    /// Where each entry was first seen (ascending): how many entries the values before a
+    /// position use, without scanning their indices.
+    first_seen: Vec<usize>,
 }
 
 impl<P: Physical> Dictionary<P> {
@@ -270,7 +307,7 @@ impl<P: Physical> Dictionary<P> {
     /// chunk is then written plain, as the crate falls back to plain at that size too).
     fn build(values: &[P], min: P, max: P, limit: usize) -> Option<Self> {
         let max_entries = (limit / P::WIDTH).max(1);
-        let mut entries = Vec::new();
+        let (mut entries, mut first_seen) = (Vec::new(), Vec::new());
         let mut indices = Vec::with_capacity(values.len());
         let span = max.dictionary_key().abs_diff(min.dictionary_key());
         // For integers, a lookup table over [min, max] when it is no larger than the values
@@ -278,7 +315,7 @@ impl<P: Physical> Dictionary<P> {
         if !P::FLOAT && span < (values.len() as u64).max(1 << 16) {
             let mut slot_of = vec![u32::MAX; span as usize + 1];
             let base = min.dictionary_key();
-            for &value in values {
+            for (at, &value) in values.iter().enumerate() {
                 let slot = &mut slot_of[value.dictionary_key().abs_diff(base) as usize];
                 if *slot == u32::MAX {
                     if entries.len() == max_entries {
@@ -286,12 +323,13 @@ impl<P: Physical> Dictionary<P> {
                     }
                     *slot = entries.len() as u32;
                     entries.push(value);
+                    first_seen.push(at);
                 }
                 indices.push(u64::from(*slot));
             }
         } else {
             let mut slot_of: HashMap<i64, u32, BuildHasherDefault<MulHasher>> = HashMap::default();
-            for &value in values {
+            for (at, &value) in values.iter().enumerate() {
                 let next = entries.len() as u32;
                 let slot = *slot_of.entry(value.dictionary_key()).or_insert(next);
                 if slot == next {
@@ -299,11 +337,12 @@ impl<P: Physical> Dictionary<P> {
                         return None;
                     }
                     entries.push(value);
+                    first_seen.push(at);
                 }
                 indices.push(u64::from(slot));
             }
         }
-        Some(Dictionary { entries, indices })
+        Some(Dictionary { entries, indices, first_seen })
     }
 
     /// Bits per index for the whole dictionary.
@@ -355,7 +394,8 @@ impl<'a, P: Physical> ChunkEncoder<'a, P> {
             None => Cow::Borrowed(&self.slots[..]),
             Some(nulls) => Cow::Owned(nulls.valid_indices().map(|i| self.slots[i]).collect()),
         };
-        let Some((min, max, nans)) = bounds(&valid) else { return Ok(None) };
+        let bounds = Bounds::new(&valid);
+        let Some((min, max, nans)) = bounds.of(0..valid.len()) else { return Ok(None) };
         let dictionary = if self.props.dictionary_enabled(path) {
             Dictionary::build(&valid, min, max, self.props.dictionary_page_size_limit())
         } else {
@@ -378,7 +418,9 @@ impl<'a, P: Physical> ChunkEncoder<'a, P> {
             let size = buffer.len();
             match codec.as_mut() {
                 Some(codec) => {
-                    let mut out = Vec::with_capacity(size / 2);
+                    // Empty: the codec reserves its bound itself, and growing a presized buffer
+                    // would copy it whole.
+                    let mut out = Vec::new();
                     codec.compress(&buffer, &mut out)?;
                     Ok((out.into(), size))
                 }
@@ -442,7 +484,6 @@ impl<'a, P: Physical> ChunkEncoder<'a, P> {
         let mut rep_histogram = vec![0i64; 2];
         let mut def_histogram = vec![0i64; max_def as usize + 1];
         let mut valid_at = 0;
-        let mut seen = 0u64;
         let mut row = 0;
         while row < self.shape.rows {
             let rows = rows_per_page.min(self.shape.rows - row);
@@ -477,8 +518,8 @@ impl<'a, P: Physical> ChunkEncoder<'a, P> {
                     // of a chunk whose dictionary keeps growing get narrower indices (3% smaller
                     // output for a float feature with 55k distinct values per row group).
                     let indices = &d.indices[valid_at - page_valid.len()..valid_at];
-                    seen = seen.max(indices.iter().copied().max().unwrap_or(0));
-                    let bit_width = bits_for(seen);
+                    let seen = d.first_seen.partition_point(|&at| at < valid_at);
+                    let bit_width = bits_for(seen.saturating_sub(1) as u64);
                     buffer.push(bit_width);
                     let mut values = RleEncoder::new_from_buf(bit_width, std::mem::take(&mut buffer));
                     values.put_batch(indices);
@@ -520,7 +561,8 @@ impl<'a, P: Physical> ChunkEncoder<'a, P> {
             if column_index.valid() {
                 // A page without a non-NaN value has no bounds; the crate's writer then drops
                 // the column index or marks a null page, and such chunks are left to it.
-                let Some((low, high, page_nans)) = bounds(page_valid) else { return Ok(None) };
+                let page_range = valid_at - page_valid.len()..valid_at;
+                let Some((low, high, page_nans)) = bounds.of(page_range) else { return Ok(None) };
                 let keys = (low.order_key().expect("not NaN"), high.order_key().expect("not NaN"));
                 if let Some((last_low, last_high)) = last_keys {
                     ascending &= last_low <= keys.0 && last_high <= keys.1;
@@ -807,6 +849,36 @@ mod tests {
         let props = zstd().set_encoding(Encoding::DELTA_BINARY_PACKED).set_dictionary_page_size_limit(256).build();
         let metadata = check(lists(Arc::new(small), 10, false), props);
         assert_eq!(encodings(&metadata), vec![Encoding::RLE, Encoding::DELTA_BINARY_PACKED]);
+    }
+
+    #[test]
+    fn bounds_of_any_range_equal_a_scan_of_it() {
+        // Values that fall and rise across block edges, with NaNs, signed zeros and a range
+        // without any non-NaN value.
+        let values: Vec<f64> = (0..3 * BOUNDS_BLOCK + 77)
+            .map(|i| match i % 997 {
+                0 => f64::NAN,
+                1 => -0.0,
+                _ => ((i * 7919) % 10_007) as f64 - 5_000.5,
+            })
+            .chain([f64::NAN; 5])
+            .collect();
+        let bounds = Bounds::new(&values);
+        let naive = |range: std::ops::Range<usize>| {
+            let slice = &values[range];
+            let numbers: Vec<f64> = slice.iter().copied().filter(|v| !v.is_nan()).collect();
+            let low = numbers.iter().copied().min_by(f64::total_cmp)?;
+            let high = numbers.iter().copied().max_by(f64::total_cmp)?;
+            Some((low.to_bits(), high.to_bits(), (slice.len() - numbers.len()) as u64))
+        };
+        let edges =
+            [0, 1, 996, 997, BOUNDS_BLOCK - 1, BOUNDS_BLOCK, BOUNDS_BLOCK + 1, 2 * BOUNDS_BLOCK, values.len() - 5];
+        for &start in &edges {
+            for end in edges.iter().copied().chain([values.len()]).filter(|&end| end >= start) {
+                let got = bounds.of(start..end).map(|(low, high, nans)| (low.to_bits(), high.to_bits(), nans));
+                assert_eq!(got, naive(start..end), "{start}..{end}");
+            }
+        }
     }
 
     #[test]
