@@ -366,6 +366,39 @@ fn put_run(out: &mut Vec<u8>, count: usize, value: u64, bit_width: u8) {
     out.extend_from_slice(&value.to_le_bytes()[..usize::from(bit_width).div_ceil(8)]);
 }
 
+/// Feeds runs of levels to an [`RleEncoder`] in blocks, through `put_batch` (which skips the
+/// per-value bookkeeping of `put` for whole groups and long runs, and writes the same bytes).
+struct LevelRuns {
+    encoder: RleEncoder,
+    block: Vec<u64>,
+}
+
+impl LevelRuns {
+    const BLOCK: usize = 4096;
+
+    fn new(encoder: RleEncoder) -> Self {
+        LevelRuns { encoder, block: Vec::with_capacity(Self::BLOCK) }
+    }
+
+    /// Appends `count` copies of `level`.
+    fn put(&mut self, level: u64, mut count: usize) {
+        while count > 0 {
+            let taken = (Self::BLOCK - self.block.len()).min(count);
+            self.block.extend(std::iter::repeat_n(level, taken));
+            count -= taken;
+            if self.block.len() == Self::BLOCK {
+                self.encoder.put_batch(&self.block);
+                self.block.clear();
+            }
+        }
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.encoder.put_batch(&self.block);
+        self.encoder.consume()
+    }
+}
+
 /// Appends `levels` as a v1 level block: its byte length, then the RLE/bit-packed data.
 fn put_levels(out: &mut Vec<u8>, levels: impl FnOnce(&mut Vec<u8>)) {
     let start = out.len();
@@ -392,7 +425,10 @@ impl<'a, P: Physical> ChunkEncoder<'a, P> {
         let path = self.descr.path();
         let valid: Cow<[P]> = match &self.shape.nulls {
             None => Cow::Borrowed(&self.slots[..]),
-            Some(nulls) => Cow::Owned(nulls.valid_indices().map(|i| self.slots[i]).collect()),
+            // Runs of valid items, copied whole: nulls are usually few.
+            Some(nulls) => {
+                Cow::Owned(nulls.valid_slices().flat_map(|(from, to)| &self.slots[from..to]).copied().collect())
+            }
         };
         let bounds = Bounds::new(&valid);
         let Some((min, max, nans)) = bounds.of(0..valid.len()) else { return Ok(None) };
@@ -503,11 +539,16 @@ impl<'a, P: Physical> ChunkEncoder<'a, P> {
             });
             put_levels(&mut buffer, |out| match &self.shape.nulls {
                 Some(null_items) if nulls > 0 => {
-                    let mut levels = RleEncoder::new_from_buf(def_width, std::mem::take(out));
-                    for is_valid in null_items.inner().slice(slots.start, slots.len()).iter() {
-                        levels.put(u64::from(max_def as u16) - u64::from(!is_valid));
+                    let mut levels = LevelRuns::new(RleEncoder::new_from_buf(def_width, std::mem::take(out)));
+                    let (valid_level, null_level) = (max_def as u64, max_def as u64 - 1);
+                    let mut at = 0;
+                    for (from, to) in null_items.inner().slice(slots.start, slots.len()).set_slices() {
+                        levels.put(null_level, from - at);
+                        levels.put(valid_level, to - from);
+                        at = to;
                     }
-                    *out = levels.consume();
+                    levels.put(null_level, slots.len() - at);
+                    *out = levels.finish();
                 }
                 _ => put_run(out, slots.len(), max_def as u64, def_width),
             });
@@ -879,6 +920,19 @@ mod tests {
                 assert_eq!(got, naive(start..end), "{start}..{end}");
             }
         }
+    }
+
+    #[test]
+    fn level_runs_write_the_bytes_of_one_put_per_level() {
+        // Runs short and long (across blocks), alternating two levels, and a trailing odd group.
+        let runs: Vec<(u64, usize)> = (0..400).map(|i| (i % 2, [1, 3, 7, 8, 9, 64, 5000][i as usize % 7])).collect();
+        let mut by_runs = LevelRuns::new(RleEncoder::new(1, 1024));
+        let mut one_by_one = RleEncoder::new(1, 1024);
+        for &(level, count) in &runs {
+            by_runs.put(level, count);
+            (0..count).for_each(|_| one_by_one.put(level));
+        }
+        assert_eq!(by_runs.finish(), one_by_one.consume());
     }
 
     #[test]
