@@ -14,9 +14,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, ArrowPrimitiveType, AsArray, BooleanArray, FixedSizeListArray, Int8Array, Int32Array, Int64Array,
-    MutableArrayData, PrimitiveArray, RecordBatch, UInt32Array, make_array,
+    Array, ArrayRef, ArrowPrimitiveType, AsArray, BooleanArray, BooleanBufferBuilder, FixedSizeListArray, Int8Array,
+    Int32Array, Int64Array, MutableArrayData, PrimitiveArray, RecordBatch, UInt32Array, make_array,
 };
+use arrow::buffer::NullBuffer;
 use arrow::compute::kernels::zip::zip;
 use arrow::compute::{concat, filter_record_batch, is_not_null, take};
 use arrow::datatypes::{DataType, Field};
@@ -306,7 +307,7 @@ fn padded_windows(sorted: &ArrayRef, pad: &ArrayRef, windows: &[Window], n: usiz
     macro_rules! primitive {
         ($($variant:pat => $t:ty),+ $(,)?) => {
             match sorted.data_type() {
-                $($variant if sorted.null_count() == 0 => {
+                $($variant => {
                     return Ok(Arc::new(padded_primitive::<$t>(sorted, pad, windows, n, pre)));
                 })+
                 _ => {}
@@ -332,29 +333,28 @@ fn padded_windows(sorted: &ArrayRef, pad: &ArrayRef, windows: &[Window], n: usiz
         DataType::Timestamp(TimeUnit::Microsecond, _) => TimestampMicrosecondType,
         DataType::Timestamp(TimeUnit::Nanosecond, _) => TimestampNanosecondType,
     );
-    // Any other type, or values with nulls: arrow's slice copier (it carries validity along).
-    let (sorted_data, pad_data) = (sorted.to_data(), pad.to_data());
+    // Any other type: arrow's slice copier (it carries validity along).
+    // The pad repeated N times, so that a window's padding is one copy.
+    let pads = take(pad.as_ref(), &UInt32Array::from(vec![0; n]), None).map_err(Error::internal)?;
+    let (sorted_data, pad_data) = (sorted.to_data(), pads.to_data());
     let mut out = MutableArrayData::new(vec![&sorted_data, &pad_data], false, windows.len() * n);
     // Offsets overflow only past 2 GiB of string data in one row group.
     let overflow = |e: arrow::error::ArrowError| Error::internal(format!("building a row group: {e}"));
     for w in windows {
         let (start, len) = (w.start as usize, w.len as usize);
-        if pre {
-            for _ in len..n {
-                out.try_extend(1, 0, 1).map_err(overflow)?;
-            }
+        if pre && len < n {
+            out.try_extend(1, 0, n - len).map_err(overflow)?;
         }
         out.try_extend(0, start, start + len).map_err(overflow)?;
-        if !pre {
-            for _ in len..n {
-                out.try_extend(1, 0, 1).map_err(overflow)?;
-            }
+        if !pre && len < n {
+            out.try_extend(1, 0, n - len).map_err(overflow)?;
         }
     }
     Ok(make_array(out.freeze()))
 }
 
-/// [`padded_windows`] for a primitive column without nulls: straight slice copies into one buffer.
+/// [`padded_windows`] for a primitive column: straight slice copies into one buffer, and of the
+/// validity bits when the column has nulls.
 fn padded_primitive<T: ArrowPrimitiveType>(
     sorted: &ArrayRef,
     pad: &ArrayRef,
@@ -363,8 +363,11 @@ fn padded_primitive<T: ArrowPrimitiveType>(
     pre: bool,
 ) -> PrimitiveArray<T> {
     let values = sorted.as_primitive::<T>().values();
+    let nulls = sorted.nulls().filter(|nulls| nulls.null_count() > 0);
+    // Pads are never null.
     let pad = pad.as_primitive::<T>().value(0);
     let mut out: Vec<T::Native> = Vec::with_capacity(windows.len() * n);
+    let mut valid = nulls.map(|_| BooleanBufferBuilder::new(windows.len() * n));
     for w in windows {
         let (start, len) = (w.start as usize, w.len as usize);
         if pre {
@@ -374,9 +377,19 @@ fn padded_primitive<T: ArrowPrimitiveType>(
         if !pre {
             out.extend(std::iter::repeat_n(pad, n - len));
         }
+        if let (Some(valid), Some(nulls)) = (valid.as_mut(), nulls) {
+            if pre {
+                valid.append_n(n - len, true);
+            }
+            valid.append_buffer(&nulls.inner().slice(start, len));
+            if !pre {
+                valid.append_n(n - len, true);
+            }
+        }
     }
+    let nulls = valid.map(|mut valid| NullBuffer::new(valid.finish()));
     // Keep the column's exact type (time zone, unit) rather than the native type's default.
-    PrimitiveArray::<T>::new(out.into(), None).with_data_type(sorted.data_type().clone())
+    PrimitiveArray::<T>::new(out.into(), nulls).with_data_type(sorted.data_type().clone())
 }
 
 fn list_item(data_type: &DataType) -> Arc<Field> {
