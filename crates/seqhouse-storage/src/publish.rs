@@ -270,6 +270,11 @@ impl Staging {
                 .and_then(|f| f.sync_all())
                 .map_err(|e| Error::storage("cannot sync", path.display(), e))?;
         }
+        // The folder's entries too: synced files are durable, but their names in the folder
+        // are the folder's own data, and after a crash the published folder could lack some.
+        File::open(&self.dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|e| Error::storage("cannot sync", self.dir.display(), e))?;
         let previous = match check_output(&output.display().to_string(), &local_children(output)?, overwrite)? {
             // rename(2) replaces an empty folder, which users often create beforehand.
             OutputState::Absent => None,
