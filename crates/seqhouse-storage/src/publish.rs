@@ -2,7 +2,8 @@
 //! when an output may be (re)written, and [`Target`], which stages and commits it.
 //!
 //! - **Local folders**: parts and then `_manifest.json` go into a hidden sibling of the output
-//!   (`.NAME.seqhouse-tmp-*`), are fsynced, and the folder is renamed into place. A reader sees the
+//!   (`.NAME.seqhouse-tmp-*`), are fsynced (the files, then the folder), and the folder is renamed
+//!   into place. A reader sees the
 //!   old output or the complete new one, never a mix. Hidden names keep a half-written staging
 //!   folder out of any later input listing.
 //! - **Object stores** (S3) have no rename: parts are uploaded first (each atomically) and
