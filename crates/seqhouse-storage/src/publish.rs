@@ -3,9 +3,8 @@
 //!
 //! - **Local folders**: parts and then `_manifest.json` go into a hidden sibling of the output
 //!   (`.NAME.seqhouse-tmp-*`), are fsynced (the files, then the folder), and the folder is renamed
-//!   into place. A reader sees the
-//!   old output or the complete new one, never a mix. Hidden names keep a half-written staging
-//!   folder out of any later input listing.
+//!   into place. A reader sees the old output or the complete new one, never a mix. Hidden names
+//!   keep a half-written staging folder out of any later input listing.
 //! - **Object stores** (S3) have no rename: parts are uploaded first (each atomically) and
 //!   `_manifest.json` last, so a folder without a manifest is never trusted. When replacing an
 //!   output, its manifest is deleted before the first new part is uploaded, and its stale parts
