@@ -18,18 +18,19 @@ pub mod api;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use arrow::datatypes::DataType;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use seqhouse_core::manifest::{OutputColumn, OutputPart};
 use seqhouse_core::{
-    Capabilities, Error, JobReport, MANIFEST_FILE, Manifest, Progress, ResolvedSpec, Result, SequenceJob,
-    SequenceStats, Warehouse,
+    Capabilities, Error, JobReport, Manifest, Progress, ResolvedSpec, Result, SequenceJob, SequenceStats, Warehouse,
 };
 use seqhouse_sql::{Dialect, athena};
 use seqhouse_storage::input::{self, InputFormat, SourceFile};
-use seqhouse_storage::publish::{OutputState, check_output, is_part, part_name};
+use seqhouse_storage::lock::OutputLock;
+use seqhouse_storage::manifest_input_location;
+use seqhouse_storage::publish::{self, Target, UNLOAD_PREFIX, check_output, run_id};
 use seqhouse_storage::{Location, S3Options, Storage};
 
 pub use api::{AthenaOptions, QueryApi, QueryState, SdkQueryApi};
@@ -47,6 +48,7 @@ pub struct Plan {
     pub drop_table: Option<String>,
     resolved: ResolvedSpec,
     files: Vec<SourceFile>,
+    input: Location,
     staging: Location,
     table: (String, String),
 }
@@ -58,11 +60,6 @@ pub struct AthenaWarehouse {
     api: Box<dyn QueryApi>,
     storage: Storage,
     cancelled: Arc<AtomicBool>,
-}
-
-fn unique_id() -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("{:x}{:x}", nanos, std::process::id())
 }
 
 fn failed(query_id: &str, message: impl Into<String>) -> Error {
@@ -123,7 +120,7 @@ impl AthenaWarehouse {
                 other => other,
             })?;
         }
-        let id = unique_id();
+        let id = run_id();
         let (database, table, create_table, drop_table) = match &self.table {
             Some(name) => {
                 let (database, table) = name.split_once('.').unwrap_or((&self.options.database, name));
@@ -139,7 +136,7 @@ impl AthenaWarehouse {
             }
         };
         let source = athena::table_ref(&database, &table);
-        let staging = output.child(&format!("_seqhouse-unload-{id}"));
+        let staging = output.child(&format!("{UNLOAD_PREFIX}{id}"));
         let select = seqhouse_sql::select(&resolved, &source, Dialect::Trino)?;
         Ok(Plan {
             create_table,
@@ -148,6 +145,7 @@ impl AthenaWarehouse {
             drop_table,
             resolved,
             files,
+            input,
             staging,
             table: (database, table),
         })
@@ -213,55 +211,61 @@ impl AthenaWarehouse {
         seqhouse_sql::stats_from_row(&job.spec, &values, &job.input)
     }
 
-    /// Copies the unloaded files into place as parts, removes stale parts, writes the manifest last.
-    fn publish(&self, plan: &Plan, job: &SequenceJob, output: &Location, counts: SequenceStats) -> Result<JobReport> {
+    /// Copies the unloaded files in as parts and commits them with the manifest (see
+    /// [`Target`]: the old output stays trusted until the manifest is replaced).
+    fn publish(
+        &self,
+        plan: &Plan,
+        job: &SequenceJob,
+        output: &Location,
+        counts: SequenceStats,
+        lock: OutputLock,
+    ) -> Result<JobReport> {
         let mut unloaded = self.storage.list_recursive(&plan.staging)?;
         unloaded.sort_by(|a, b| a.location.cmp(&b.location));
-        // The staging prefix lies inside the output folder: it is this run's, not an old output.
-        let staging_name = plan.staging.path().filename().unwrap_or_default().to_string();
-        let names: Vec<String> = self.storage.children(output)?.into_iter().filter(|n| *n != staging_name).collect();
-        let stale: Vec<String> = match check_output(&output.shown, &names, job.overwrite)? {
-            OutputState::Absent => Vec::new(),
-            OutputState::Replaceable => {
-                // From here on the old output is no longer trusted by readers.
-                self.storage.delete(output, MANIFEST_FILE)?;
-                names.into_iter().filter(|n| is_part(n)).collect()
+        let target = Target::begin(&self.storage, output, job.overwrite, lock)?;
+        let copied = (|| {
+            let mut parts = Vec::new();
+            let mut columns = Vec::new();
+            for (index, object) in unloaded.iter().enumerate() {
+                let name = target.part_name(index);
+                let mut reader = self.storage.parquet_reader(&plan.staging, object);
+                let footer = self
+                    .storage
+                    .block_on(ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()))
+                    .map_err(|e| Error::storage("cannot read", plan.staging.show(&object.location), e))?;
+                if columns.is_empty() {
+                    columns = OutputColumn::of_schema(footer.schema());
+                }
+                target.copy_part(&self.storage, &plan.staging.object(&object.location), &name)?;
+                parts.push(OutputPart {
+                    path: name,
+                    rows: footer.metadata().file_metadata().num_rows() as u64,
+                    bytes: object.size,
+                });
+            }
+            if columns.is_empty() {
+                // Athena wrote nothing (no windows): describe the columns it would have written.
+                columns = OutputColumn::of_schema(&plan.resolved.output_schema);
+            }
+            let windows: u64 = parts.iter().map(|p| p.rows).sum();
+            if windows != counts.windows {
+                tracing::warn!(unloaded = windows, counted = counts.windows, "window counts disagree");
+            }
+            let input_files = plan.files.iter().map(|f| f.manifest_entry(f.rows().unwrap_or(0))).collect();
+            let input_location = manifest_input_location(&plan.input, output);
+            let manifest =
+                Manifest::new("athena", job, input_location, input_files, parts.clone(), columns, counts.clone());
+            Ok((parts, serde_json::to_vec_pretty(&manifest).map_err(Error::internal)?))
+        })();
+        let (parts, json) = match copied {
+            Ok(copied) => copied,
+            Err(e) => {
+                target.abort(&self.storage);
+                return Err(e);
             }
         };
-        let mut parts = Vec::new();
-        let mut columns = Vec::new();
-        for (index, object) in unloaded.iter().enumerate() {
-            let name = part_name(index);
-            let mut reader = self.storage.parquet_reader(&plan.staging, object);
-            let footer = self
-                .storage
-                .block_on(ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()))
-                .map_err(|e| Error::storage("cannot read", plan.staging.show(&object.location), e))?;
-            if columns.is_empty() {
-                columns = OutputColumn::of_schema(footer.schema());
-            }
-            self.storage.copy(&plan.staging.object(&object.location), &output.child(&name))?;
-            parts.push(OutputPart {
-                path: name,
-                rows: footer.metadata().file_metadata().num_rows() as u64,
-                bytes: object.size,
-            });
-        }
-        for name in stale.iter().filter(|n| !parts.iter().any(|p| &p.path == *n)) {
-            self.storage.delete(output, name)?;
-        }
-        if columns.is_empty() {
-            // Athena wrote nothing (no windows): describe the columns it would have written.
-            columns = OutputColumn::of_schema(&plan.resolved.output_schema);
-        }
-        let windows: u64 = parts.iter().map(|p| p.rows).sum();
-        if windows != counts.windows {
-            tracing::warn!(unloaded = windows, counted = counts.windows, "window counts disagree");
-        }
-        let input_files = plan.files.iter().map(|f| f.manifest_entry(f.rows().unwrap_or(0))).collect();
-        let manifest = Manifest::new("athena", job, input_files, parts.clone(), columns, counts.clone());
-        let json = serde_json::to_vec_pretty(&manifest).map_err(Error::internal)?;
-        self.storage.put(output, MANIFEST_FILE, json)?;
+        target.commit(&self.storage, json)?;
         Ok(JobReport {
             output: job.output.clone(),
             subset: job.subset.clone(),
@@ -272,7 +276,7 @@ impl AthenaWarehouse {
         })
     }
 
-    fn run_plan(&self, plan: &Plan, job: &SequenceJob, progress: &dyn Progress) -> Result<JobReport> {
+    fn run_plan(&self, plan: &Plan, job: &SequenceJob, lock: OutputLock, progress: &dyn Progress) -> Result<JobReport> {
         let output = self.s3_location(&job.output, "--output")?;
         progress.stage("athena", 3);
         if let Some(create) = &plan.create_table {
@@ -286,7 +290,7 @@ impl AthenaWarehouse {
         self.run(&plan.unload, "UNLOAD")?;
         progress.advance(1);
         self.check_cancelled()?;
-        let report = self.publish(plan, job, &output, counts)?;
+        let report = self.publish(plan, job, &output, counts, lock)?;
         progress.advance(1);
         Ok(report)
     }
@@ -324,20 +328,17 @@ impl Warehouse for AthenaWarehouse {
     fn preflight(&self, job: &SequenceJob) -> Result<()> {
         let input = self.s3_location(&job.input, "--input")?;
         let output = self.s3_location(&job.output, "--output")?;
-        if input.contains(&output) {
-            return Err(Error::invalid(format!(
-                "--output {} is inside the input folder {}; Athena would read it as input. Write it elsewhere",
-                output.shown, input.shown
-            )));
-        }
+        publish::ensure_apart(&input, &output)?;
         check_output(&output.shown, &self.storage.children(&output)?, job.overwrite)?;
         Ok(())
     }
 
     fn sequence(&self, job: &SequenceJob, progress: &dyn Progress) -> Result<JobReport> {
         self.preflight(job)?;
+        // Held from the start, so a second run on this output fails at once, not after its queries.
+        let lock = OutputLock::acquire(&self.storage, &self.s3_location(&job.output, "--output")?)?;
         let plan = self.plan(job)?;
-        let result = self.run_plan(&plan, job, progress);
+        let result = self.run_plan(&plan, job, lock, progress);
         self.clean_up(&plan);
         result
     }

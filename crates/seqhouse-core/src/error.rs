@@ -98,6 +98,32 @@ pub enum Error {
         location: String,
     },
 
+    /// The output folder holds an entry seqhouse does not write there: it is not a seqhouse
+    /// output, and neither writing into it nor `--overwrite` may touch it.
+    #[error(
+        "--output {location} holds '{entry}', which seqhouse did not write; refusing to replace or write into it. Choose another folder, or move '{entry}' away if the folder is really meant for seqhouse"
+    )]
+    OutputNotOurs {
+        /// The output location.
+        location: String,
+        /// The first entry (in name order) that seqhouse does not write.
+        entry: String,
+    },
+
+    /// Another run holds the output's lock: two runs writing one output would each publish a
+    /// mix, or delete the other's parts.
+    #[error(
+        "another seqhouse run ({holder}) is writing {location}; wait for it to finish, or stop it. A lock left by a run that died is taken over after {stale_after}"
+    )]
+    OutputLocked {
+        /// The output location.
+        location: String,
+        /// Who holds it: process id, host and start time, as the holder recorded them.
+        holder: String,
+        /// When a lock left behind counts as abandoned.
+        stale_after: String,
+    },
+
     /// Reading or writing storage failed.
     #[error("{action} {location}: {message}")]
     Storage {

@@ -64,7 +64,9 @@ pub struct Manifest {
     pub subset: Option<String>,
     /// The spec, as run.
     pub spec: SequenceSpec,
-    /// The input location as given.
+    /// The input: relative to the output folder when both are local (`../events`), else its
+    /// normalised URL or absolute path. Never how it was typed, so the manifest does not depend
+    /// on the working directory.
     pub input_location: String,
     /// The files read, in the order they were read.
     pub input_files: Vec<InputFile>,
@@ -88,10 +90,11 @@ impl OutputColumn {
 }
 
 impl Manifest {
-    /// The manifest of `job` as run by `engine`.
+    /// The manifest of `job` as run by `engine`; `input_location` as the field documents it.
     pub fn new(
         engine: &str,
         job: &SequenceJob,
+        input_location: String,
         input_files: Vec<InputFile>,
         parts: Vec<OutputPart>,
         columns: Vec<OutputColumn>,
@@ -104,7 +107,7 @@ impl Manifest {
             engine: engine.to_string(),
             subset: job.subset.clone(),
             spec: job.spec.clone(),
-            input_location: job.input.clone(),
+            input_location,
             input_files,
             parts,
             columns,

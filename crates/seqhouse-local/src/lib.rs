@@ -18,6 +18,8 @@ use seqhouse_core::{
 pub use output::{OutputCompression, PartLayout, PartSink};
 pub use seqhouse_storage::S3Options;
 
+use seqhouse_storage::failpoint;
+use seqhouse_storage::lock::OutputLock;
 use seqhouse_storage::publish::{self, Target};
 use seqhouse_storage::{Location, Storage, input};
 
@@ -82,6 +84,15 @@ impl LocalWarehouse {
         if config.memory_limit == Some(0) {
             return Err(Error::invalid("--memory-limit must be at least one byte"));
         }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if let Some(threads) = config.threads
+            && threads > cores * MAX_THREADS_PER_CORE
+        {
+            return Err(Error::invalid(format!(
+                "--threads {threads} is more than {MAX_THREADS_PER_CORE} per core of this machine's {cores}; seqhouse gains nothing past one thread per core. Pass at most {}",
+                cores * MAX_THREADS_PER_CORE
+            )));
+        }
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(config.threads.unwrap_or(0))
             .thread_name(|i| format!("seqhouse-{i}"))
@@ -117,6 +128,38 @@ impl LocalWarehouse {
         Ok(Bound { input, files, resolved, size, plan })
     }
 
+    /// Refuses a job whose windows cannot fit the memory limit however it is split: every
+    /// worker builds at least one window of N values per column and encodes it (about as many
+    /// bytes again). Limits below [`BASE_MEMORY`] count as that much, as in [`Plan::for_job`]
+    /// (they ask for spilling, and the writer's buffers need it anyway).
+    fn check_window_memory(&self, resolved: &ResolvedSpec) -> Result<()> {
+        let n = resolved.spec.sequence_length as u64;
+        let per_window: u64 = resolved
+            .output_schema
+            .fields()
+            .iter()
+            .map(|field| match field.data_type() {
+                arrow::datatypes::DataType::FixedSizeList(item, _) => {
+                    n * item.data_type().primitive_width().unwrap_or(16) as u64 + n.div_ceil(8)
+                }
+                _ => 16,
+            })
+            .sum();
+        let threads = self.pool.current_num_threads() as u64;
+        let needed = per_window.saturating_mul(2 * threads);
+        let limit = self.config.memory_limit.unwrap_or_else(default_memory_limit);
+        if needed > limit.max(BASE_MEMORY) {
+            let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
+            return Err(Error::invalid(format!(
+                "--sequence-length {n}: one window of {n} values per column takes about {:.0} MiB, and {threads} worker thread(s) each build and encode one, about {:.0} MiB in all: more than the memory limit of {:.0} MiB (--memory-limit). Lower --sequence-length or --threads, or raise --memory-limit",
+                mib(per_window),
+                mib(needed),
+                mib(limit)
+            )));
+        }
+        Ok(())
+    }
+
     fn check_cancelled(&self) -> Result<()> {
         if self.cancel.load(Ordering::SeqCst) {
             return Err(Error::Interrupted("the job was cancelled; nothing was published".to_string()));
@@ -124,11 +167,12 @@ impl LocalWarehouse {
         Ok(())
     }
 
-    fn run_job(&self, job: &SequenceJob, progress: &dyn Progress) -> Result<JobReport> {
+    fn run_job(&self, job: &SequenceJob, lock: OutputLock, progress: &dyn Progress) -> Result<JobReport> {
         let storage = &self.storage;
         let Bound { input, files, resolved, size, plan } = self.bind(job)?;
         let output = storage.locate(&job.output)?;
         let delimiter = self.config.csv_delimiter;
+        self.check_window_memory(&resolved)?;
 
         let started = std::time::Instant::now();
         let layout = PartLayout::for_length(job.spec.sequence_length, self.config.rows_per_part);
@@ -138,6 +182,7 @@ impl LocalWarehouse {
         // what was written when that fails.
         let write = |target: Target, fill: &mut dyn FnMut(&mut PartSink) -> Result<SequenceStats>| {
             let written = (|| {
+                failpoint::hit("local.writing")?;
                 let cancelled = || self.check_cancelled();
                 let mut sink = PartSink::new(storage, &target, &resolved, layout, compression, &on_rows, &cancelled)?;
                 let stats = fill(&mut sink)?;
@@ -162,7 +207,7 @@ impl LocalWarehouse {
             let sequencer = Sequencer::prepare(&resolved, decoded.batches, &batch_sources)?;
             let sequence_done = started.elapsed();
             self.check_cancelled()?;
-            let target = Target::begin(storage, &output, job.overwrite)?;
+            let target = Target::begin(storage, &output, job.overwrite, lock)?;
             progress.stage("write", sequencer.num_windows() as u64);
             let (target, parts, stats) = write(target, &mut |sink| {
                 sink.push(&sequencer)?;
@@ -203,7 +248,7 @@ impl LocalWarehouse {
             let split_done = started.elapsed();
             self.check_cancelled()?;
             let input_files = split.files.clone();
-            let target = Target::begin(storage, &output, job.overwrite)?;
+            let target = Target::begin(storage, &output, job.overwrite, lock)?;
             progress.stage("sequence and write", 0);
             let mut split = Some(split);
             let (target, parts, stats) = write(target, &mut |sink| {
@@ -214,7 +259,9 @@ impl LocalWarehouse {
         };
 
         let columns = OutputColumn::of_schema(&resolved.output_schema);
-        let manifest = Manifest::new(self.name(), job, input_files, parts.clone(), columns, stats.clone());
+        let input_location = seqhouse_storage::manifest_input_location(&input, &output);
+        let manifest =
+            Manifest::new(self.name(), job, input_location, input_files, parts.clone(), columns, stats.clone());
         let json = serde_json::to_vec_pretty(&manifest).map_err(Error::internal)?;
         target.commit(storage, json)?;
         Ok(JobReport {
@@ -236,6 +283,10 @@ struct Bound {
     size: input::InputSize,
     plan: Plan,
 }
+
+/// `--threads` beyond this many per core is refused: it only costs memory and stacks (100,000
+/// threads once exhausted the address space for stack guard pages and hung).
+const MAX_THREADS_PER_CORE: usize = 8;
 
 /// Fixed memory of any job: the program, thread stacks, buffers of the writer.
 const BASE_MEMORY: u64 = 64 << 20;
@@ -353,7 +404,7 @@ impl Warehouse for LocalWarehouse {
                 hint: "no such file or folder; check --input".to_string(),
             });
         }
-        ensure_not_nested(&input, &output)?;
+        publish::ensure_apart(&input, &output)?;
         let names = match &output.local {
             Some(path) => publish::local_children(path)?,
             None => self.storage.children(&output)?,
@@ -364,24 +415,10 @@ impl Warehouse for LocalWarehouse {
 
     fn sequence(&self, job: &SequenceJob, progress: &dyn Progress) -> Result<JobReport> {
         self.preflight(job)?;
-        self.pool.install(|| self.run_job(job, progress))
+        // Held from the start, so a second run on this output fails at once, not after its work.
+        let lock = OutputLock::acquire(&self.storage, &self.storage.locate(&job.output)?)?;
+        self.pool.install(|| self.run_job(job, lock, progress))
     }
-}
-
-/// Refuses an output inside the input folder: its parts would be read back as input next time.
-fn ensure_not_nested(input: &Location, output: &Location) -> Result<()> {
-    // Local locations are normalized (symlinks resolved), so a prefix test on paths suffices.
-    let nested = match &input.local {
-        Some(path) => path.is_dir() && input.contains(output),
-        None => input.contains(output),
-    };
-    if nested {
-        return Err(Error::invalid(format!(
-            "--output {} is inside the input folder {}; its parts would be read as input by the next run. Write it elsewhere",
-            output.shown, input.shown
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use seqhouse_core::spec::{FEATURE_SUFFIX, IS_PAD, Mode, SequenceSpec};
 use seqhouse_core::{Error, ResolvedSpec, Result, Sequencer};
 
 use seqhouse_storage::Storage;
-use seqhouse_storage::publish::{PartWriter, Target, part_name};
+use seqhouse_storage::publish::{PartWriter, Target};
 
 use crate::list_chunk::{self, EncodedChunk};
 
@@ -354,7 +354,7 @@ impl<'a> PartSink<'a> {
         action: &'static str,
         index: usize,
     ) -> impl Fn(parquet::errors::ParquetError) -> Error + use<> {
-        let shown = format!("{}/{}", self.target.location().shown, part_name(index));
+        let shown = format!("{}/{}", self.target.location().shown, self.target.part_name(index));
         move |e| Error::storage(action, &shown, e)
     }
 
@@ -382,7 +382,7 @@ impl<'a> PartSink<'a> {
     }
 
     fn start_part(&self, index: usize) -> Result<OpenPart> {
-        let name = part_name(index);
+        let name = self.target.part_name(index);
         let writer = self.target.open_part(&name)?;
         // ArrowWriter writes the file header and embeds the Arrow schema; row groups come from
         // the column writers above.
@@ -394,7 +394,7 @@ impl<'a> PartSink<'a> {
 
     fn finish_part(&mut self) -> Result<()> {
         let Some(open) = self.open.take() else { return Ok(()) };
-        let name = part_name(open.index);
+        let name = self.target.part_name(open.index);
         let writer = open.file.into_inner().map_err(self.part_error("cannot write", open.index))?;
         let size = self.target.finish_part(self.storage, writer)?;
         tracing::trace!(part = %name, row_groups = open.row_groups, "part written");

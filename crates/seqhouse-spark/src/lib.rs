@@ -27,7 +27,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use arrow::datatypes::{DataType, TimeUnit};
 use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -37,7 +37,8 @@ use seqhouse_core::{
 };
 use seqhouse_sql::Dialect;
 use seqhouse_storage::input::{self, InputFormat, SourceFile};
-use seqhouse_storage::publish::{self, Target, check_output, part_name};
+use seqhouse_storage::lock::OutputLock;
+use seqhouse_storage::publish::{self, Target, check_output, part_name, run_id};
 use seqhouse_storage::{Location, S3Options, Storage};
 use spark_connect::{SparkError, SparkSession};
 
@@ -114,11 +115,6 @@ pub struct SparkWarehouse {
     storage: Storage,
     session: Mutex<Option<SparkSession>>,
     cancelled: Arc<AtomicBool>,
-}
-
-fn unique_id() -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("{:x}{:x}", nanos, std::process::id())
 }
 
 fn failed(tag: &str, error: SparkError) -> Error {
@@ -216,7 +212,7 @@ impl SparkWarehouse {
             }
             columns.push(format!("{} {sql_type}", seqhouse_sql::ident(field.name(), Dialect::Spark)));
         }
-        let tag = format!("seqhouse-{}", unique_id());
+        let tag = format!("seqhouse-{}", run_id());
         let view =
             seqhouse_sql::ident(&format!("seqhouse_input_{}", tag.trim_start_matches("seqhouse-")), Dialect::Spark);
         let text = |s: &str| seqhouse_sql::string(s, Dialect::Spark);
@@ -243,7 +239,8 @@ impl SparkWarehouse {
     /// Runs a plan made by [`SparkWarehouse::plan`] for `job` and publishes its output.
     pub fn execute(&self, job: &SequenceJob, plan: &Plan, progress: &dyn Progress) -> Result<JobReport> {
         let (output, _) = self.local_location(&job.output, "--output")?;
-        let target = Target::begin(&self.storage, &output, job.overwrite)?;
+        let lock = OutputLock::acquire(&self.storage, &output)?;
+        let target = Target::begin(&self.storage, &output, job.overwrite, lock)?;
         match self.run_plan(plan, job, &target, progress) {
             Ok((report, manifest)) => {
                 target.commit(&self.storage, manifest)?;
@@ -397,7 +394,10 @@ impl SparkWarehouse {
             output_bytes: parts.iter().map(|p| p.bytes).sum(),
             stats: counts.clone(),
         };
-        let manifest = Manifest::new("spark", job, input_files, parts, columns, counts);
+        let (input, _) = self.local_location(&job.input, "--input")?;
+        let (output, _) = self.local_location(&job.output, "--output")?;
+        let input_location = seqhouse_storage::manifest_input_location(&input, &output);
+        let manifest = Manifest::new("spark", job, input_location, input_files, parts, columns, counts);
         let json = serde_json::to_vec_pretty(&manifest).map_err(Error::internal)?;
         progress.advance(1);
         Ok((report, json))
@@ -464,12 +464,7 @@ impl Warehouse for SparkWarehouse {
     fn preflight(&self, job: &SequenceJob) -> Result<()> {
         let (input, _) = self.local_location(&job.input, "--input")?;
         let (output, output_path) = self.local_location(&job.output, "--output")?;
-        if input.contains(&output) {
-            return Err(Error::invalid(format!(
-                "--output {} is inside the input folder {}; Spark would read it as input. Write it elsewhere",
-                output.shown, input.shown
-            )));
-        }
+        publish::ensure_apart(&input, &output)?;
         check_output(&output.shown, &publish::local_children(&output_path)?, job.overwrite)?;
         Ok(())
     }

@@ -1,15 +1,24 @@
-//! How every engine publishes an output so that a reader never sees a partial one: part names,
-//! when an output may be (re)written, and [`Target`], which stages and commits it.
+//! How every engine publishes an output so that a reader following the manifest sees the old
+//! output or the complete new one, never a mix and never nothing: part names, which folders may
+//! be (re)written, and [`Target`], which stages and commits an output.
+//!
+//! Every run first takes the output's [`OutputLock`], so no two runs write one output at once.
 //!
 //! - **Local folders**: parts and then `_manifest.json` go into a hidden sibling of the output
-//!   (`.NAME.seqhouse-tmp-*`), are fsynced (the files, then the folder), and the folder is renamed
-//!   into place. A reader sees the old output or the complete new one, never a mix. Hidden names
-//!   keep a half-written staging folder out of any later input listing.
-//! - **Object stores** (S3) have no rename: parts are uploaded first (each atomically) and
-//!   `_manifest.json` last, so a folder without a manifest is never trusted. When replacing an
-//!   output, its manifest is deleted before the first new part is uploaded, and its stale parts
-//!   are deleted before the new manifest is written. A failed run deletes the parts it uploaded.
+//!   (`.NAME.seqhouse-tmp-*`), are fsynced (the files, then the folder), and the folder takes
+//!   the output's place. A new output is renamed into place; an existing one is swapped with it
+//!   in one step (`renameat2(RENAME_EXCHANGE)`), so there is no moment without an output, and the
+//!   old one, now in the hidden folder, is deleted. Where the exchange is not supported the old
+//!   output is first renamed to a hidden aside name unique to the run. Staging and aside folders
+//!   left by a run that died are removed by the next run on that output (it holds the lock, so
+//!   no live run owns them).
+//! - **Object stores** (S3) have no rename; the manifest is the commit point. New parts are
+//!   uploaded under names no trusted manifest lists (see [`Target::part_name`]), the new
+//!   manifest replaces the old one with one PUT, and only then are the parts it does not list
+//!   deleted. Until the PUT, readers of the manifest see the old output; after it, the new one.
+//!   A failed run deletes only the parts it uploaded.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -18,50 +27,117 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use seqhouse_core::{Error, MANIFEST_FILE, Result};
 
+use crate::failpoint;
+use crate::lock::{LOCK_OBJECT, OutputLock};
 use crate::{Location, Storage};
 
-/// Name of part `index`: `part-00000.parquet`, ...
+/// Prefix of the staging prefix Athena's UNLOAD writes into inside an object-store output.
+pub const UNLOAD_PREFIX: &str = "_seqhouse-unload-";
+
+/// Name of part `index` of a local output (or a fresh object-store one): `part-00000.parquet`.
 pub fn part_name(index: usize) -> String {
     format!("part-{index:05}.parquet")
 }
 
-/// Whether `name` is a part file.
+/// Whether `name` is a part file as seqhouse names them: `part-` and at least five digits,
+/// optionally `-` and sixteen lowercase hex digits, then `.parquet`. Strict on purpose: other
+/// tools' parts (Spark's `part-00000-<uuid>-c000.snappy.parquet`) are not seqhouse's to delete.
 pub fn is_part(name: &str) -> bool {
-    name.starts_with("part-") && name.ends_with(".parquet")
+    let Some(stem) = name.strip_prefix("part-").and_then(|n| n.strip_suffix(".parquet")) else { return false };
+    let (digits, generation) = match stem.split_once('-') {
+        Some((digits, generation)) => (digits, Some(generation)),
+        None => (stem, None),
+    };
+    let digits_ok = digits.len() >= 5 && digits.bytes().all(|b| b.is_ascii_digit());
+    let generation_ok =
+        generation.is_none_or(|g| g.len() == 16 && g.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    digits_ok && generation_ok
+}
+
+/// Whether seqhouse writes an entry of this name inside an output folder: the manifest, parts,
+/// an object-store lock, an Athena UNLOAD staging prefix.
+pub fn is_own_entry(name: &str) -> bool {
+    name == MANIFEST_FILE || is_part(name) || name == LOCK_OBJECT || name.starts_with(UNLOAD_PREFIX)
 }
 
 /// What is at the output location now.
 #[derive(Debug, PartialEq, Eq)]
 pub enum OutputState {
-    /// Nothing, or an empty folder (users often create it first): written without `--overwrite`.
+    /// Nothing trusted: no folder, an empty one (users often create it first), or only what
+    /// runs that died left (parts without a manifest, a lock, a staging prefix). Written without
+    /// `--overwrite`; the leftovers are removed when the new output is published.
     Absent,
-    /// A previous seqhouse output, and `--overwrite` was given.
+    /// A published seqhouse output (it has a manifest), and `--overwrite` was given.
     Replaceable,
 }
 
-/// Decides from the names inside `output` whether it may be written. `--overwrite` replaces
-/// only folders that look like seqhouse outputs, so a mistyped `--output ~ --overwrite` cannot
-/// delete a home directory.
+/// Decides from the names inside `output` whether it may be written.
+///
+/// A folder holding anything seqhouse does not write there is refused whether or not
+/// `overwrite` is set, naming the first such entry: `--output ~ --overwrite` or an output
+/// pointed at a repository must never delete what is there. A manifest alone does not make
+/// the other entries seqhouse's.
 pub fn check_output(shown: &str, names: &[String], overwrite: bool) -> Result<OutputState> {
-    if names.is_empty() {
+    let mut names: Vec<&String> = names.iter().collect();
+    names.sort();
+    if let Some(foreign) = names.iter().find(|n| !is_own_entry(n)) {
+        return Err(Error::OutputNotOurs { location: shown.to_string(), entry: foreign.to_string() });
+    }
+    if !names.iter().any(|n| *n == MANIFEST_FILE) {
         return Ok(OutputState::Absent);
     }
     if !overwrite {
         return Err(Error::OutputExists { location: shown.to_string() });
     }
-    let looks_like_ours =
-        names.iter().any(|n| n == MANIFEST_FILE) || names.iter().all(|n| is_part(n) || n.starts_with(['.', '_']));
-    if !looks_like_ours {
-        return Err(Error::invalid(format!(
-            "--output {shown} holds files that seqhouse did not write (no {MANIFEST_FILE}); refusing to replace it with --overwrite. Choose another folder or empty it yourself"
-        )));
-    }
     Ok(OutputState::Replaceable)
 }
 
-/// Where a job's output is being written, and how it will be published.
-pub enum Target {
-    /// A local output: a staging folder renamed into place.
+/// Refuses an output that overlaps its input. Inside the input folder, its parts would be read
+/// as input by the next run; the input inside (or at) the output would be read back as its own
+/// old output, and deleted by `--overwrite`.
+pub fn ensure_apart(input: &Location, output: &Location) -> Result<()> {
+    // Local locations are normalized (symlinks resolved), so comparing paths suffices.
+    if output.contains(input) || output.same_as(input) {
+        return Err(Error::invalid(format!(
+            "--input {} lies inside --output {} (or is it); the run would read its own old output, and --overwrite would delete its input. Write the output elsewhere",
+            input.shown, output.shown
+        )));
+    }
+    let input_is_folder = input.local.as_ref().is_none_or(|path| path.is_dir());
+    if input_is_folder && input.contains(output) {
+        return Err(Error::invalid(format!(
+            "--output {} is inside the input folder {}; its parts would be read as input by the next run. Write it elsewhere",
+            output.shown, input.shown
+        )));
+    }
+    Ok(())
+}
+
+/// A short id unique to this run (process, time and a random key), for names that runs must
+/// not share: staging prefixes, temporary tables.
+pub fn run_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(nanos);
+    hasher.write_u32(std::process::id());
+    format!("{:016x}", hasher.finish())
+}
+
+/// FNV-1a over `bytes`: a stable 64-bit digest (the same on every machine and release).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Where a job's output is being written, and how it will be published. Holds the output's
+/// lock until it is committed or aborted.
+pub struct Target {
+    kind: Kind,
+    lock: OutputLock,
+}
+
+enum Kind {
+    /// A local output: a staging folder that takes the output's place.
     Staged {
         /// The hidden staging folder.
         staging: Staging,
@@ -72,66 +148,95 @@ pub enum Target {
         /// Replace an existing output.
         overwrite: bool,
     },
-    /// An object-store output: written in place, manifest last.
+    /// An object-store output: parts beside the old ones, the manifest as the commit point.
     Direct {
         /// The output folder.
         location: Location,
-        /// Part files of a replaced output, deleted at commit unless rewritten.
-        stale: Vec<String>,
+        /// What part names end in: empty for a fresh output, else `-` and sixteen hex digits
+        /// derived from the manifest being replaced, so no new part can overwrite a part the
+        /// trusted manifest lists, and the same job on the same output state names its parts
+        /// the same way (a fresh output on S3 has the same names, and bytes, as a local one).
+        generation: String,
         /// Parts this run uploaded, deleted if it fails.
         written: Mutex<Vec<String>>,
     },
 }
 
 impl Target {
-    /// Prepares to write `output`. Call only once the input has been read and sequenced, so
-    /// that bad input never disturbs an existing output.
-    pub fn begin(storage: &Storage, output: &Location, overwrite: bool) -> Result<Target> {
+    /// Prepares to write `output`, holding `lock` (taken on `output` when the job started).
+    /// Call only once the input has been read and sequenced, so that bad input never disturbs
+    /// an existing output.
+    pub fn begin(storage: &Storage, output: &Location, overwrite: bool, lock: OutputLock) -> Result<Target> {
         if let Some(path) = &output.local {
+            remove_local_leftovers(path);
+            check_output(&output.shown, &local_children(path)?, overwrite)?;
             let staging = Staging::create(path)?;
             let location = storage.locate(&staging.dir().display().to_string())?;
-            return Ok(Target::Staged { staging, location, output: path.clone(), overwrite });
+            let kind = Kind::Staged { staging, location, output: path.clone(), overwrite };
+            return Ok(Target { kind, lock });
         }
         let names = storage.children(output)?;
-        let stale = match check_output(&output.shown, &names, overwrite)? {
-            OutputState::Absent => Vec::new(),
+        let generation = match check_output(&output.shown, &names, overwrite)? {
+            OutputState::Absent => String::new(),
             OutputState::Replaceable => {
-                // From here on the old output is no longer trusted by readers.
-                storage.delete(output, MANIFEST_FILE)?;
-                names.into_iter().filter(|n| is_part(n)).collect()
+                let old = storage.get(&output.child(MANIFEST_FILE))?;
+                format!("-{:016x}", fnv1a(&old))
             }
         };
-        Ok(Target::Direct { location: output.clone(), stale, written: Mutex::new(Vec::new()) })
+        Ok(Target {
+            kind: Kind::Direct { location: output.clone(), generation, written: Mutex::new(Vec::new()) },
+            lock,
+        })
     }
 
     /// The folder parts are written into.
     pub fn location(&self) -> &Location {
-        match self {
-            Target::Staged { location, .. } | Target::Direct { location, .. } => location,
+        match &self.kind {
+            Kind::Staged { location, .. } | Kind::Direct { location, .. } => location,
         }
     }
 
-    /// Writes part `name` (recorded so that a failed run can remove it from an object store).
-    pub fn put(&self, storage: &Storage, name: &str, bytes: Vec<u8>) -> Result<()> {
-        if let Target::Direct { written, .. } = self {
-            // Recorded before the upload: a failed multipart upload may still leave an object.
+    /// The name of part `index`: [`part_name`], with the generation suffix when replacing an
+    /// object-store output.
+    pub fn part_name(&self, index: usize) -> String {
+        match &self.kind {
+            Kind::Direct { generation, .. } if !generation.is_empty() => format!("part-{index:05}{generation}.parquet"),
+            _ => part_name(index),
+        }
+    }
+
+    /// Records part `name` as this run's before it is written: a failed upload may still
+    /// leave an object, and a failed run removes what it wrote.
+    fn record(&self, name: &str) {
+        if let Kind::Direct { written, .. } = &self.kind {
             written.lock().expect("written lock").push(name.to_string());
         }
+    }
+
+    /// Writes part `name`.
+    pub fn put(&self, storage: &Storage, name: &str, bytes: Vec<u8>) -> Result<()> {
+        self.record(name);
         storage.put(self.location(), name, bytes)
+    }
+
+    /// Copies the object `from` in as part `name` (server-side, for Athena's unloaded files).
+    pub fn copy_part(&self, storage: &Storage, from: &Location, name: &str) -> Result<()> {
+        self.record(name);
+        storage.copy(from, &self.location().child(name))
     }
 
     /// Starts part `name`: a file in the staging folder for a local output, so that a part is
     /// never held whole in memory; a buffer for an object store, uploaded by
     /// [`Target::finish_part`].
     pub fn open_part(&self, name: &str) -> Result<PartWriter> {
-        match self {
-            Target::Staged { staging, .. } => {
+        match &self.kind {
+            Kind::Staged { staging, .. } => {
                 let path = staging.dir().join(name);
                 let file = File::create(&path).map_err(|e| Error::storage("cannot create", path.display(), e))?;
                 let file = BufWriter::with_capacity(1 << 20, file);
                 Ok(PartWriter(PartSpool::File { file, path, bytes: 0, writeback_from: 0 }))
             }
-            Target::Direct { .. } => Ok(PartWriter(PartSpool::Buffer { name: name.to_string(), bytes: Vec::new() })),
+            Kind::Direct { .. } => Ok(PartWriter(PartSpool::Buffer { name: name.to_string(), bytes: Vec::new() })),
         }
     }
 
@@ -150,34 +255,71 @@ impl Target {
         }
     }
 
-    /// Publishes: the manifest last, after every part.
+    /// Publishes: the manifest last, after every part. Once this returns `Ok` the output is
+    /// published; a failure before the commit point leaves the old output as it was and
+    /// removes this run's parts.
     pub fn commit(self, storage: &Storage, manifest_json: Vec<u8>) -> Result<()> {
-        match self {
-            Target::Staged { staging, location, output, overwrite } => {
+        let Target { kind, lock } = self;
+        match kind {
+            Kind::Staged { staging, location, output, overwrite } => {
                 storage.put(&location, MANIFEST_FILE, manifest_json)?;
                 staging.publish(&output, overwrite)
             }
-            Target::Direct { location, stale, written } => {
+            Kind::Direct { location, written, .. } => {
                 let written = written.into_inner().expect("written lock");
-                for name in stale.iter().filter(|n| !written.contains(n)) {
-                    storage.delete(&location, name)?;
+                let committed = (|| {
+                    lock.verify(storage)?;
+                    failpoint::hit("publish.object.before_commit")?;
+                    put_manifest(storage, &location, manifest_json)
+                })();
+                if let Err(e) = committed {
+                    remove_parts(storage, &location, &written);
+                    return Err(e);
                 }
-                storage.put(&location, MANIFEST_FILE, manifest_json)
+                // Committed: readers of the manifest now see the new output. What follows only
+                // tidies up, and cannot unpublish it.
+                let _ = failpoint::hit("publish.object.committed");
+                let keep: HashSet<&String> = written.iter().collect();
+                match storage.children(&location) {
+                    Ok(names) => {
+                        let stale: Vec<String> =
+                            names.into_iter().filter(|n| is_part(n) && !keep.contains(n)).collect();
+                        remove_parts(storage, &location, &stale);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not list the replaced output's parts to remove them"),
+                }
+                Ok(())
             }
         }
     }
 
-    /// Undoes a failed run: removes the staging folder, or the parts uploaded so far.
+    /// Undoes a failed run: removes the staging folder, or the parts uploaded so far, and
+    /// releases the lock. The old output, if any, is untouched.
     pub fn abort(self, storage: &Storage) {
-        match self {
-            Target::Staged { staging, .. } => drop(staging),
-            Target::Direct { location, written, .. } => {
-                for name in written.into_inner().expect("written lock") {
-                    if let Err(e) = storage.delete(&location, &name) {
-                        tracing::warn!(error = %e, "could not remove a part of the failed run");
-                    }
-                }
+        match self.kind {
+            Kind::Staged { staging, .. } => drop(staging),
+            Kind::Direct { location, written, .. } => {
+                remove_parts(storage, &location, &written.into_inner().expect("written lock"));
             }
+        }
+    }
+}
+
+/// Puts the manifest (one PUT: the commit point). When the PUT fails in a way that leaves its
+/// outcome unknown (the request may have reached the store), the manifest is read back: a
+/// manifest that did land is a commit, and this run's parts must then stay.
+fn put_manifest(storage: &Storage, location: &Location, manifest_json: Vec<u8>) -> Result<()> {
+    let Err(e) = storage.put(location, MANIFEST_FILE, manifest_json.clone()) else { return Ok(()) };
+    match storage.get(&location.child(MANIFEST_FILE)) {
+        Ok(found) if found == manifest_json => Ok(()),
+        _ => Err(e),
+    }
+}
+
+fn remove_parts(storage: &Storage, location: &Location, names: &[String]) {
+    for name in names {
+        if let Err(e) = storage.delete(location, name) {
+            tracing::warn!(error = %e, "could not remove a part; the next run on this output removes it");
         }
     }
 }
@@ -245,13 +387,44 @@ pub struct Staging {
     published: bool,
 }
 
+/// The hidden sibling names a run gives its staging and aside folders, for `output`'s name.
+fn hidden_prefixes(name: &str) -> [String; 2] {
+    [format!(".{name}.seqhouse-tmp-"), format!(".{name}.seqhouse-old-")]
+}
+
+/// A name beside `output` unique to this run: `.NAME.seqhouse-KIND-PID-NANOS`.
+fn hidden_sibling(parent: &Path, name: &str, kind: &str) -> PathBuf {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    parent.join(format!(".{name}.seqhouse-{kind}-{}-{nanos}", std::process::id()))
+}
+
+/// Removes the staging and aside folders that runs which died left beside `output`. The caller
+/// holds the output's lock, so no live run owns any of them.
+fn remove_local_leftovers(output: &Path) {
+    let Ok((parent, name)) = split_output(output) else { return };
+    let Ok(entries) = std::fs::read_dir(&parent) else { return };
+    let prefixes = hidden_prefixes(&name);
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        if !prefixes.iter().any(|p| file_name.starts_with(p.as_str())) {
+            continue;
+        }
+        let path = entry.path();
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => tracing::info!(folder = %path.display(), "removed what an interrupted run left behind"),
+            Err(e) => {
+                tracing::warn!(folder = %path.display(), error = %e, "could not remove what an interrupted run left behind")
+            }
+        }
+    }
+}
+
 impl Staging {
     /// Creates `.NAME.seqhouse-tmp-PID-NANOS` next to `output` (creating `output`'s parents).
     pub fn create(output: &Path) -> Result<Self> {
         let (parent, name) = split_output(output)?;
         std::fs::create_dir_all(&parent).map_err(|e| Error::storage("cannot create", parent.display(), e))?;
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        let dir = parent.join(format!(".{name}.seqhouse-tmp-{}-{nanos}", std::process::id()));
+        let dir = hidden_sibling(&parent, &name, "tmp");
         std::fs::create_dir(&dir).map_err(|e| Error::storage("cannot create", dir.display(), e))?;
         Ok(Staging { dir, published: false })
     }
@@ -261,8 +434,8 @@ impl Staging {
         &self.dir
     }
 
-    /// Makes the staged files durable, then moves the folder into place, replacing a previous
-    /// output only when `overwrite` is set.
+    /// Makes the staged files durable, then puts the folder in the output's place, replacing
+    /// a previous output only when `overwrite` is set.
     fn publish(mut self, output: &Path, overwrite: bool) -> Result<()> {
         for entry in std::fs::read_dir(&self.dir).map_err(|e| Error::storage("cannot list", self.dir.display(), e))? {
             let path = entry.map_err(|e| Error::storage("cannot list", self.dir.display(), e))?.path();
@@ -275,31 +448,77 @@ impl Staging {
         File::open(&self.dir)
             .and_then(|dir| dir.sync_all())
             .map_err(|e| Error::storage("cannot sync", self.dir.display(), e))?;
-        let previous = match check_output(&output.display().to_string(), &local_children(output)?, overwrite)? {
-            // rename(2) replaces an empty folder, which users often create beforehand.
-            OutputState::Absent => None,
-            OutputState::Replaceable => {
-                let aside = self.dir.with_extension("old");
-                std::fs::rename(output, &aside).map_err(|e| Error::storage("cannot replace", output.display(), e))?;
-                Some(aside)
-            }
+        // Checked again at the last moment: something may have been put into the output since.
+        check_output(&output.display().to_string(), &local_children(output)?, overwrite)?;
+        failpoint::hit("publish.local.staged")?;
+        let exists = match std::fs::symlink_metadata(output) {
+            Ok(_) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(Error::storage("cannot inspect", output.display(), e)),
         };
-        if let Err(e) = std::fs::rename(&self.dir, output) {
-            if let Some(aside) = &previous {
-                // Put the old output back rather than leave the user with none.
-                let _ = std::fs::rename(aside, output);
-            }
-            return Err(Error::storage("cannot publish", output.display(), e));
-        }
-        self.published = true;
-        if let Some(aside) = previous
-            && let Err(e) = std::fs::remove_dir_all(&aside)
-        {
-            tracing::warn!(folder = %aside.display(), error = %e, "could not remove the replaced output");
+        if !exists {
+            std::fs::rename(&self.dir, output).map_err(|e| Error::storage("cannot publish", output.display(), e))?;
+            self.published = true;
+        } else if exchange(&self.dir, output).is_ok() {
+            // The staging path now holds the old output (or the empty folder the user made);
+            // dropping `self` deletes it.
+            let _ = failpoint::hit("publish.local.swapped");
+        } else {
+            self.replace_through_aside(output)?;
         }
         sync_parent(output);
         Ok(())
     }
+
+    /// Replaces `output` where folders cannot be exchanged: the old output moves to an aside
+    /// name unique to this run, the new one into place, then the old one is deleted. A run
+    /// that dies in between leaves the output at the aside name, which the next run on this
+    /// output removes (see [`remove_local_leftovers`]).
+    fn replace_through_aside(&mut self, output: &Path) -> Result<()> {
+        let (parent, name) = split_output(output)?;
+        let aside = hidden_sibling(&parent, &name, "old");
+        std::fs::rename(output, &aside).map_err(|e| Error::storage("cannot move aside", output.display(), e))?;
+        if let Err(e) = failpoint::hit("publish.local.aside").and_then(|()| {
+            std::fs::rename(&self.dir, output).map_err(|e| Error::storage("cannot publish", output.display(), e))
+        }) {
+            // Put the old output back rather than leave the user with none.
+            let _ = std::fs::rename(&aside, output);
+            return Err(e);
+        }
+        self.published = true;
+        if let Err(e) = std::fs::remove_dir_all(&aside) {
+            tracing::warn!(folder = %aside.display(), error = %e, "could not remove the replaced output");
+        }
+        Ok(())
+    }
+}
+
+/// Swaps two folders in one step (Linux `renameat2(RENAME_EXCHANGE)`); an error where the
+/// system or file system cannot, and always when the `publish.local.no_exchange` fail point
+/// says so (to test the fallback).
+#[cfg(target_os = "linux")]
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    failpoint::hit("publish.local.no_exchange").map_err(std::io::Error::other)?;
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(std::io::Error::other);
+    let (a, b) = (c(a)?, c(b)?);
+    // SAFETY: two valid NUL-terminated paths; the call only renames.
+    let done = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if done == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn exchange(_a: &Path, _b: &Path) -> std::io::Result<()> {
+    Err(std::io::Error::from(std::io::ErrorKind::Unsupported))
 }
 
 impl Drop for Staging {
@@ -328,7 +547,7 @@ fn split_output(output: &Path) -> Result<(PathBuf, String)> {
     Ok((parent, name))
 }
 
-/// Names inside a local folder; empty if it does not exist. A file there is an error.
+/// Names inside a local folder, sorted; empty if it does not exist. A file there is an error.
 pub fn local_children(output: &Path) -> Result<Vec<String>> {
     let shown = output.display().to_string();
     match std::fs::metadata(output) {
@@ -344,6 +563,7 @@ pub fn local_children(output: &Path) -> Result<Vec<String>> {
         let entry = entry.map_err(|e| Error::storage("cannot list", &shown, e))?;
         names.push(entry.file_name().to_string_lossy().into_owned());
     }
+    names.sort();
     Ok(names)
 }
 
@@ -351,6 +571,14 @@ pub fn local_children(output: &Path) -> Result<Vec<String>> {
 mod tests {
     use super::*;
     use crate::S3Options;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|n| n.to_string()).collect()
+    }
+
+    fn lock(storage: &Storage, location: &Location) -> OutputLock {
+        OutputLock::acquire(storage, location).unwrap()
+    }
 
     /// A part several times the writeback step, written in odd-sized pieces, is published with
     /// exactly the bytes written: asking for early writeback changes when they reach the disk,
@@ -361,7 +589,7 @@ mod tests {
         let output = dir.path().join("out");
         let storage = Storage::new(S3Options::default()).unwrap();
         let location = storage.locate(output.to_str().unwrap()).unwrap();
-        let target = Target::begin(&storage, &location, false).unwrap();
+        let target = Target::begin(&storage, &location, false, lock(&storage, &location)).unwrap();
         let content: Vec<u8> = (0..(WRITEBACK_BYTES * 3 + 12_345)).map(|i| ((i * 2_654_435_761) >> 13) as u8).collect();
         let mut part = target.open_part("part-00000.bin").unwrap();
         for piece in content.chunks(777_777) {
@@ -371,5 +599,57 @@ mod tests {
         target.commit(&storage, b"{}".to_vec()).unwrap();
         assert_eq!(std::fs::read(output.join("part-00000.bin")).unwrap(), content);
         assert_eq!(std::fs::read(output.join(MANIFEST_FILE)).unwrap(), b"{}");
+    }
+
+    #[test]
+    fn part_names_are_recognised_strictly() {
+        for ours in ["part-00000.parquet", "part-123456.parquet", "part-00007-0123456789abcdef.parquet"] {
+            assert!(is_part(ours), "{ours}");
+        }
+        for theirs in [
+            "part-00000-6b0f1f51-7c3e-4a8f-9d0e-1f2a3b4c5d6e-c000.snappy.parquet",
+            "part-0.parquet",
+            "part-00000.parquet.crc",
+            "part-00000-0123456789ABCDEF.parquet",
+            "part-abcde.parquet",
+        ] {
+            assert!(!is_part(theirs), "{theirs}");
+        }
+    }
+
+    /// Folders that merely start with dot or underscore files are not seqhouse outputs: a home
+    /// folder, a git repository, a Jekyll site. They are refused with and without overwrite,
+    /// naming the first foreign entry, and without advice to pass --overwrite.
+    #[test]
+    fn folders_seqhouse_did_not_write_are_never_replaced() {
+        let cases: [(&[&str], &str); 4] = [
+            (&[".bashrc", ".gitconfig", ".ssh"], ".bashrc"),
+            (&[".git"], ".git"),
+            (&["_posts", "_config.yml"], "_config.yml"),
+            (&[MANIFEST_FILE, "part-00000.parquet", "notes.txt"], "notes.txt"),
+        ];
+        for (entries, first) in cases {
+            for overwrite in [false, true] {
+                match check_output("out", &names(entries), overwrite) {
+                    Err(e @ Error::OutputNotOurs { .. }) => {
+                        let text = e.to_string();
+                        assert!(text.contains(&format!("'{first}'")), "{text}");
+                        assert!(!text.contains("pass --overwrite"), "{text}");
+                    }
+                    other => panic!("{entries:?} (overwrite {overwrite}): expected OutputNotOurs, got {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn seqhouse_outputs_and_leftovers_are_recognised() {
+        let published = names(&[MANIFEST_FILE, "part-00000.parquet", "part-00001.parquet"]);
+        assert_eq!(check_output("out", &published, true).unwrap(), OutputState::Replaceable);
+        assert!(matches!(check_output("out", &published, false), Err(Error::OutputExists { .. })));
+        // What dead runs leave is not an output: written without --overwrite.
+        let leftovers = names(&["part-00000-0123456789abcdef.parquet", LOCK_OBJECT, "_seqhouse-unload-1f2e"]);
+        assert_eq!(check_output("out", &leftovers, false).unwrap(), OutputState::Absent);
+        assert_eq!(check_output("out", &[], false).unwrap(), OutputState::Absent);
     }
 }

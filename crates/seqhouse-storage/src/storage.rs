@@ -105,12 +105,22 @@ impl Location {
         &self.prefix
     }
 
+    /// The store holding this location.
+    pub(crate) fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
     /// How to show an object of this store (an absolute path or an `s3://` URL).
     pub fn show(&self, path: &ObjectPath) -> String {
         match &self.bucket {
             Some(bucket) => format!("s3://{bucket}/{path}"),
             None => format!("/{path}"),
         }
+    }
+
+    /// Whether `other` is this very location (the same store kind, bucket and path).
+    pub fn same_as(&self, other: &Location) -> bool {
+        self.bucket == other.bucket && self.local.is_some() == other.local.is_some() && self.prefix == other.prefix
     }
 
     /// Whether `other` lies strictly inside this location.
@@ -149,6 +159,16 @@ impl Storage {
             buckets: Mutex::new(HashMap::new()),
             local: Arc::new(LocalFileSystem::new()),
         })
+    }
+
+    /// Retries of a failed request (`--s3-max-retries`).
+    pub(crate) fn max_retries(&self) -> usize {
+        self.s3.max_retries
+    }
+
+    /// The I/O runtime, for tasks that outlive one call (a lock's heartbeat).
+    pub(crate) fn handle(&self) -> tokio::runtime::Handle {
+        self.runtime.handle().clone()
     }
 
     /// Runs an I/O future to completion from synchronous code (never from inside the runtime).
@@ -319,6 +339,14 @@ impl Storage {
             }
         })
         .map_err(|e| storage_error("cannot write", &shown, e))
+    }
+
+    /// The whole object at `location`.
+    pub fn get(&self, location: &Location) -> Result<Vec<u8>> {
+        let store = location.store.clone();
+        self.block_on(async move { store.get(&location.prefix).await?.bytes().await })
+            .map(|bytes| bytes.to_vec())
+            .map_err(|e| storage_error("cannot read", &location.shown, e))
     }
 
     /// Deletes object `name` of the folder `location`; a missing object is not an error.

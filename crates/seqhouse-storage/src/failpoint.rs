@@ -1,0 +1,44 @@
+//! Named points inside publishing where a test makes the run fail, die or wait, so that every
+//! step of the commit protocols is reached deterministically rather than by timing a kill.
+//!
+//! Compiled in only with the `failpoints` feature, which only test builds enable (the CLI's and
+//! the engines' dev-dependencies); elsewhere [`hit`] is an empty inline function. A test names the
+//! points in the environment of the process it starts:
+//!
+//! `SEQHOUSE_FAILPOINTS="publish.local.staged=abort,publish.object.committed=pause"`
+//!
+//! - `error`: the step fails with a storage error (the run's own clean-up then runs);
+//! - `abort`: the process dies on the spot, as under `kill -9` (no clean-up at all);
+//! - `pause`: prints `seqhouse: failpoint NAME paused` to stderr, then waits until the file named
+//!   by `SEQHOUSE_FAILPOINT_RELEASE` exists (so a test can send a signal, or start a second run,
+//!   at exactly that step), then goes on.
+
+use seqhouse_core::Result;
+
+/// Reached by a run at the point `name`; see the module documentation.
+#[cfg(feature = "failpoints")]
+pub fn hit(name: &str) -> Result<()> {
+    let Ok(points) = std::env::var("SEQHOUSE_FAILPOINTS") else { return Ok(()) };
+    let action = points.split(',').find_map(|point| point.trim().strip_prefix(name)?.strip_prefix('='));
+    match action {
+        None => Ok(()),
+        Some("error") => Err(seqhouse_core::Error::storage("cannot go on at", name, "failpoint")),
+        Some("abort") => std::process::abort(),
+        Some("pause") => {
+            eprintln!("seqhouse: failpoint {name} paused");
+            let release = std::env::var_os("SEQHOUSE_FAILPOINT_RELEASE").expect("SEQHOUSE_FAILPOINT_RELEASE is set");
+            while !std::path::Path::new(&release).exists() {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Ok(())
+        }
+        Some(other) => panic!("unknown failpoint action '{other}' for {name}"),
+    }
+}
+
+/// Reached by a run at the point `name` (fail points are compiled out of this build).
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn hit(_name: &str) -> Result<()> {
+    Ok(())
+}
