@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray};
 use arrow::compute::{CastOptions, cast, cast_with_options};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::util::display::FormatOptions;
@@ -72,6 +72,37 @@ pub fn unify_types(a: &DataType, b: &DataType) -> Option<DataType> {
         }
         (Float32 | Float64 | Int8 | Int16 | Int32 | Int64, Float32 | Float64 | Int8 | Int16 | Int32 | Int64) => {
             Some(Float64)
+        }
+        _ => None,
+    }
+}
+
+/// The kind of values a type holds: `integer`, `floating-point`, `string`, or the type itself.
+///
+/// An entity or order-by column must keep its kind across files: widened to floats, integer
+/// ids and times above 2^53 would merge into one entity or lose their order.
+pub fn type_kind(data_type: &DataType) -> String {
+    use DataType::*;
+    match data_type {
+        Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 => "integer".into(),
+        Float16 | Float32 | Float64 => "floating-point".into(),
+        Utf8 | LargeUtf8 | Utf8View => "string".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The first value of an integer `column` that a Float64 cannot hold exactly, as text.
+fn first_inexact_as_float(column: &dyn Array) -> Option<String> {
+    use arrow::datatypes::{Int64Type, UInt64Type};
+    // Integers up to 32 bits always fit a double's 53-bit mantissa.
+    let exact_i64 = |v: i64| (v as f64) as i128 == v as i128;
+    let exact_u64 = |v: u64| (v as f64) as u128 == v as u128;
+    match column.data_type() {
+        DataType::Int64 => {
+            column.as_primitive::<Int64Type>().iter().flatten().find(|&v| !exact_i64(v)).map(|v| v.to_string())
+        }
+        DataType::UInt64 => {
+            column.as_primitive::<UInt64Type>().iter().flatten().find(|&v| !exact_u64(v)).map(|v| v.to_string())
         }
         _ => None,
     }
@@ -198,6 +229,19 @@ pub fn conform_to(schema: &SchemaRef, batch: &RecordBatch, source: &str) -> Resu
             })?;
             if column.data_type() == field.data_type() {
                 return Ok(column.clone());
+            }
+            // Files disagreed and the column was widened to floats (`unify_types`): refuse
+            // rather than round a value (a feature id near 1e18) into another.
+            if *field.data_type() == DataType::Float64
+                && let Some(value) = first_inexact_as_float(column.as_ref())
+            {
+                return Err(Error::UnsupportedType {
+                    column: field.name().clone(),
+                    message: format!(
+                        "it is {} in {source} but floating-point in other input files, and its value {value} there has no exact Float64; give the column one type in every file",
+                        column.data_type()
+                    ),
+                });
             }
             cast(column, field.data_type()).map_err(|e| Error::CorruptInput {
                 file: source.to_string(),

@@ -12,7 +12,7 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use rayon::prelude::*;
 use seqhouse_core::manifest::InputFile;
-use seqhouse_core::resolve::{conform_to, normalize_type, unify_types};
+use seqhouse_core::resolve::{conform_to, normalize_type, type_kind, unify_types};
 use seqhouse_core::{Error, ResolvedSpec, Result, SequenceSpec};
 
 use crate::storage::{Location, Storage, storage_error};
@@ -104,6 +104,11 @@ pub fn list_files(storage: &Storage, location: &Location) -> Result<Vec<Listed>>
         })?;
         return Ok(vec![Listed { meta, relative: name, format }]);
     }
+    if let Some(path) = &location.local
+        && path.is_dir()
+    {
+        refuse_dangling_links(path)?;
+    }
     let objects = storage.list_recursive(location)?;
     let any_objects = !objects.is_empty();
     let mut found: Vec<Listed> = objects
@@ -140,6 +145,34 @@ pub fn list_files(storage: &Storage, location: &Location) -> Result<Vec<Listed>>
         return Err(Error::NoInputFiles { location: location.shown.clone() });
     }
     Ok(found)
+}
+
+/// Fails on a symbolic link below `folder` whose target does not exist. The store's listing
+/// skips such links without a word, and a training set would silently lack a file. Folders are
+/// walked without following links (a linked folder is listed by the store, which detects loops);
+/// names starting with `_` or `.` are skipped, as the listing skips them.
+fn refuse_dangling_links(folder: &std::path::Path) -> Result<()> {
+    let entries = std::fs::read_dir(folder).map_err(|e| Error::storage("cannot list", folder.display(), e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::storage("cannot list", folder.display(), e))?;
+        if skipped(&entry.file_name().to_string_lossy()) {
+            continue;
+        }
+        let path = entry.path();
+        let kind = entry.file_type().map_err(|e| Error::storage("cannot inspect", path.display(), e))?;
+        if kind.is_dir() {
+            refuse_dangling_links(&path)?;
+        } else if kind.is_symlink() && std::fs::metadata(&path).is_err() {
+            let target = std::fs::read_link(&path).map(|t| t.display().to_string()).unwrap_or_default();
+            return Err(Error::InputNotFound {
+                location: path.display().to_string(),
+                hint: format!(
+                    "a symbolic link in the input folder points to {target}, which does not exist; fix or remove the link"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn corrupt(file: &str, e: impl std::fmt::Display) -> Error {
@@ -209,6 +242,7 @@ fn csv_format(delimiter: u8) -> Format {
 pub fn resolve(spec: &SequenceSpec, files: &[SourceFile]) -> Result<ResolvedSpec> {
     let mut fields: Vec<Field> = Vec::new();
     for column in spec.needed_columns() {
+        let is_key = spec.entity.contains(&column) || spec.order_by.contains(&column);
         let mut unified: Option<(DataType, &SourceFile)> = None;
         for file in files {
             let field = file.schema.field_with_name(&column).map_err(|_| Error::ColumnNotFound {
@@ -220,6 +254,19 @@ pub fn resolve(spec: &SequenceSpec, files: &[SourceFile]) -> Result<ResolvedSpec
             unified = Some(match unified {
                 None => (data_type, file),
                 Some((seen, first)) => match unify_types(&seen, &data_type) {
+                    Some(_)
+                        if is_key
+                            && ![&seen, &data_type].contains(&&DataType::Null)
+                            && type_kind(&seen) != type_kind(&data_type) =>
+                    {
+                        return Err(Error::UnsupportedType {
+                            column,
+                            message: format!(
+                                "it is {seen} in {} but {data_type} in {}; an --entity or --order-by column must be of one kind in every file (as floating-point, integer ids and times above 2^53 would merge or reorder). Cast it to one type upstream",
+                                first.shown, file.shown
+                            ),
+                        });
+                    }
                     Some(t) => (t, first),
                     None => {
                         return Err(Error::UnsupportedType {
