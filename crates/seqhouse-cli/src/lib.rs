@@ -10,7 +10,7 @@ use clap::Parser;
 
 use seqhouse_core::{JobReport, NoProgress, Progress};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 use seqhouse_athena::AthenaWarehouse;
 use seqhouse_local::LocalWarehouse;
@@ -54,7 +54,7 @@ pub fn execute(command: Command, progress: &dyn Progress) -> anyhow::Result<Vec<
                 args::Engine::Local => {
                     let cancel = Arc::new(AtomicBool::new(false));
                     let warehouse = LocalWarehouse::new(resolved.local)?.with_cancel_flag(cancel.clone());
-                    cancel_on_ctrl_c(cancel);
+                    cancel_on_signals(cancel);
                     Ok(seqhouse_core::run(&warehouse, &resolved.request, progress)?)
                 }
                 args::Engine::Athena => {
@@ -77,7 +77,7 @@ pub fn execute(command: Command, progress: &dyn Progress) -> anyhow::Result<Vec<
                         }
                         return Ok(Vec::new());
                     }
-                    cancel_on_ctrl_c(cancel);
+                    cancel_on_signals(cancel);
                     Ok(seqhouse_core::run(&warehouse, &resolved.request, progress)?)
                 }
                 args::Engine::Spark => run_spark(resolved, progress),
@@ -100,7 +100,7 @@ fn run_spark(resolved: args::Resolved, progress: &dyn Progress) -> anyhow::Resul
         }
         return Ok(Vec::new());
     }
-    cancel_on_ctrl_c(cancel);
+    cancel_on_signals(cancel);
     Ok(seqhouse_core::run(&warehouse, &resolved.request, progress)?)
 }
 
@@ -112,32 +112,79 @@ fn run_spark(_: args::Resolved, _: &dyn Progress) -> anyhow::Result<Vec<JobRepor
     .into())
 }
 
-/// On the first Ctrl-C, raises `flag` (the engine stops, cancelling a push-down query, and
-/// cleans up: staged output, spill files); on the second, exits at once.
-fn cancel_on_ctrl_c(flag: Arc<AtomicBool>) {
+/// The signal that asked this process to stop: 0 for none, else its number (2 for SIGINT, that
+/// is Ctrl-C, 15 for SIGTERM, which `timeout`, Docker, Kubernetes and systemd send).
+static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
+const SIGINT: i32 = 2;
+const SIGTERM: i32 = 15;
+
+/// The name of the signal that asked this process to stop, if one did.
+pub fn stop_signal() -> Option<&'static str> {
+    match STOP_SIGNAL.load(Ordering::SeqCst) {
+        SIGINT => Some("Ctrl-C"),
+        SIGTERM => Some("SIGTERM"),
+        _ => None,
+    }
+}
+
+/// The number of the next SIGINT or SIGTERM to arrive.
+#[cfg(unix)]
+async fn next_signal(interrupt: &mut tokio::signal::unix::Signal, terminate: &mut tokio::signal::unix::Signal) -> i32 {
+    std::future::poll_fn(|cx| {
+        if interrupt.poll_recv(cx).is_ready() {
+            return std::task::Poll::Ready(SIGINT);
+        }
+        if terminate.poll_recv(cx).is_ready() {
+            return std::task::Poll::Ready(SIGTERM);
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+/// On the first SIGINT (Ctrl-C) or SIGTERM, raises `flag`: the engine stops at its next check,
+/// cancels a push-down query and removes what the job wrote (staged output, spill files,
+/// uploaded parts). On a second one, exits at once.
+fn cancel_on_signals(flag: Arc<AtomicBool>) {
+    #[cfg(unix)]
     std::thread::spawn(move || {
+        use tokio::signal::unix::{SignalKind, signal};
         let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
         runtime.block_on(async {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("seqhouse: cancelling the job and cleaning up (Ctrl-C again to quit at once)");
-                flag.store(true, Ordering::SeqCst);
-            }
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
+            let (Ok(mut interrupt), Ok(mut terminate)) =
+                (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+            else {
+                return;
+            };
+            let first = next_signal(&mut interrupt, &mut terminate).await;
+            STOP_SIGNAL.store(first, Ordering::SeqCst);
+            let name = stop_signal().unwrap_or("a signal");
+            eprintln!(
+                "seqhouse: {name} received: stopping; a job not yet published is cancelled and what it wrote removed ({name} again to quit at once)"
+            );
+            flag.store(true, Ordering::SeqCst);
+            let second = next_signal(&mut interrupt, &mut terminate).await;
+            std::process::exit(128 + second);
         });
     });
+    #[cfg(not(unix))]
+    let _ = flag;
 }
 
 pub use progress::TerminalProgress;
 
-/// Exit code for an error: 2 for usage errors (flags, config, option values), 1 for the rest.
+/// Exit code for an error: 2 for usage errors (flags, config, option values, an output folder
+/// that is not seqhouse's), 130 for a job stopped by Ctrl-C and 143 by SIGTERM (128 + the
+/// signal, as shells report), 1 for the rest.
 pub fn exit_code(error: &anyhow::Error) -> u8 {
     if error.downcast_ref::<UsageError>().is_some() {
         return 2;
     }
     match error.downcast_ref::<seqhouse_core::Error>() {
-        Some(seqhouse_core::Error::InvalidRequest(_)) => 2,
+        Some(seqhouse_core::Error::InvalidRequest(_) | seqhouse_core::Error::OutputNotOurs { .. }) => 2,
+        Some(seqhouse_core::Error::Interrupted(_)) if STOP_SIGNAL.load(Ordering::SeqCst) != 0 => {
+            (128 + STOP_SIGNAL.load(Ordering::SeqCst)) as u8
+        }
         _ => 1,
     }
 }

@@ -22,7 +22,15 @@ fn main() -> ExitCode {
         .init();
     let progress = TerminalProgress::new(!cli.quiet);
     match execute(cli.command, &progress) {
-        Ok(_) => ExitCode::SUCCESS,
+        Ok(reports) => {
+            if let Some(signal) = seqhouse_cli::stop_signal() {
+                // The signal came after the last commit point: nothing was left to cancel.
+                let outputs: Vec<&str> = reports.iter().map(|r| r.output.as_str()).collect();
+                let published = outputs.join(", ");
+                progress.suspend(|| eprintln!("seqhouse: {signal} came after publishing {published}; it is complete"));
+            }
+            ExitCode::SUCCESS
+        }
         Err(error) => {
             seqhouse_core::Progress::finish(&progress);
             let message = format!("{error:#}").replace('\n', " ");
