@@ -5,5 +5,6 @@ mod cli;
 mod e2e;
 mod real_data;
 mod s3;
+mod safety;
 mod spark;
 mod util;
