@@ -15,6 +15,14 @@ pub mod reference;
 pub mod s3;
 
 pub use fixture::{Fixture, LocalFixture, Output};
+
+/// The real logs kept in the repository's `testdata/` folder (ASSISTments 2015, MovieLens
+/// latest-small; see its README), for every crate's tests: a fresh clone needs nothing beside it.
+pub fn real_data() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata");
+    assert!(dir.join("assist2015/events.parquet").exists(), "the test data is missing at {}", dir.display());
+    dir
+}
 pub use s3::S3Fixture;
 
 /// Expands into one `#[test]` per contract case.

@@ -32,9 +32,7 @@ fn warehouse() -> Box<SparkWarehouse> {
 
 contract_tests!(warehouse(), Box::new(LocalFixture::new()));
 
-fn shared_data() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
-}
+use seqhouse_contract::real_data as shared_data;
 
 fn sorted(mut rows: Vec<reference::Row>) -> Vec<reference::Row> {
     rows.sort();

@@ -106,7 +106,7 @@ fn check(cases: Vec<Case>) {
 }
 
 fn assistments() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/assist2015/events.parquet");
+    let path = seqhouse_contract::real_data().join("assist2015/events.parquet");
     assert!(path.exists(), "missing {}", path.display());
     path
 }

@@ -1,4 +1,4 @@
-//! The binary on the real logs in ../shared/data, checked against values read independently.
+//! The binary on the real logs in testdata/, checked against values read independently.
 
 use std::collections::BTreeMap;
 

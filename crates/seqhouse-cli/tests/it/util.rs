@@ -1,6 +1,6 @@
 //! Helpers: run the real binary, write inputs, read outputs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::sync::Arc;
 
@@ -46,18 +46,8 @@ pub fn seqhouse_err(args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), stderr)
 }
 
-/// The shared real data sets (`../shared/data` beside the project root, or `SEQHOUSE_SHARED_DATA`).
-pub fn shared_data() -> PathBuf {
-    let dir = std::env::var_os("SEQHOUSE_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    assert!(
-        dir.join("assist2015/events.parquet").exists(),
-        "the shared data sets are missing at {} (set SEQHOUSE_SHARED_DATA)",
-        dir.display()
-    );
-    dir
-}
+/// The real logs in the repository's test data.
+pub use seqhouse_contract::real_data as shared_data;
 
 /// Writes `columns` as a Parquet file at `path`.
 pub fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>) {
