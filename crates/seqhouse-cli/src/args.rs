@@ -1,4 +1,6 @@
 //! The command line and the config file, merged into one validated request.
+// The doc comments below are the help text users see; `[:LEVEL]` there is option syntax, not a link.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 use std::path::PathBuf;
 
@@ -18,6 +20,8 @@ pub struct Cli {
     /// More detail (-v debug, -vv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    // What to run; not a doc comment, which clap would turn into help text.
+    #[allow(missing_docs)]
     #[command(subcommand)]
     pub command: Command,
 }

@@ -5,7 +5,7 @@
 //! failure names the case. Cases that depend on a capability (ties in input order) check
 //! [`seqhouse_core::Capabilities`] and test the weaker promise when it is off.
 //!
-//! [`reference`] is an independent, naive sequencer the cases (and the kernel's property tests)
+//! [`reference`](mod@reference) is an independent, naive sequencer the cases (and the kernel's property tests)
 //! compare against.
 
 pub mod cases;

@@ -2,6 +2,8 @@
 //! log (`Sequencer::prepare`), and materialising the padded windows (`Sequencer::build`), each on
 //! 1 and 2 threads. `cargo bench -p seqhouse-core`. The whole job against DuckDB and Polars is
 //! `bench/run`.
+// criterion_main! generates an undocumented `main`.
+#![allow(missing_docs)]
 
 use std::sync::Arc;
 

@@ -8,7 +8,7 @@
 //!
 //! Ties on the order-by columns keep input order because the input position is the last sort key;
 //! that key also makes the order total, so any sort algorithm and any thread count give the same
-//! permutation (see [`crate::order`] for how the sort is done).
+//! permutation (the private module `order` says how the sort is done).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -179,6 +179,7 @@ pub fn lock_file_of(output: &Path) -> Option<PathBuf> {
 }
 
 #[cfg(unix)]
+#[allow(unsafe_code)] // flock(2)
 fn acquire_file(output: &Path, shown: &str) -> Result<OutputLock> {
     use std::io::{Read, Seek, Write};
     use std::os::fd::AsRawFd;

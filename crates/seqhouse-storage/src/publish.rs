@@ -370,6 +370,7 @@ const WRITEBACK_BYTES: u64 = 8 << 20;
 /// 760 MB written while the cores sit idle. Started as the parts are written, the writing
 /// overlaps the job and the fsync finds little left. Errors are left to that fsync.
 #[cfg(target_os = "linux")]
+#[allow(unsafe_code)] // sync_file_range(2)
 fn start_writeback(file: &File, from: u64, to: u64) {
     use std::os::fd::AsRawFd;
     // SAFETY: a valid descriptor for the life of `file`; the call only schedules I/O.
@@ -497,6 +498,7 @@ impl Staging {
 /// system or file system cannot, and always when the `publish.local.no_exchange` fail point
 /// says so (to test the fallback).
 #[cfg(target_os = "linux")]
+#[allow(unsafe_code)] // renameat2(2)
 fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
     failpoint::hit("publish.local.no_exchange").map_err(std::io::Error::other)?;
