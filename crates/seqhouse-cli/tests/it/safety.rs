@@ -52,23 +52,47 @@ fn run_with(args: &[String], failpoints: &str) -> std::process::Output {
 fn run_s3(args: &[String], failpoints: &str) -> std::process::Output {
     let s3 = TestS3::from_env();
     let mut command = command(args, failpoints, Path::new("/nonexistent/release"));
-    s3_env(&mut command, &s3.endpoint);
+    with_s3_env(&mut command, &s3.endpoint);
     command.output().unwrap()
-}
-
-fn s3_env(command: &mut Command, endpoint: &str) {
-    command
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_ACCESS_KEY_ID", "seqhouse-test")
-        .env("AWS_SECRET_ACCESS_KEY", S3_TEST_SECRET)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_SESSION_TOKEN");
 }
 
 fn assert_ok(out: &std::process::Output) {
     assert!(out.status.success(), "seqhouse failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// What a whole output holds: exactly the parts its manifest lists, and the manifest.
+fn whole_entries(out: &seqhouse_contract::Output) -> Vec<String> {
+    let mut expected: Vec<String> = out.manifest.parts.iter().map(|p| p.path.clone()).collect();
+    expected.push("_manifest.json".into());
+    expected.sort();
+    expected
+}
+
+/// Runs two copies of the binary with `args` at once (on S3 at `endpoint`, if given); each
+/// either publishes or is refused by the lock, never with another error. Returns how many
+/// published.
+fn run_pair(args: &[String], endpoint: Option<&str>) -> usize {
+    let pair: Vec<Child> = (0..2)
+        .map(|_| {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_seqhouse"));
+            command.args(args).stderr(Stdio::piped());
+            if let Some(endpoint) = endpoint {
+                with_s3_env(&mut command, endpoint);
+            }
+            command.spawn().unwrap()
+        })
+        .collect();
+    let mut published = 0;
+    for child in pair {
+        let done = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        if done.status.success() {
+            published += 1;
+        } else {
+            assert!(stderr.contains("another seqhouse run"), "only the lock may refuse a run: {stderr}");
+        }
+    }
+    published
 }
 
 /// A run stopped at a fail point with `pause`, until [`Paused::release`].
@@ -86,7 +110,7 @@ impl Paused {
         let release = dir.path().join("release");
         let mut command = command(args, &format!("{point}=pause"), &release);
         if let Some(endpoint) = s3 {
-            s3_env(&mut command, endpoint);
+            with_s3_env(&mut command, endpoint);
         }
         let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
         let (send, stderr) = mpsc::channel();
@@ -270,25 +294,11 @@ fn concurrent_overwrites_of_one_output_never_corrupt_it() {
     let out = dir.path().join("out");
     let mut args = job(s(&input), s(&out), "6");
     args.push("--overwrite".into());
-    let (mut published, mut refused) = (0, 0);
-    for _ in 0..40 {
-        let pair: Vec<Child> = (0..2)
-            .map(|_| Command::new(env!("CARGO_BIN_EXE_seqhouse")).args(&args).stderr(Stdio::piped()).spawn().unwrap())
-            .collect();
-        for child in pair {
-            let done = child.wait_with_output().unwrap();
-            let stderr = String::from_utf8_lossy(&done.stderr);
-            if done.status.success() {
-                published += 1;
-            } else {
-                assert!(stderr.contains("another seqhouse run"), "only the lock may refuse a run: {stderr}");
-                refused += 1;
-            }
-        }
+    for round in 0..40 {
+        assert!(run_pair(&args, None) >= 1, "round {round}: a run of each pair publishes");
         assert_eq!(trusted_length(&out), 6);
         assert_eq!(beside(&out, &["in", "out"]), Vec::<String>::new());
     }
-    assert!(published >= 40, "at least one run of each pair publishes ({published} published, {refused} refused)");
 }
 
 /// SIGTERM (what `timeout`, Docker, Kubernetes and systemd send) and Ctrl-C stop a spilling
@@ -498,10 +508,11 @@ fn s3_replace_killed_at_each_step_keeps_a_whole_output() {
             "{failpoints}: the trusted manifest's parts are all there"
         );
         if failpoints.ends_with("=error") {
-            let mut expected: Vec<String> = after.manifest.parts.iter().map(|p| p.path.clone()).collect();
-            expected.push("_manifest.json".into());
-            expected.sort();
-            assert_eq!(after.entries, expected, "{failpoints}: a failed run removes its parts and its lock");
+            assert_eq!(
+                after.entries,
+                whole_entries(&after),
+                "{failpoints}: a failed run removes its parts and its lock"
+            );
         }
         // A dead run's lock object counts as abandoned once it has gone without a heartbeat
         // for the stale age (ten minutes; test builds let a test shorten it): taken over.
@@ -512,10 +523,7 @@ fn s3_replace_killed_at_each_step_keeps_a_whole_output() {
         }
         let out = fixture.read_output(&output);
         assert_eq!(out.manifest.spec.sequence_length, 5, "{failpoints}");
-        let mut expected: Vec<String> = out.manifest.parts.iter().map(|p| p.path.clone()).collect();
-        expected.push("_manifest.json".into());
-        expected.sort();
-        assert_eq!(out.entries, expected, "{failpoints}: only the trusted output remains");
+        assert_eq!(out.entries, whole_entries(&out), "{failpoints}: only the trusted output remains");
     }
 
     // Replacing is refused, and nothing deleted, where the prefix holds what seqhouse did not write.
@@ -534,7 +542,7 @@ fn run_s3_stale_after_zero(args: &[String]) -> std::process::Output {
     // Warnings are what this run is checked for: not quiet.
     let loud: Vec<String> = args.iter().filter(|a| *a != "-q").cloned().collect();
     let mut command = command(&loud, "", Path::new("/nonexistent/release"));
-    s3_env(&mut command, &s3.endpoint);
+    with_s3_env(&mut command, &s3.endpoint);
     command.env("SEQHOUSE_LOCK_STALE_SECONDS", "0").output().unwrap()
 }
 
@@ -576,31 +584,10 @@ fn s3_concurrent_overwrites_never_corrupt_the_output() {
     let output = fixture.output_location("concurrent");
     let mut args = job(s(&input), &output, "6");
     args.push("--overwrite".into());
-    for _ in 0..10 {
-        let pair: Vec<Child> = (0..2)
-            .map(|_| {
-                let mut command = Command::new(env!("CARGO_BIN_EXE_seqhouse"));
-                command.args(&args).stderr(Stdio::piped());
-                s3_env(&mut command, &s3.endpoint);
-                command.spawn().unwrap()
-            })
-            .collect();
-        let mut published = 0;
-        for child in pair {
-            let done = child.wait_with_output().unwrap();
-            let stderr = String::from_utf8_lossy(&done.stderr);
-            if done.status.success() {
-                published += 1;
-            } else {
-                assert!(stderr.contains("another seqhouse run"), "only the lock may refuse a run: {stderr}");
-            }
-        }
-        assert!(published >= 1);
+    for round in 0..10 {
+        assert!(run_pair(&args, Some(&s3.endpoint)) >= 1, "round {round}: a run of each pair publishes");
         let out = fixture.read_output(&output);
         assert_eq!(out.manifest.spec.sequence_length, 6);
-        let mut expected: Vec<String> = out.manifest.parts.iter().map(|p| p.path.clone()).collect();
-        expected.push("_manifest.json".into());
-        expected.sort();
-        assert_eq!(out.entries, expected);
+        assert_eq!(out.entries, whole_entries(&out));
     }
 }

@@ -15,8 +15,13 @@ pub fn seqhouse(args: &[&str]) -> Output {
 
 /// Runs the binary against the S3 endpoint `endpoint` with the test credentials.
 pub fn seqhouse_s3(endpoint: &str, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_seqhouse"))
-        .args(args)
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_seqhouse"));
+    with_s3_env(command.args(args), endpoint).output().expect("run seqhouse")
+}
+
+/// Points `command` at the S3 endpoint `endpoint` with the test credentials, and at nothing else.
+pub fn with_s3_env<'a>(command: &'a mut std::process::Command, endpoint: &str) -> &'a mut std::process::Command {
+    command
         .env("AWS_ENDPOINT_URL", endpoint)
         .env("AWS_ACCESS_KEY_ID", "seqhouse-test")
         .env("AWS_SECRET_ACCESS_KEY", S3_TEST_SECRET)
@@ -24,8 +29,6 @@ pub fn seqhouse_s3(endpoint: &str, args: &[&str]) -> Output {
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env_remove("AWS_PROFILE")
         .env_remove("AWS_SESSION_TOKEN")
-        .output()
-        .expect("run seqhouse")
 }
 
 /// The secret key the S3 tests use; it must never show up in seqhouse's output.
