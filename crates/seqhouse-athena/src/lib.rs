@@ -24,7 +24,8 @@ use arrow::datatypes::DataType;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use seqhouse_core::manifest::{OutputColumn, OutputPart};
 use seqhouse_core::{
-    Capabilities, Error, JobReport, Manifest, Progress, ResolvedSpec, Result, SequenceJob, SequenceStats, Warehouse,
+    Capabilities, Error, Explanation, JobReport, Manifest, Progress, ResolvedSpec, Result, SequenceJob, SequenceStats,
+    Step, Warehouse,
 };
 use seqhouse_sql::{Dialect, athena};
 use seqhouse_storage::input::{self, InputFormat, SourceFile};
@@ -317,6 +318,12 @@ impl AthenaWarehouse {
 }
 
 impl Warehouse for AthenaWarehouse {
+    fn explain(&self, job: &SequenceJob) -> Result<Explanation> {
+        let plan = self.plan(job)?;
+        let statements = [plan.create_table.as_ref(), Some(&plan.stats), Some(&plan.unload), plan.drop_table.as_ref()];
+        Ok(Explanation { steps: statements.into_iter().flatten().map(|s| Step::Statement(s.clone())).collect() })
+    }
+
     fn name(&self) -> &str {
         "athena"
     }

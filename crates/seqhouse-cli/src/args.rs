@@ -148,7 +148,8 @@ pub struct SequenceArgs {
     #[arg(long, value_name = "local|athena|spark", env = "SEQHOUSE_ENGINE", help_heading = "Engine")]
     pub engine: Option<String>,
 
-    /// Print the statements a push-down engine would run, without running them.
+    /// Print what the engine would do (the SQL a push-down engine would run; the local
+    /// engine's input, memory plan and output), without doing it.
     #[arg(long, help_heading = "Engine")]
     pub explain: bool,
 
@@ -290,7 +291,7 @@ pub struct Resolved {
     pub request: SequenceRequest,
     /// The engine.
     pub engine: Engine,
-    /// Print the statements instead of running them.
+    /// Print what the engine would do instead of doing it.
     pub explain: bool,
     /// Settings of the local engine (and the S3 settings every engine uses).
     pub local: LocalConfig,
@@ -440,9 +441,6 @@ impl SequenceArgs {
             Some("spark") => Engine::Spark,
             Some(other) => return Err(usage(format!("--engine '{other}' is not one of local, athena, spark"))),
         };
-        if self.explain && engine == Engine::Local {
-            return Err(usage("--explain shows the SQL of a push-down engine; add --engine athena or --engine spark"));
-        }
         let mut athena = seqhouse_athena::AthenaOptions::default();
         if let Some(workgroup) = self.athena_workgroup.or(file.athena_workgroup) {
             athena.workgroup = workgroup;

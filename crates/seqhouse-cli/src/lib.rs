@@ -8,7 +8,7 @@ use std::ffi::OsString;
 
 use clap::Parser;
 
-use seqhouse_core::{JobReport, NoProgress, Progress};
+use seqhouse_core::{Explanation, JobReport, NoProgress, Progress, Step, Warehouse};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
@@ -50,62 +50,47 @@ pub fn execute(command: Command, progress: &dyn Progress) -> anyhow::Result<Vec<
                 seqhouse_core::VERSION
             );
             tracing::debug!(request = ?resolved.request, engine = ?resolved.local, "full request");
-            match resolved.engine {
-                args::Engine::Local => {
-                    let cancel = Arc::new(AtomicBool::new(false));
-                    let warehouse = LocalWarehouse::new(resolved.local)?.with_cancel_flag(cancel.clone());
-                    cancel_on_signals(cancel);
-                    Ok(seqhouse_core::run(&warehouse, &resolved.request, progress)?)
-                }
-                args::Engine::Athena => {
-                    let cancel = Arc::new(AtomicBool::new(false));
-                    let warehouse =
-                        AthenaWarehouse::connect(resolved.athena, resolved.athena_table, resolved.local.s3.clone())?
-                            .with_cancel_flag(cancel.clone());
-                    if resolved.explain {
-                        for job in resolved.request.jobs()? {
-                            let plan = warehouse.plan(&job)?;
-                            let statements = [
-                                plan.create_table.as_ref(),
-                                Some(&plan.stats),
-                                Some(&plan.unload),
-                                plan.drop_table.as_ref(),
-                            ];
-                            for statement in statements.into_iter().flatten() {
-                                println!("{statement};\n");
-                            }
-                        }
-                        return Ok(Vec::new());
-                    }
-                    cancel_on_signals(cancel);
-                    Ok(seqhouse_core::run(&warehouse, &resolved.request, progress)?)
-                }
-                args::Engine::Spark => run_spark(resolved, progress),
+            // Raised by the first SIGINT or SIGTERM; every engine stops at its next check.
+            let cancel = Arc::new(AtomicBool::new(false));
+            let warehouse: Box<dyn Warehouse> = match resolved.engine {
+                args::Engine::Local => Box::new(LocalWarehouse::new(resolved.local)?.with_cancel_flag(cancel.clone())),
+                args::Engine::Athena => Box::new(
+                    AthenaWarehouse::connect(resolved.athena, resolved.athena_table, resolved.local.s3)?
+                        .with_cancel_flag(cancel.clone()),
+                ),
+                args::Engine::Spark => spark_warehouse(resolved.spark_remote, cancel.clone())?,
+            };
+            if resolved.explain {
+                print_explanations(&seqhouse_core::explain(warehouse.as_ref(), &resolved.request)?);
+                return Ok(Vec::new());
+            }
+            cancel_on_signals(cancel);
+            Ok(seqhouse_core::run(warehouse.as_ref(), &resolved.request, progress)?)
+        }
+    }
+}
+
+/// Prints what `--explain` shows, one job after another: statements as SQL, each ending in `;`
+/// and a blank line; notes as SQL comments.
+fn print_explanations(explanations: &[Explanation]) {
+    for explanation in explanations {
+        for step in &explanation.steps {
+            match step {
+                Step::Statement(sql) => println!("{sql};\n"),
+                Step::Note(note) => println!("-- {note}"),
             }
         }
     }
 }
 
 #[cfg(feature = "spark")]
-fn run_spark(resolved: args::Resolved, progress: &dyn Progress) -> anyhow::Result<Vec<JobReport>> {
-    let cancel = Arc::new(AtomicBool::new(false));
-    let options = seqhouse_spark::SparkOptions::new(resolved.spark_remote);
-    let warehouse = seqhouse_spark::SparkWarehouse::new(options)?.with_cancel_flag(cancel.clone());
-    if resolved.explain {
-        for job in resolved.request.jobs()? {
-            let plan = warehouse.plan(&job)?;
-            for statement in [&plan.create_view, &plan.stats, &plan.write, &plan.drop_view] {
-                println!("{statement};\n");
-            }
-        }
-        return Ok(Vec::new());
-    }
-    cancel_on_signals(cancel);
-    Ok(seqhouse_core::run(&warehouse, &resolved.request, progress)?)
+fn spark_warehouse(remote: String, cancel: Arc<AtomicBool>) -> anyhow::Result<Box<dyn Warehouse>> {
+    let options = seqhouse_spark::SparkOptions::new(remote);
+    Ok(Box::new(seqhouse_spark::SparkWarehouse::new(options)?.with_cancel_flag(cancel)))
 }
 
 #[cfg(not(feature = "spark"))]
-fn run_spark(_: args::Resolved, _: &dyn Progress) -> anyhow::Result<Vec<JobReport>> {
+fn spark_warehouse(_: String, _: Arc<AtomicBool>) -> anyhow::Result<Box<dyn Warehouse>> {
     Err(UsageError(
         "this seqhouse was built without the spark engine; rebuild with `cargo build --features spark`".into(),
     )

@@ -369,6 +369,35 @@ pub fn missing_column_is_named(warehouse: &dyn Warehouse, fixture: &dyn Fixture)
     assert!(fixture.list(&output).is_empty());
 }
 
+/// `explain` says what a job would do, one explanation per subset, and does none of it: no
+/// output, no lock, nothing at the output location. It binds the spec, so a missing column is
+/// reported as `sequence` would report it.
+pub fn explain_does_nothing(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
+    let input = fixture.put_parquet("explain/train", "events.parquet", &[events(30, 21)]);
+    fixture.put_parquet("explain/valid", "events.parquet", &[events(10, 22)]);
+    let root = input.trim_end_matches('/').trim_end_matches("train").trim_end_matches('/').to_string();
+    let output = fixture.output_location("explain_out");
+    let request = SequenceRequest {
+        input: root.clone(),
+        output: output.clone(),
+        subsets: vec!["train".into(), "valid".into()],
+        spec: base_spec(4),
+        overwrite: false,
+    };
+    let explanations = seqhouse_core::explain(warehouse, &request).unwrap();
+    assert_eq!(explanations.len(), 2, "one per subset");
+    assert!(explanations.iter().all(|e| !e.steps.is_empty()), "{explanations:?}");
+    assert!(fixture.list(&output).is_empty(), "explain writes nothing");
+    let mut spec = base_spec(4);
+    spec.features.push(feature("skill", Some("-1")));
+    let bad = SequenceRequest { spec, subsets: vec![], input: input.clone(), ..request };
+    match seqhouse_core::explain(warehouse, &bad) {
+        Err(Error::ColumnNotFound { column, .. }) => assert_eq!(column, "skill"),
+        other => panic!("expected ColumnNotFound, got {other:?}"),
+    }
+    assert!(fixture.list(&output).is_empty());
+}
+
 /// A pad that does not parse as the column's type is reported with the column and value.
 pub fn bad_pad_value_is_named(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
     let input = fixture.put_parquet("badpad", "events.parquet", &[events(20, 10)]);

@@ -59,6 +59,7 @@ macro_rules! contract_tests {
             subsets_go_to_their_folders,
             manifest_describes_the_job,
             same_input_same_output,
+            explain_does_nothing,
         );
     };
 }

@@ -15,9 +15,9 @@ pub mod spec;
 pub use error::{Error, Result};
 pub use kernel::{BatchNulls, NullKeyCounts, NullKeys, SequenceStats, Sequencer, window_bounds};
 pub use manifest::{MANIFEST_FILE, Manifest};
-pub use orchestrator::{SequenceRequest, join_location, run};
+pub use orchestrator::{SequenceRequest, explain, join_location, run};
 pub use order::MulHasher;
-pub use port::{Capabilities, JobReport, NoProgress, Progress, SequenceJob, Warehouse};
+pub use port::{Capabilities, Explanation, JobReport, NoProgress, Progress, SequenceJob, Step, Warehouse};
 pub use resolve::ResolvedSpec;
 pub use spec::{FeatureSpec, FillNull, Mode, NullKeyPolicy, Padding, SequenceSpec};
 

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::port::{JobReport, Progress, SequenceJob, Warehouse};
+use crate::port::{Explanation, JobReport, Progress, SequenceJob, Warehouse};
 use crate::spec::SequenceSpec;
 
 /// What the user asked for: one dataset, or several subsets under a common root.
@@ -109,4 +109,10 @@ pub fn run(warehouse: &dyn Warehouse, request: &SequenceRequest, progress: &dyn 
     }
     progress.finish();
     Ok(reports)
+}
+
+/// What every job of `request` would do on `warehouse`, in the order they would run; nothing
+/// is run or written.
+pub fn explain(warehouse: &dyn Warehouse, request: &SequenceRequest) -> Result<Vec<Explanation>> {
+    request.jobs()?.iter().map(|job| warehouse.explain(job)).collect()
 }

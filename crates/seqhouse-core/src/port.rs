@@ -52,6 +52,22 @@ pub struct JobReport {
     pub stats: SequenceStats,
 }
 
+/// What an engine would do for one job, without doing it (what `--explain` prints).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    /// The steps, in the order they would run.
+    pub steps: Vec<Step>,
+}
+
+/// One step of an [`Explanation`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// A statement a push-down engine would send, verbatim (without a trailing `;`).
+    Statement(String),
+    /// A decision of the engine, as one line (`input: 3 files, 1.2M rows`).
+    Note(String),
+}
+
 /// Observes a job's progress (for a progress bar). Every method has a no-op default.
 pub trait Progress: Send + Sync {
     /// A stage starts with `total` units of work (files, windows, ...).
@@ -94,6 +110,10 @@ pub trait Warehouse: Send + Sync {
     /// Cheap checks before any job runs: the input exists and the output may be written.
     /// Errors with [`crate::Error::OutputExists`] when the output holds data and `overwrite` is off.
     fn preflight(&self, job: &SequenceJob) -> Result<()>;
+
+    /// What `job` would do, reading at most the input's listing and footers: nothing is run,
+    /// written or locked, and the output need not be writable.
+    fn explain(&self, job: &SequenceJob) -> Result<Explanation>;
 
     /// Runs one job to completion and publishes its output.
     fn sequence(&self, job: &SequenceJob, progress: &dyn Progress) -> Result<JobReport>;

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use seqhouse_core::manifest::OutputColumn;
 use seqhouse_core::{
-    Capabilities, Error, JobReport, Manifest, Progress, ResolvedSpec, Result, SequenceJob, SequenceStats, Sequencer,
-    Warehouse,
+    Capabilities, Error, Explanation, JobReport, Manifest, Progress, ResolvedSpec, Result, SequenceJob, SequenceStats,
+    Sequencer, Step, Warehouse,
 };
 
 pub use output::{OutputCompression, PartLayout, PartSink};
@@ -149,12 +149,11 @@ impl LocalWarehouse {
         let needed = per_window.saturating_mul(2 * threads);
         let limit = self.config.memory_limit.unwrap_or_else(default_memory_limit);
         if needed > limit.max(BASE_MEMORY) {
-            let mib = |bytes: u64| bytes as f64 / f64::from(1 << 20);
             return Err(Error::invalid(format!(
-                "--sequence-length {n}: one window of {n} values per column takes about {:.0} MiB, and {threads} worker thread(s) each build and encode one, about {:.0} MiB in all: more than the memory limit of {:.0} MiB (--memory-limit). Lower --sequence-length or --threads, or raise --memory-limit",
-                mib(per_window),
-                mib(needed),
-                mib(limit)
+                "--sequence-length {n}: one window of {n} values per column takes about {}, and {threads} worker thread(s) each build and encode one, about {} in all: more than the memory limit of {} (--memory-limit). Lower --sequence-length or --threads, or raise --memory-limit",
+                human_bytes(per_window),
+                human_bytes(needed),
+                human_bytes(limit)
             )));
         }
         Ok(())
@@ -284,6 +283,18 @@ struct Bound {
     plan: Plan,
 }
 
+/// `bytes` for a person: `512 B`, `12.3 KiB`, `1.5 GiB`.
+fn human_bytes(bytes: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < units.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", units[unit]) }
+}
+
 /// `--threads` beyond this many per core is refused: it only costs memory and stacks (100,000
 /// threads once exhausted the address space for stack guard pages and hung).
 const MAX_THREADS_PER_CORE: usize = 8;
@@ -385,6 +396,47 @@ pub fn default_memory_limit() -> u64 {
 }
 
 impl Warehouse for LocalWarehouse {
+    fn explain(&self, job: &SequenceJob) -> Result<Explanation> {
+        let Bound { input, files, size, plan, .. } = self.bind(job)?;
+        let output = self.storage.locate(&job.output)?;
+        let limit = self.config.memory_limit.unwrap_or_else(default_memory_limit);
+        let spill_dir = self.config.spill_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let how = match plan {
+            Plan::Whole => "read, sorted and windowed in one piece".to_string(),
+            Plan::InMemory { ranges } => format!("split into {ranges} entity ranges held in memory"),
+            Plan::Spilled { ranges } => format!("split into {ranges} entity ranges spilled to {}", spill_dir.display()),
+        };
+        let names = match &output.local {
+            Some(path) => publish::local_children(path)?,
+            None => self.storage.children(&output)?,
+        };
+        let state = match publish::check_output(&output.shown, &names, job.overwrite) {
+            Ok(publish::OutputState::Absent) => "written new".to_string(),
+            Ok(publish::OutputState::Replaceable) => "replaces the seqhouse output there".to_string(),
+            Err(e) => format!("refused: {e}"),
+        };
+        let layout = PartLayout::for_length(job.spec.sequence_length, self.config.rows_per_part);
+        let notes = [
+            format!(
+                "input: {} ({} file(s), {} rows, about {} of the needed columns decoded)",
+                input.shown,
+                files.len(),
+                size.rows,
+                human_bytes(size.decoded_bytes)
+            ),
+            format!(
+                "plan: {how}, on {} thread(s), under a memory limit of {}",
+                self.pool.current_num_threads(),
+                human_bytes(limit)
+            ),
+            format!(
+                "output: {} ({state}), parts of up to {} windows in row groups of {}, {} compression",
+                output.shown, layout.rows_per_part, layout.rows_per_row_group, self.config.compression
+            ),
+        ];
+        Ok(Explanation { steps: notes.into_iter().map(Step::Note).collect() })
+    }
+
     fn name(&self) -> &str {
         "local"
     }

@@ -75,6 +75,19 @@ impl std::str::FromStr for OutputCompression {
     }
 }
 
+/// As `--compression` spells it, so that `FromStr` reads it back.
+impl std::fmt::Display for OutputCompression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutputCompression::Zstd(level) => write!(f, "zstd:{level}"),
+            OutputCompression::Gzip(level) => write!(f, "gzip:{level}"),
+            OutputCompression::Snappy => f.write_str("snappy"),
+            OutputCompression::Lz4 => f.write_str("lz4"),
+            OutputCompression::None => f.write_str("none"),
+        }
+    }
+}
+
 impl OutputCompression {
     fn to_parquet(self) -> Result<Compression> {
         let bad_level = |e: parquet::errors::ParquetError| Error::invalid(format!("--compression: {e}"));

@@ -33,7 +33,8 @@ use arrow::datatypes::{DataType, TimeUnit};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use seqhouse_core::manifest::{OutputColumn, OutputPart};
 use seqhouse_core::{
-    Capabilities, Error, JobReport, Manifest, Progress, ResolvedSpec, Result, SequenceJob, SequenceStats, Warehouse,
+    Capabilities, Error, Explanation, JobReport, Manifest, Progress, ResolvedSpec, Result, SequenceJob, SequenceStats,
+    Step, Warehouse,
 };
 use seqhouse_sql::Dialect;
 use seqhouse_storage::input::{self, InputFormat, SourceFile};
@@ -453,6 +454,12 @@ fn adopt_spark_files(spark_dir: &Path, staging: &Path) -> Result<Vec<(OutputPart
 }
 
 impl Warehouse for SparkWarehouse {
+    fn explain(&self, job: &SequenceJob) -> Result<Explanation> {
+        let plan = self.plan(job)?;
+        let statements = [plan.create_view, plan.stats, plan.write, plan.drop_view];
+        Ok(Explanation { steps: statements.into_iter().map(Step::Statement).collect() })
+    }
+
     fn name(&self) -> &str {
         "spark"
     }

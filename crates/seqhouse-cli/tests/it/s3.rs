@@ -388,7 +388,7 @@ fn athena_explain_prints_the_statements_and_runs_nothing() {
 }
 
 #[test]
-fn athena_engine_needs_s3_locations_and_explain_needs_athena() {
+fn athena_engine_needs_s3_locations_and_every_engine_explains() {
     let dir = tempfile::tempdir().unwrap();
     let input = shared_data().join("assist2015/events.parquet");
     let out = dir.path().join("out");
@@ -406,9 +406,15 @@ fn athena_engine_needs_s3_locations_and_explain_needs_athena() {
     assert!(String::from_utf8_lossy(&result.stderr).contains("the athena engine reads and writes s3:// locations"));
     let result = run(&[], Some("athena"));
     assert!(String::from_utf8_lossy(&result.stderr).contains("athena engine"), "SEQHOUSE_ENGINE picks the engine");
+    // The local engine explains itself too: what it would read, how, and what it would write.
     let result = run(&["--explain"], None);
-    assert_eq!(result.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&result.stderr).contains("--explain shows the SQL of a push-down engine"));
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    let explained = String::from_utf8_lossy(&result.stdout);
+    let lines: Vec<&str> = explained.lines().collect();
+    assert_eq!(lines.len(), 3, "{explained}");
+    assert!(lines[0].starts_with("-- input: ") && lines[0].contains("(1 file(s), 682797 rows"), "{explained}");
+    assert!(lines[1].starts_with("-- plan: read, sorted and windowed in one piece"), "{explained}");
+    assert!(lines[2].starts_with(&format!("-- output: {} (written new)", s(&out))), "{explained}");
     let result = run(&["--engine", "spark-ish"], None);
     assert!(
         String::from_utf8_lossy(&result.stderr).contains("--engine 'spark-ish' is not one of local, athena, spark")
