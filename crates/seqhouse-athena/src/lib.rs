@@ -25,10 +25,10 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use seqhouse_core::manifest::{OutputColumn, OutputPart};
 use seqhouse_core::{
     Capabilities, Error, Explanation, JobReport, Manifest, Progress, ResolvedSpec, Result, SequenceJob, SequenceStats,
-    Step, Warehouse,
+    Step, Warehouse, check_window_count,
 };
 use seqhouse_sql::{Dialect, athena};
-use seqhouse_storage::input::{self, InputFormat, SourceFile};
+use seqhouse_storage::input::{self, SourceFile};
 use seqhouse_storage::lock::OutputLock;
 use seqhouse_storage::manifest_input_location;
 use seqhouse_storage::publish::{self, Target, UNLOAD_PREFIX, check_output, run_id};
@@ -100,12 +100,7 @@ impl AthenaWarehouse {
         let output = self.s3_location(&job.output, "--output")?;
         let listed = input::list_files(&self.storage, &input)?;
         let files = input::describe(&self.storage, &input, listed, b',')?;
-        if let Some(csv) = files.iter().find(|f| f.format != InputFormat::Parquet) {
-            return Err(Error::invalid(format!(
-                "the athena engine reads Parquet; {} is CSV. Convert it, or use --engine local",
-                csv.shown
-            )));
-        }
+        input::require_parquet(&files, "athena")?;
         if files.len() == 1 && files[0].meta.location == *input.path() {
             return Err(Error::invalid(format!(
                 "the athena engine reads folders (a table location); pass the folder holding {}",
@@ -114,12 +109,7 @@ impl AthenaWarehouse {
         }
         let resolved = input::resolve(&job.spec, &files)?;
         for field in resolved.input_schema.fields() {
-            seqhouse_sql::sql_type(field.data_type(), Dialect::Trino).map_err(|e| match e {
-                Error::UnsupportedType { message, .. } => {
-                    Error::UnsupportedType { column: field.name().clone(), message }
-                }
-                other => other,
-            })?;
+            seqhouse_sql::column_type(field, Dialect::Trino)?;
         }
         let id = run_id();
         let (database, table, create_table, drop_table) = match &self.table {
@@ -249,10 +239,7 @@ impl AthenaWarehouse {
                 // Athena wrote nothing (no windows): describe the columns it would have written.
                 columns = OutputColumn::of_schema(&plan.resolved.output_schema);
             }
-            let windows: u64 = parts.iter().map(|p| p.rows).sum();
-            if windows != counts.windows {
-                tracing::warn!(unloaded = windows, counted = counts.windows, "window counts disagree");
-            }
+            check_window_count("Athena", parts.iter().map(|p| p.rows).sum(), counts.windows)?;
             let input_files = plan.files.iter().map(|f| f.manifest_entry(f.rows().unwrap_or(0))).collect();
             let input_location = manifest_input_location(&plan.input, output);
             let manifest =
@@ -267,14 +254,7 @@ impl AthenaWarehouse {
             }
         };
         target.commit(&self.storage, json)?;
-        Ok(JobReport {
-            output: job.output.clone(),
-            subset: job.subset.clone(),
-            input_files: plan.files.len(),
-            parts: parts.len(),
-            output_bytes: parts.iter().map(|p| p.bytes).sum(),
-            stats: counts,
-        })
+        Ok(JobReport::new(job, plan.files.len(), &parts, counts))
     }
 
     fn run_plan(&self, plan: &Plan, job: &SequenceJob, lock: OutputLock, progress: &dyn Progress) -> Result<JobReport> {

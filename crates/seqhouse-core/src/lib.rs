@@ -17,7 +17,9 @@ pub use kernel::{BatchNulls, NullKeyCounts, NullKeys, SequenceStats, Sequencer, 
 pub use manifest::{MANIFEST_FILE, Manifest};
 pub use orchestrator::{SequenceRequest, explain, join_location, run};
 pub use order::MulHasher;
-pub use port::{Capabilities, Explanation, JobReport, NoProgress, Progress, SequenceJob, Step, Warehouse};
+pub use port::{
+    Capabilities, Explanation, JobReport, NoProgress, Progress, SequenceJob, Step, Warehouse, check_window_count,
+};
 pub use resolve::ResolvedSpec;
 pub use spec::{FeatureSpec, FillNull, Mode, NullKeyPolicy, Padding, SequenceSpec};
 

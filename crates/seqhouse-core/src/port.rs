@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::kernel::SequenceStats;
+use crate::manifest::OutputPart;
 use crate::spec::SequenceSpec;
 
 /// One dataset to sequence: read `input`, write the padded windows to `output`.
@@ -66,6 +67,32 @@ pub enum Step {
     Statement(String),
     /// A decision of the engine, as one line (`input: 3 files, 1.2M rows`).
     Note(String),
+}
+
+impl JobReport {
+    /// The report of `job`, read from `input_files` files and published as `parts`.
+    pub fn new(job: &SequenceJob, input_files: usize, parts: &[OutputPart], stats: SequenceStats) -> Self {
+        JobReport {
+            output: job.output.clone(),
+            subset: job.subset.clone(),
+            input_files,
+            parts: parts.len(),
+            output_bytes: parts.iter().map(|p| p.bytes).sum(),
+            stats,
+        }
+    }
+}
+
+/// The rule for engines that count windows apart from writing them (the SQL engines' counts
+/// query): the written windows must be the counted ones, or the manifest would describe an
+/// output it does not hold, so nothing is published.
+pub fn check_window_count(engine: &str, written: u64, counted: u64) -> Result<()> {
+    if written != counted {
+        return Err(crate::Error::internal(format!(
+            "{engine} wrote {written} windows but counted {counted}; nothing was published"
+        )));
+    }
+    Ok(())
 }
 
 /// Observes a job's progress (for a progress bar). Every method has a no-op default.

@@ -263,14 +263,7 @@ impl LocalWarehouse {
             Manifest::new(self.name(), job, input_location, input_files, parts.clone(), columns, stats.clone());
         let json = serde_json::to_vec_pretty(&manifest).map_err(Error::internal)?;
         target.commit(storage, json)?;
-        Ok(JobReport {
-            output: job.output.clone(),
-            subset: job.subset.clone(),
-            input_files: files.len(),
-            parts: parts.len(),
-            output_bytes: parts.iter().map(|p| p.bytes).sum(),
-            stats,
-        })
+        Ok(JobReport::new(job, files.len(), &parts, stats))
     }
 }
 

@@ -34,10 +34,10 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use seqhouse_core::manifest::{OutputColumn, OutputPart};
 use seqhouse_core::{
     Capabilities, Error, Explanation, JobReport, Manifest, Progress, ResolvedSpec, Result, SequenceJob, SequenceStats,
-    Step, Warehouse,
+    Step, Warehouse, check_window_count,
 };
 use seqhouse_sql::Dialect;
-use seqhouse_storage::input::{self, InputFormat, SourceFile};
+use seqhouse_storage::input::{self, SourceFile};
 use seqhouse_storage::lock::OutputLock;
 use seqhouse_storage::publish::{self, Target, check_output, part_name, run_id};
 use seqhouse_storage::{Location, S3Options, Storage};
@@ -180,22 +180,14 @@ impl SparkWarehouse {
         let (input, input_path) = self.local_location(&job.input, "--input")?;
         let listed = input::list_files(&self.storage, &input)?;
         let files = input::describe(&self.storage, &input, listed, b',')?;
-        if let Some(csv) = files.iter().find(|f| f.format != InputFormat::Parquet) {
-            return Err(Error::invalid(format!(
-                "the spark engine reads Parquet; {} is CSV. Convert it, or use --engine local",
-                csv.shown
-            )));
-        }
+        input::require_parquet(&files, "spark")?;
         let resolved = input::resolve(&job.spec, &files)?;
         let output_columns: Vec<&String> =
             job.spec.entity.iter().chain(job.spec.features.iter().map(|f| &f.name)).collect();
         let mut columns = Vec::new();
         for field in resolved.input_schema.fields() {
             let unsupported = |message: String| Error::UnsupportedType { column: field.name().clone(), message };
-            let sql_type = seqhouse_sql::sql_type(field.data_type(), Dialect::Spark).map_err(|e| match e {
-                Error::UnsupportedType { message, .. } => unsupported(message),
-                other => other,
-            })?;
+            let sql_type = seqhouse_sql::column_type(field, Dialect::Spark)?;
             if output_columns.contains(&field.name()) {
                 // Spark would write these back as another type than the local engine does.
                 let changed = match field.data_type() {
@@ -374,27 +366,14 @@ impl SparkWarehouse {
         if was_cancelled {
             return Err(Error::Interrupted("stopped before publishing".into()));
         }
-        let windows: u64 = parts.iter().map(|(p, _)| p.rows).sum();
-        if windows != counts.windows {
-            return Err(Error::internal(format!(
-                "Spark wrote {windows} windows but counted {}; nothing was published",
-                counts.windows
-            )));
-        }
+        check_window_count("Spark", parts.iter().map(|(p, _)| p.rows).sum(), counts.windows)?;
         let columns = parts
             .first()
             .map(|(_, columns)| columns.clone())
             .unwrap_or_else(|| OutputColumn::of_schema(&plan.resolved.output_schema));
         let parts: Vec<OutputPart> = parts.into_iter().map(|(p, _)| p).collect();
         let input_files = plan.files.iter().map(|f| f.manifest_entry(f.rows().unwrap_or(0))).collect();
-        let report = JobReport {
-            output: job.output.clone(),
-            subset: job.subset.clone(),
-            input_files: plan.files.len(),
-            parts: parts.len(),
-            output_bytes: parts.iter().map(|p| p.bytes).sum(),
-            stats: counts.clone(),
-        };
+        let report = JobReport::new(job, plan.files.len(), &parts, counts.clone());
         let (input, _) = self.local_location(&job.input, "--input")?;
         let (output, _) = self.local_location(&job.output, "--output")?;
         let input_location = seqhouse_storage::manifest_input_location(&input, &output);

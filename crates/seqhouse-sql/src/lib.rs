@@ -92,6 +92,14 @@ pub fn sql_type(data_type: &DataType, dialect: Dialect) -> Result<&'static str> 
     })
 }
 
+/// The SQL type of input column `field`; an unsupported type is reported for that column.
+pub fn column_type(field: &arrow::datatypes::Field, dialect: Dialect) -> Result<&'static str> {
+    sql_type(field.data_type(), dialect).map_err(|e| match e {
+        Error::UnsupportedType { message, .. } => Error::UnsupportedType { column: field.name().clone(), message },
+        other => other,
+    })
+}
+
 /// A typed literal for the one-element array `value` (a pad or fill value).
 pub fn literal(value: &dyn Array, dialect: Dialect) -> Result<String> {
     let data_type = value.data_type();

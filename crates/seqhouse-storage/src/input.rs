@@ -237,6 +237,17 @@ fn csv_format(delimiter: u8) -> Format {
     Format::default().with_header(true).with_delimiter(delimiter)
 }
 
+/// Refuses CSV inputs for an engine that reads Parquet only (`engine` is its `--engine` name).
+pub fn require_parquet(files: &[SourceFile], engine: &str) -> Result<()> {
+    match files.iter().find(|f| f.format != InputFormat::Parquet) {
+        Some(csv) => Err(Error::invalid(format!(
+            "the {engine} engine reads Parquet; {} is CSV. Convert it, or use --engine local",
+            csv.shown
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Binds the spec to the columns the files share, widening numeric types that differ between
 /// files (Int32 in one, Int64 in another) and naming the file when a column is missing.
 pub fn resolve(spec: &SequenceSpec, files: &[SourceFile]) -> Result<ResolvedSpec> {
