@@ -210,11 +210,15 @@ pub struct SequenceArgs {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct ConfigFile {
+    // The flags' aliases are keys too (the same names in both places).
+    #[serde(alias = "data-location", alias = "s3_data_location")]
     input: Option<String>,
+    #[serde(alias = "output-location", alias = "output_s3_location")]
     output: Option<String>,
     entity: Option<OneOrMany>,
     order_by: Option<OneOrMany>,
     feature: Option<OneOrMany>,
+    #[serde(alias = "sequence_length")]
     sequence_length: Option<usize>,
     mode: Option<String>,
     stride: Option<usize>,
@@ -262,6 +266,49 @@ impl OneOrMany {
             OneOrMany::Many(v) => v,
         }
     }
+}
+
+/// A config file error as one line: the file, the line, what is wrong, and for an unknown key
+/// the closest valid one (toml's own text squashes an excerpt and every key name into it).
+fn config_error(path: &std::path::Path, text: &str, error: &toml::de::Error) -> String {
+    let line = error.span().map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+    let at = line.map(|l| format!(", line {l}")).unwrap_or_default();
+    let message = error.message().trim();
+    let unknown = message.strip_prefix("unknown field `").and_then(|rest| rest.split_once('`'));
+    let Some((key, rest)) = unknown else {
+        // serde's words for a value that is neither a string nor a list of them.
+        let message = if message.contains("untagged enum OneOrMany") {
+            "expected a string or a list of strings"
+        } else {
+            message
+        };
+        return format!("--config {}{at}: {message}", path.display());
+    };
+    let valid: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+    let closest = valid.iter().min_by_key(|candidate| edit_distance(key, candidate));
+    match closest {
+        Some(closest) => format!(
+            "--config {}{at}: unknown field `{key}`; did you mean `{closest}`? (the keys are the long options of `seqhouse sequence`)",
+            path.display()
+        ),
+        None => format!("--config {}{at}: unknown field `{key}`", path.display()),
+    }
+}
+
+/// Levenshtein distance between two short strings.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// A usage error: bad flags or config (exit code 2).
@@ -357,8 +404,7 @@ impl SequenceArgs {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| usage(format!("cannot read --config {}: {e}", path.display())))?;
-                toml::from_str::<ConfigFile>(&text)
-                    .map_err(|e| usage(format!("--config {}: {}", path.display(), e.to_string().trim())))?
+                toml::from_str::<ConfigFile>(&text).map_err(|e| usage(config_error(path, &text, &e)))?
             }
             None => ConfigFile::default(),
         };

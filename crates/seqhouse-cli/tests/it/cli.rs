@@ -100,6 +100,19 @@ fn flags_override_the_config_file_and_aliases_work() {
         "4",
     ]);
     assert_eq!(folder_bytes(&dir.path().join("from_config")), folder_bytes(&dir.path().join("from_flags")));
+    // The flags' aliases are config keys too.
+    let aliased = dir.path().join("aliased.toml");
+    std::fs::write(
+        &aliased,
+        format!(
+            "data-location = '{}'\noutput_s3_location = '{}'\nentity = 'pupil_id'\norder-by = ['timestamp']\nfeature = ['exercise_id=-1']\nsequence_length = 4\n",
+            s(&input),
+            s(&dir.path().join("from_aliases"))
+        ),
+    )
+    .unwrap();
+    seqhouse_ok(&["sequence", "--config", s(&aliased), "-q"]);
+    assert_eq!(folder_bytes(&dir.path().join("from_aliases")), folder_bytes(&dir.path().join("from_flags")));
     // A flag wins over the file.
     seqhouse_ok(&["sequence", "--config", s(&config), "-n", "6", "--output", s(&dir.path().join("override"))]);
     assert_eq!(read_output(&dir.path().join("override")).manifest.spec.sequence_length, 6);
@@ -109,10 +122,13 @@ fn flags_override_the_config_file_and_aliases_work() {
 fn config_file_errors_are_usage_errors() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("job.toml");
-    std::fs::write(&config, "sequence-lenght = 4\n").unwrap();
+    std::fs::write(&config, "entity = \"user\"\nsequence-lenght = 4\n").unwrap();
     let (code, stderr) = seqhouse_err(&["sequence", "--config", s(&config)]);
     assert_eq!(code, 2);
     assert!(stderr.contains("unknown field `sequence-lenght`"), "{stderr}");
+    assert!(stderr.contains(&format!("--config {}, line 2:", s(&config))), "the file and line: {stderr}");
+    assert!(stderr.contains("did you mean `sequence-length`?"), "the closest key: {stderr}");
+    assert!(!stderr.contains("`athena-workgroup`"), "not every key name: {stderr}");
     let (code, stderr) = seqhouse_err(&["sequence", "--config", s(&dir.path().join("missing.toml"))]);
     assert_eq!(code, 2);
     assert!(stderr.contains("cannot read --config") && stderr.contains("missing.toml"), "{stderr}");
