@@ -4,6 +4,7 @@
 
 mod list_chunk;
 mod output;
+mod parquet_internals;
 mod ranges;
 
 use std::sync::Arc;

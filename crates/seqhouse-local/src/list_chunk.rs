@@ -35,10 +35,7 @@ use bytes::Bytes;
 use parquet::basic::{BoundaryOrder, Encoding, EncodingMask, PageType, Type as PhysicalType};
 use parquet::column::page::{CompressedPage, Page, PageWriter};
 use parquet::column::writer::ColumnCloseResult;
-use parquet::compression::{CodecOptionsBuilder, create_codec};
 use parquet::data_type as parquet_type;
-use parquet::encodings::encoding::{DeltaBinaryPackedEncoderOptions, DeltaBitPackEncoder, Encoder};
-use parquet::encodings::rle::RleEncoder;
 use parquet::errors::Result;
 use parquet::file::metadata::{
     ColumnChunkMetaData, ColumnIndexBuilder, LevelHistogram, OffsetIndexBuilder, PageEncodingStats,
@@ -48,6 +45,10 @@ use parquet::file::statistics::{Statistics, ValueStatistics};
 use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
 use parquet::schema::types::{ColumnDescPtr, ColumnDescriptor};
 use seqhouse_core::MulHasher;
+
+use crate::parquet_internals::{
+    CodecOptionsBuilder, DeltaBinaryPackedEncoderOptions, DeltaBitPackEncoder, Encoder, RleEncoder, create_codec,
+};
 
 /// One encoded column chunk, ready for `SerializedRowGroupWriter::append_column`.
 pub(crate) struct EncodedChunk {
