@@ -107,6 +107,7 @@ impl AthenaWarehouse {
                 input.shown
             )));
         }
+        input::require_one_kind(&files, &job.spec, "athena")?;
         let resolved = input::resolve(&job.spec, &files)?;
         for field in resolved.input_schema.fields() {
             seqhouse_sql::column_type(field, Dialect::Trino)?;
@@ -309,7 +310,12 @@ impl Warehouse for AthenaWarehouse {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { ties_keep_input_order: false, fixed_size_lists: false, ordered_output: false }
+        Capabilities {
+            ties_keep_input_order: false,
+            fixed_size_lists: false,
+            ordered_output: false,
+            widens_integers_to_floats: false,
+        }
     }
 
     fn preflight(&self, job: &SequenceJob) -> Result<()> {

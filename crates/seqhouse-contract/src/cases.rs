@@ -398,6 +398,48 @@ pub fn explain_does_nothing(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
     assert!(fixture.list(&output).is_empty());
 }
 
+/// A feature that is integer in one file and floating-point in another is widened to floats
+/// only when every value converts exactly (then the windows are the reference's over the
+/// widened values); a value beyond 2^53 is refused, naming the column, with nothing published.
+/// Engines without [`seqhouse_core::Capabilities::widens_integers_to_floats`] refuse both.
+pub fn widening_between_files_is_exact_or_refused(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
+    let mut spec = base_spec(5);
+    spec.features = vec![feature("score", Some("-1"))];
+    let with_score = |batch: RecordBatch, score: ArrayRef| {
+        let schema = batch.schema();
+        let columns = schema.fields().iter().zip(batch.columns()).map(|(field, column)| {
+            (field.name().clone(), if field.name() == "score" { score.clone() } else { column.clone() })
+        });
+        RecordBatch::try_from_iter(columns).unwrap()
+    };
+    for (name, largest, exact) in [("widen_exact", 1i64 << 53, true), ("widen_lossy", (1 << 53) + 1, false)] {
+        let ints = events(40, 31);
+        let scores: Vec<i64> = (0..40).map(|i| if i == 17 { largest } else { i * 1000 }).collect();
+        let ints = with_score(ints, Arc::new(Int64Array::from(scores)));
+        let floats = events(40, 32);
+        fixture.put_parquet(name, "a.parquet", std::slice::from_ref(&ints));
+        let input = fixture.put_parquet(name, "b.parquet", std::slice::from_ref(&floats));
+        let output = fixture.output_location(&format!("{name}_out"));
+        let result = run(warehouse, &input, &output, &spec, false);
+        if exact && warehouse.capabilities().widens_integers_to_floats {
+            result.unwrap_or_else(|e| panic!("{name}: {e}"));
+            let as_floats = arrow::compute::cast(ints.column_by_name("score").unwrap(), &DataType::Float64).unwrap();
+            let want = reference::sequence(&spec, &[with_score(ints.clone(), as_floats), floats]).unwrap();
+            let got = reference::rows_of(&spec, &fixture.read_output(&output).batches);
+            assert_eq!(sorted(got), sorted(want), "{name}: output differs from the reference");
+        } else {
+            match result {
+                Err(Error::UnsupportedType { column, message }) => {
+                    assert_eq!(column, "score");
+                    assert!(message.contains("a.parquet"), "{name}: {message}");
+                }
+                other => panic!("{name}: expected UnsupportedType, got {other:?}"),
+            }
+            assert!(fixture.list(&output).is_empty(), "{name}: nothing published");
+        }
+    }
+}
+
 /// A pad that does not parse as the column's type is reported with the column and value.
 pub fn bad_pad_value_is_named(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
     let input = fixture.put_parquet("badpad", "events.parquet", &[events(20, 10)]);

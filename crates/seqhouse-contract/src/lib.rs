@@ -60,6 +60,7 @@ macro_rules! contract_tests {
             manifest_describes_the_job,
             same_input_same_output,
             explain_does_nothing,
+            widening_between_files_is_exact_or_refused,
         );
     };
 }

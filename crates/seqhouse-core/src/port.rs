@@ -34,6 +34,10 @@ pub struct Capabilities {
     /// Rows are written ordered by entity, then `sequence_index`, so the same input and spec give
     /// the same bytes. SQL engines give the same rows in no fixed order.
     pub ordered_output: bool,
+    /// A column that is integer in some files and floating-point in others is widened to
+    /// floats, value by value, where every value converts exactly (else refused). SQL engines,
+    /// which cannot check values, refuse every such mix before running anything.
+    pub widens_integers_to_floats: bool,
 }
 
 /// What a finished job reports.

@@ -436,7 +436,12 @@ impl Warehouse for LocalWarehouse {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { ties_keep_input_order: true, fixed_size_lists: true, ordered_output: true }
+        Capabilities {
+            ties_keep_input_order: true,
+            fixed_size_lists: true,
+            ordered_output: true,
+            widens_integers_to_floats: true,
+        }
     }
 
     fn preflight(&self, job: &SequenceJob) -> Result<()> {

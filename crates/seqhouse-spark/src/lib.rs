@@ -181,6 +181,7 @@ impl SparkWarehouse {
         let listed = input::list_files(&self.storage, &input)?;
         let files = input::describe(&self.storage, &input, listed, b',')?;
         input::require_parquet(&files, "spark")?;
+        input::require_one_kind(&files, &job.spec, "spark")?;
         let resolved = input::resolve(&job.spec, &files)?;
         let output_columns: Vec<&String> =
             job.spec.entity.iter().chain(job.spec.features.iter().map(|f| &f.name)).collect();
@@ -444,7 +445,12 @@ impl Warehouse for SparkWarehouse {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { ties_keep_input_order: false, fixed_size_lists: false, ordered_output: false }
+        Capabilities {
+            ties_keep_input_order: false,
+            fixed_size_lists: false,
+            ordered_output: false,
+            widens_integers_to_floats: false,
+        }
     }
 
     fn preflight(&self, job: &SequenceJob) -> Result<()> {

@@ -248,6 +248,38 @@ pub fn require_parquet(files: &[SourceFile], engine: &str) -> Result<()> {
     }
 }
 
+/// For engines that read the files in SQL (Athena, Spark): refuses a needed column that is
+/// integer in some files and floating-point in others. Such an engine cannot read one column
+/// as two kinds of number faithfully (measured: Spark fails in the middle of the query, DuckDB
+/// reading for Athena truncated the floats), whereas the local engine widens exact integers and
+/// refuses the rest value by value.
+pub fn require_one_kind(files: &[SourceFile], spec: &SequenceSpec, engine: &str) -> Result<()> {
+    for column in spec.needed_columns() {
+        let mut first: Option<(&SourceFile, DataType)> = None;
+        for file in files {
+            let Ok(field) = file.schema.field_with_name(&column) else { continue };
+            let data_type = normalize_type(field.data_type());
+            if data_type == DataType::Null {
+                continue;
+            }
+            match &first {
+                None => first = Some((file, data_type)),
+                Some((seen_in, seen)) if type_kind(seen) != type_kind(&data_type) => {
+                    return Err(Error::UnsupportedType {
+                        column,
+                        message: format!(
+                            "it is {seen} in {} but {data_type} in {}; the {engine} engine cannot read one column as two kinds of number faithfully. Give the column one type in every file, or use --engine local, which widens integers to floats where each value converts exactly",
+                            seen_in.shown, file.shown
+                        ),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Binds the spec to the columns the files share, widening numeric types that differ between
 /// files (Int32 in one, Int64 in another) and naming the file when a column is missing.
 pub fn resolve(spec: &SequenceSpec, files: &[SourceFile]) -> Result<ResolvedSpec> {
