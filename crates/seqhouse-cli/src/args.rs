@@ -15,10 +15,11 @@ use seqhouse_local::{LocalConfig, OutputCompression};
 #[command(name = "seqhouse", version, about, propagate_version = true)]
 pub struct Cli {
     /// Print only warnings and errors.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    // Listed after the subcommand's own options, not between its first two.
+    #[arg(short, long, global = true, conflicts_with = "verbose", display_order = 1000)]
     pub quiet: bool,
     /// More detail (-v debug, -vv trace).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, display_order = 1001)]
     pub verbose: u8,
     // What to run; not a doc comment, which clap would turn into help text.
     #[allow(missing_docs)]
@@ -144,7 +145,7 @@ pub struct SequenceArgs {
     #[arg(long, value_name = "DIR")]
     pub spill_dir: Option<std::path::PathBuf>,
 
-    /// Where the job runs: local (this machine), athena (pushed down to Amazon Athena as SQL) or spark (pushed down to Spark through Spark Connect). [env: SEQHOUSE_ENGINE] [default: local]
+    /// Where the job runs: local (this machine), athena (pushed down to Amazon Athena as SQL) or spark (pushed down to Spark through Spark Connect). [default: local]
     #[arg(long, value_name = "local|athena|spark", env = "SEQHOUSE_ENGINE", help_heading = "Engine")]
     pub engine: Option<String>,
 
@@ -181,7 +182,7 @@ pub struct SequenceArgs {
     #[arg(long, value_name = "SECS", help_heading = "Athena")]
     pub athena_timeout: Option<f64>,
 
-    /// Spark Connect server, sc://HOST[:PORT]. [env: SPARK_REMOTE] [default: sc://localhost:15002]
+    /// Spark Connect server, sc://HOST[:PORT]. [default: sc://localhost:15002]
     #[arg(long, value_name = "URL", env = "SPARK_REMOTE", help_heading = "Spark")]
     pub spark_remote: Option<String>,
 
