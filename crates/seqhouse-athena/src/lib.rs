@@ -285,16 +285,32 @@ impl AthenaWarehouse {
                 tracing::warn!(table = %format!("{}.{}", plan.table.0, plan.table.1), error = %e, "could not drop the temporary table");
             }
         }
-        match self.storage.list_recursive(&plan.staging) {
+        self.remove_prefix(&plan.staging);
+    }
+
+    /// Removes every object under an UNLOAD staging prefix (warning on failure: the next run on
+    /// the output removes what is left, see [`AthenaWarehouse::remove_dead_unloads`]).
+    fn remove_prefix(&self, prefix: &Location) {
+        match self.storage.list_recursive(prefix) {
             Ok(objects) => {
                 for object in objects {
-                    if let Err(e) = self.storage.remove(&plan.staging.object(&object.location)) {
+                    if let Err(e) = self.storage.remove(&prefix.object(&object.location)) {
                         tracing::warn!(error = %e, "could not remove an unloaded file");
                     }
                 }
             }
             Err(e) => tracing::warn!(error = %e, "could not list the UNLOAD staging prefix"),
         }
+    }
+
+    /// Removes the UNLOAD staging prefixes that runs which died left inside `output`. Called
+    /// holding the output's lock and before this run's own UNLOAD, so none belongs to a live run.
+    fn remove_dead_unloads(&self, output: &Location) -> Result<()> {
+        for name in self.storage.children(output)?.into_iter().filter(|n| n.starts_with(UNLOAD_PREFIX)) {
+            tracing::info!(prefix = %output.child(&name).shown, "removing what an interrupted run left behind");
+            self.remove_prefix(&output.child(&name));
+        }
+        Ok(())
     }
 }
 
@@ -329,7 +345,9 @@ impl Warehouse for AthenaWarehouse {
     fn sequence(&self, job: &SequenceJob, progress: &dyn Progress) -> Result<JobReport> {
         self.preflight(job)?;
         // Held from the start, so a second run on this output fails at once, not after its queries.
-        let lock = OutputLock::acquire(&self.storage, &self.s3_location(&job.output, "--output")?)?;
+        let output = self.s3_location(&job.output, "--output")?;
+        let lock = OutputLock::acquire(&self.storage, &output)?;
+        self.remove_dead_unloads(&output)?;
         let plan = self.plan(job)?;
         let result = self.run_plan(&plan, job, lock, progress);
         self.clean_up(&plan);

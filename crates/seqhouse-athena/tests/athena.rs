@@ -277,6 +277,19 @@ fn queries_walk_through_queued_and_running_and_the_table_is_dropped() {
     assert!(!out.entries.iter().any(|e| e.starts_with("_seqhouse-unload")), "staging removed: {:?}", out.entries);
 }
 
+/// A run killed after its UNLOAD leaves the staging prefix inside the output; the next run on
+/// that output (which holds the lock) removes it.
+#[test]
+fn a_dead_runs_unload_prefix_is_removed_by_the_next_run() {
+    let (warehouse, _) = athena(Script::default(), Duration::from_secs(60));
+    let fixture = S3Fixture::new();
+    fixture.put_bytes("flow_out/_seqhouse-unload-0123456789abcdef", "20261201_0.parquet", b"a dead run's file");
+    let (result, output) = run_job(&warehouse, &fixture);
+    result.unwrap();
+    let out = fixture.read_output(&output);
+    assert!(!out.entries.iter().any(|e| e.starts_with("_seqhouse-unload")), "dead staging removed: {:?}", out.entries);
+}
+
 #[test]
 fn a_failed_query_reports_athenas_reason_and_cleans_up() {
     let reason = "SYNTAX_ERROR: line 3:8: Column 'skil' cannot be resolved";
