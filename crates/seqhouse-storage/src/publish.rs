@@ -267,14 +267,20 @@ impl Target {
             }
             Kind::Direct { location, written, .. } => {
                 let written = written.into_inner().expect("written lock");
-                let committed = (|| {
-                    lock.verify(storage)?;
-                    failpoint::hit("publish.object.before_commit")?;
-                    put_manifest(storage, &location, manifest_json)
-                })();
-                if let Err(e) = committed {
-                    remove_parts(storage, &location, &written);
-                    return Err(e);
+                let committed = lock
+                    .verify(storage)
+                    .and_then(|()| failpoint::hit("publish.object.before_commit"))
+                    .map_err(Commit::NotMade)
+                    .and_then(|()| put_manifest(storage, &location, manifest_json));
+                match committed {
+                    Ok(()) => {}
+                    Err(Commit::NotMade(e)) => {
+                        remove_parts(storage, &location, &written);
+                        return Err(e);
+                    }
+                    // The parts stay: the new manifest may list them. If it did not land, the
+                    // next run on this output removes them, as parts no manifest lists.
+                    Err(Commit::Unknown(e)) => return Err(e),
                 }
                 // Committed: readers of the manifest now see the new output. What follows only
                 // tidies up, and cannot unpublish it.
@@ -305,15 +311,44 @@ impl Target {
     }
 }
 
-/// Puts the manifest (one PUT: the commit point). When the PUT fails in a way that leaves its
-/// outcome unknown (the request may have reached the store), the manifest is read back: a
-/// manifest that did land is a commit, and this run's parts must then stay.
-fn put_manifest(storage: &Storage, location: &Location, manifest_json: Vec<u8>) -> Result<()> {
-    let Err(e) = storage.put(location, MANIFEST_FILE, manifest_json.clone()) else { return Ok(()) };
-    match storage.get(&location.child(MANIFEST_FILE)) {
-        Ok(found) if found == manifest_json => Ok(()),
-        _ => Err(e),
+/// Why a commit did not return `Ok`.
+enum Commit {
+    /// Nothing was committed: the old output stands, and this run's parts can go.
+    NotMade(Error),
+    /// The manifest PUT failed and the manifest could not be read back: it may have landed.
+    Unknown(Error),
+}
+
+/// Puts the manifest (one PUT: the commit point). When the PUT fails, the request may still
+/// have reached the store, so the manifest is read back: ours there is a commit; another (the
+/// old one) or none means nothing was committed; no answer leaves it unknown.
+fn put_manifest(storage: &Storage, location: &Location, manifest_json: Vec<u8>) -> std::result::Result<(), Commit> {
+    let put = failpoint::hit("publish.object.manifest_put")
+        .and_then(|()| storage.put(location, MANIFEST_FILE, manifest_json.clone()))
+        // The PUT landed but its answer is lost.
+        .and_then(|()| failpoint::hit("publish.object.manifest_answer"));
+    let Err(e) = put else { return Ok(()) };
+    let manifest = location.child(MANIFEST_FILE);
+    match failpoint::hit("publish.object.read_back").and_then(|()| storage.head(&manifest)) {
+        Ok(None) => return Err(Commit::NotMade(e)),
+        Ok(Some(_)) => {}
+        Err(_) => return Err(Commit::Unknown(unknown(e, location))),
     }
+    match storage.get(&manifest) {
+        Ok(found) if found == manifest_json => Ok(()),
+        Ok(_) => Err(Commit::NotMade(e)),
+        Err(_) => Err(Commit::Unknown(unknown(e, location))),
+    }
+}
+
+fn unknown(e: Error, location: &Location) -> Error {
+    Error::storage(
+        "cannot tell whether this run published",
+        &location.shown,
+        format!(
+            "{e}; the manifest could not be read back. This run's parts were kept; run again with --overwrite: the next run removes every part no manifest lists"
+        ),
+    )
 }
 
 fn remove_parts(storage: &Storage, location: &Location, names: &[String]) {

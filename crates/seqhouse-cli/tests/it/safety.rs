@@ -485,11 +485,18 @@ fn s3_replace_killed_at_each_step_keeps_a_whole_output() {
     let local = tempfile::tempdir().unwrap();
     let input = local.path().join("events.parquet");
     log(&input, 5, 9);
+    // (fail points, the sequence length then trusted: 3 old, 5 new)
     for (index, (failpoints, trusted)) in [
         ("local.writing=abort", 3),
         ("publish.object.before_commit=abort", 3),
         ("publish.object.before_commit=error", 3),
         ("publish.object.committed=abort", 5),
+        // The manifest PUT fails; reading it back shows the old one: nothing was committed.
+        ("publish.object.manifest_put=error", 3),
+        // The PUT landed but its answer was lost; reading it back shows ours: committed.
+        ("publish.object.manifest_answer=error", 5),
+        // The PUT fails and nothing can be read back: unknown, so this run keeps its parts.
+        ("publish.object.manifest_put=error,publish.object.read_back=error", 3),
     ]
     .into_iter()
     .enumerate()
@@ -499,7 +506,13 @@ fn s3_replace_killed_at_each_step_keeps_a_whole_output() {
         let mut replace = job(s(&input), &output, "5");
         replace.push("--overwrite".into());
         let crashed = run_s3(&replace, failpoints);
-        assert!(!crashed.status.success(), "{failpoints}");
+        let stderr = String::from_utf8_lossy(&crashed.stderr);
+        assert_eq!(crashed.status.success(), failpoints.ends_with("manifest_answer=error"), "{failpoints}: {stderr}");
+        if failpoints.contains("read_back") {
+            assert!(stderr.contains("cannot tell whether this run published"), "{failpoints}: {stderr}");
+            let after = fixture.read_output(&output);
+            assert!(after.entries.len() > whole_entries(&after).len() + 1, "{failpoints}: its parts were kept");
+        }
         let after = fixture.read_output(&output);
         assert_eq!(after.manifest.spec.sequence_length, trusted, "{failpoints}");
         assert_eq!(
@@ -507,11 +520,11 @@ fn s3_replace_killed_at_each_step_keeps_a_whole_output() {
             after.manifest.parts.iter().map(|p| p.rows).sum::<u64>(),
             "{failpoints}: the trusted manifest's parts are all there"
         );
-        if failpoints.ends_with("=error") {
+        if failpoints.ends_with("=error") && !failpoints.contains("read_back") {
             assert_eq!(
                 after.entries,
                 whole_entries(&after),
-                "{failpoints}: a failed run removes its parts and its lock"
+                "{failpoints}: a run that committed nothing removes its parts and its lock; a committed one, the old parts"
             );
         }
         // A dead run's lock object counts as abandoned once it has gone without a heartbeat
