@@ -19,17 +19,39 @@ pub enum QueryState {
     Cancelled(String),
 }
 
-/// The calls the adapter makes. Errors are plain messages: the adapter adds the query id and
-/// turns them into the port's error.
+/// Why a call to Athena failed, by what the adapter does about it: an unreachable service
+/// means nothing ran (the port's `EngineUnreachable`); a refusal is Athena's answer to this
+/// query (`QueryFailed`, with Athena's words).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The service could not be reached: no connection, DNS, a timeout.
+    #[error("{0}")]
+    Unreachable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Athena answered with an error: its code (`InvalidRequestException`, ...) and message.
+    #[error("{code}: {message}")]
+    Refused {
+        /// Athena's error code.
+        code: String,
+        /// Athena's message.
+        message: String,
+    },
+    /// Anything else (a malformed response, a client bug), as the client described it.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The calls the adapter makes. The adapter adds the query id and converts [`ApiError`] into
+/// the port's error.
 pub trait QueryApi: Send + Sync {
     /// Starts `sql`; returns the query execution id.
-    fn start(&self, sql: &str) -> Result<String, String>;
+    fn start(&self, sql: &str) -> Result<String, ApiError>;
     /// The query's state now.
-    fn state(&self, id: &str) -> Result<QueryState, String>;
+    fn state(&self, id: &str) -> Result<QueryState, ApiError>;
     /// Asks Athena to stop the query.
-    fn cancel(&self, id: &str) -> Result<(), String>;
+    fn cancel(&self, id: &str) -> Result<(), ApiError>;
     /// The result rows (without the header row), as text.
-    fn rows(&self, id: &str) -> Result<Vec<Vec<Option<String>>>, String>;
+    fn rows(&self, id: &str) -> Result<Vec<Vec<Option<String>>>, ApiError>;
 }
 
 /// Where and how queries run.
@@ -72,8 +94,28 @@ pub struct SdkQueryApi {
     options: AthenaOptions,
 }
 
-fn message(e: impl std::error::Error) -> String {
-    // The SDK's Display is terse ("service error"); the source chain has Athena's words.
+/// Classifies an SDK error by its kind, keeping Athena's code and message for a refusal.
+fn classify<E, R>(e: aws_sdk_athena::error::SdkError<E, R>) -> ApiError
+where
+    E: std::error::Error + aws_sdk_athena::error::ProvideErrorMetadata + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    use aws_sdk_athena::error::SdkError;
+    match e {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => ApiError::Unreachable(Box::new(e)),
+        SdkError::ServiceError(service) => {
+            let error = service.err();
+            ApiError::Refused {
+                code: error.code().unwrap_or("UnknownError").to_string(),
+                message: error.message().map_or_else(|| chain(error), str::to_string),
+            }
+        }
+        other => ApiError::Other(chain(&other)),
+    }
+}
+
+/// An error and its sources on one line: the SDK's Display alone is terse ("service error").
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(inner) = source {
@@ -86,11 +128,11 @@ fn message(e: impl std::error::Error) -> String {
 
 impl SdkQueryApi {
     /// Loads the AWS configuration and builds the client.
-    pub fn new(options: AthenaOptions) -> Result<Self, String> {
+    pub fn new(options: AthenaOptions) -> Result<Self, ApiError> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| format!("cannot start the Athena client runtime: {e}"))?;
+            .map_err(|e| ApiError::Other(format!("cannot start the Athena client runtime: {e}")))?;
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
         if let Some(region) = &options.region {
             loader = loader.region(aws_config::Region::new(region.clone()));
@@ -105,7 +147,7 @@ impl SdkQueryApi {
 }
 
 impl QueryApi for SdkQueryApi {
-    fn start(&self, sql: &str) -> Result<String, String> {
+    fn start(&self, sql: &str) -> Result<String, ApiError> {
         let mut request = self
             .client
             .start_query_execution()
@@ -115,13 +157,16 @@ impl QueryApi for SdkQueryApi {
         if let Some(results) = &self.options.results {
             request = request.result_configuration(ResultConfiguration::builder().output_location(results).build());
         }
-        let response = self.runtime.block_on(request.send()).map_err(message)?;
-        response.query_execution_id().map(str::to_string).ok_or_else(|| "Athena returned no query id".to_string())
+        let response = self.runtime.block_on(request.send()).map_err(classify)?;
+        response
+            .query_execution_id()
+            .map(str::to_string)
+            .ok_or_else(|| ApiError::Other("Athena returned no query id".into()))
     }
 
-    fn state(&self, id: &str) -> Result<QueryState, String> {
+    fn state(&self, id: &str) -> Result<QueryState, ApiError> {
         let response =
-            self.runtime.block_on(self.client.get_query_execution().query_execution_id(id).send()).map_err(message)?;
+            self.runtime.block_on(self.client.get_query_execution().query_execution_id(id).send()).map_err(classify)?;
         let status = response.query_execution().and_then(|q| q.status());
         let reason = status.and_then(|s| s.state_change_reason()).unwrap_or("no reason given").to_string();
         Ok(match status.and_then(|s| s.state()) {
@@ -133,14 +178,14 @@ impl QueryApi for SdkQueryApi {
         })
     }
 
-    fn cancel(&self, id: &str) -> Result<(), String> {
-        self.runtime.block_on(self.client.stop_query_execution().query_execution_id(id).send()).map_err(message)?;
+    fn cancel(&self, id: &str) -> Result<(), ApiError> {
+        self.runtime.block_on(self.client.stop_query_execution().query_execution_id(id).send()).map_err(classify)?;
         Ok(())
     }
 
-    fn rows(&self, id: &str) -> Result<Vec<Vec<Option<String>>>, String> {
+    fn rows(&self, id: &str) -> Result<Vec<Vec<Option<String>>>, ApiError> {
         let response =
-            self.runtime.block_on(self.client.get_query_results().query_execution_id(id).send()).map_err(message)?;
+            self.runtime.block_on(self.client.get_query_results().query_execution_id(id).send()).map_err(classify)?;
         let rows = response.result_set().map(|r| r.rows()).unwrap_or_default();
         Ok(rows
             .iter()

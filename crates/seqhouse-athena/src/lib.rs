@@ -25,16 +25,16 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use seqhouse_core::manifest::{OutputColumn, OutputPart};
 use seqhouse_core::{
     Capabilities, Error, Explanation, JobReport, Manifest, Progress, ResolvedSpec, Result, SequenceJob, SequenceStats,
-    Step, Warehouse, check_window_count,
+    Setting, Step, Warehouse, check_window_count,
 };
 use seqhouse_sql::{Dialect, athena};
 use seqhouse_storage::input::{self, SourceFile};
 use seqhouse_storage::lock::OutputLock;
 use seqhouse_storage::manifest_input_location;
-use seqhouse_storage::publish::{self, Target, UNLOAD_PREFIX, check_output, run_id};
+use seqhouse_storage::publish::{self, Target, UNLOAD_PREFIX, run_id};
 use seqhouse_storage::{Location, S3Options, Storage};
 
-pub use api::{AthenaOptions, QueryApi, QueryState, SdkQueryApi};
+pub use api::{ApiError, AthenaOptions, QueryApi, QueryState, SdkQueryApi};
 
 /// The statements of one job, in the order they run (what `--explain` prints).
 #[derive(Debug, Clone)]
@@ -68,6 +68,25 @@ fn failed(query_id: &str, message: impl Into<String>) -> Error {
 }
 
 impl AthenaWarehouse {
+    /// A failed call to Athena as the port's error: unreachable (nothing ran) or a failure of
+    /// the query `query_id`, while doing `doing` ("start the counts query").
+    fn api_failed(&self, query_id: &str, doing: &str, e: ApiError) -> Error {
+        match e {
+            ApiError::Unreachable(source) => Error::EngineUnreachable {
+                engine: "athena".into(),
+                address: self.options.endpoint.clone().unwrap_or_else(|| "the AWS Athena endpoint".into()),
+                message: format!(
+                    "cannot {doing}: {}; check {}, AWS_ENDPOINT_URL_ATHENA and the network",
+                    api::chain(source.as_ref()),
+                    Setting::AthenaEndpoint
+                ),
+            },
+            e => failed(query_id, format!("cannot {doing}: {e}")),
+        }
+    }
+}
+
+impl AthenaWarehouse {
     /// An engine that runs queries through `api` and reads/writes S3 with `s3`.
     /// `table` names an existing table (`db.table` or `table`) to read instead of a temporary one.
     pub fn new(options: AthenaOptions, table: Option<String>, s3: S3Options, api: Box<dyn QueryApi>) -> Result<Self> {
@@ -83,7 +102,7 @@ impl AthenaWarehouse {
     /// The engine with the real Athena client.
     pub fn connect(options: AthenaOptions, table: Option<String>, s3: S3Options) -> Result<Self> {
         let api =
-            SdkQueryApi::new(options.clone()).map_err(|e| Error::invalid(format!("cannot configure Athena: {e}")))?;
+            SdkQueryApi::new(options.clone()).map_err(|e| Error::internal(format!("cannot configure Athena: {e}")))?;
         Self::new(options, table, s3, Box::new(api))
     }
 
@@ -96,19 +115,19 @@ impl AthenaWarehouse {
 
     /// The statements `job` runs, without running any (reads only the input's Parquet footers).
     pub fn plan(&self, job: &SequenceJob) -> Result<Plan> {
-        let input = self.s3_location(&job.input, "--input")?;
-        let output = self.s3_location(&job.output, "--output")?;
+        let input = self.s3_location(&job.input, Setting::Input)?;
+        let output = self.s3_location(&job.output, Setting::Output)?;
         let listed = input::list_files(&self.storage, &input)?;
         let files = input::describe(&self.storage, &input, listed, b',')?;
         input::require_parquet(&files, "athena")?;
         if files.len() == 1 && files[0].meta.location == *input.path() {
-            return Err(Error::invalid(format!(
-                "the athena engine reads folders (a table location); pass the folder holding {}",
-                input.shown
-            )));
+            return Err(Error::setting_message(
+                Setting::Input,
+                format!("the athena engine reads folders (a table location); pass the folder holding {}", input.shown),
+            ));
         }
         input::require_one_kind(&files, &job.spec, "athena")?;
-        let resolved = input::resolve(&job.spec, &files)?;
+        let resolved = input::resolve(job, &files)?;
         for field in resolved.input_schema.fields() {
             seqhouse_sql::column_type(field, Dialect::Trino)?;
         }
@@ -143,12 +162,16 @@ impl AthenaWarehouse {
         })
     }
 
-    fn s3_location(&self, text: &str, option: &str) -> Result<Location> {
+    fn s3_location(&self, text: &str, setting: Setting) -> Result<Location> {
         let location = self.storage.locate(text)?;
         if location.bucket.is_none() {
-            return Err(Error::invalid(format!(
-                "{option} {text}: the athena engine reads and writes s3:// locations; use --engine local for local files"
-            )));
+            return Err(Error::setting(
+                setting,
+                format!(
+                    "{text}: the athena engine reads and writes s3:// locations; use {} for local files",
+                    Setting::Engine.with("local")
+                ),
+            ));
         }
         Ok(location)
     }
@@ -156,12 +179,12 @@ impl AthenaWarehouse {
     /// Runs one statement to completion, polling with backoff; cancels it on timeout or Ctrl-C.
     fn run(&self, sql: &str, what: &str) -> Result<String> {
         self.check_cancelled()?;
-        let id = self.api.start(sql).map_err(|e| failed("(not started)", format!("cannot start the {what}: {e}")))?;
+        let id = self.api.start(sql).map_err(|e| self.api_failed("(not started)", &format!("start the {what}"), e))?;
         tracing::info!(query_id = %id, "athena: {what}");
         let started = Instant::now();
         let mut wait = self.options.poll_interval;
         loop {
-            match self.api.state(&id).map_err(|e| failed(&id, format!("cannot poll the {what}: {e}")))? {
+            match self.api.state(&id).map_err(|e| self.api_failed(&id, &format!("poll the {what}"), e))? {
                 QueryState::Succeeded => return Ok(id),
                 QueryState::Failed(reason) => return Err(failed(&id, reason)),
                 QueryState::Cancelled(reason) => return Err(failed(&id, format!("cancelled: {reason}"))),
@@ -192,7 +215,7 @@ impl AthenaWarehouse {
 
     fn counts(&self, plan: &Plan, job: &SequenceJob) -> Result<SequenceStats> {
         let id = self.run(&plan.stats, "counts query")?;
-        let rows = self.api.rows(&id).map_err(|e| failed(&id, format!("cannot read the counts: {e}")))?;
+        let rows = self.api.rows(&id).map_err(|e| self.api_failed(&id, "read the counts", e))?;
         let values: Vec<u64> = rows
             .first()
             .ok_or_else(|| failed(&id, "the counts query returned no row"))?
@@ -215,7 +238,7 @@ impl AthenaWarehouse {
     ) -> Result<JobReport> {
         let mut unloaded = self.storage.list_recursive(&plan.staging)?;
         unloaded.sort_by(|a, b| a.location.cmp(&b.location));
-        let target = Target::begin(&self.storage, output, job.overwrite, lock)?;
+        let target = Target::begin(&self.storage, &plan.input, output, job.overwrite, lock)?;
         let copied = (|| {
             let mut parts = Vec::new();
             let mut columns = Vec::new();
@@ -259,7 +282,7 @@ impl AthenaWarehouse {
     }
 
     fn run_plan(&self, plan: &Plan, job: &SequenceJob, lock: OutputLock, progress: &dyn Progress) -> Result<JobReport> {
-        let output = self.s3_location(&job.output, "--output")?;
+        let output = self.s3_location(&job.output, Setting::Output)?;
         progress.stage("athena", 3);
         if let Some(create) = &plan.create_table {
             self.run(create, "temporary table")?;
@@ -335,17 +358,15 @@ impl Warehouse for AthenaWarehouse {
     }
 
     fn preflight(&self, job: &SequenceJob) -> Result<()> {
-        let input = self.s3_location(&job.input, "--input")?;
-        let output = self.s3_location(&job.output, "--output")?;
-        publish::ensure_apart(&input, &output)?;
-        check_output(&output.shown, &self.storage.children(&output)?, job.overwrite)?;
+        let input = self.s3_location(&job.input, Setting::Input)?;
+        let output = self.s3_location(&job.output, Setting::Output)?;
+        publish::check_job(&self.storage, &input, &output, job.overwrite)?;
         Ok(())
     }
 
     fn sequence(&self, job: &SequenceJob, progress: &dyn Progress) -> Result<JobReport> {
-        self.preflight(job)?;
         // Held from the start, so a second run on this output fails at once, not after its queries.
-        let output = self.s3_location(&job.output, "--output")?;
+        let output = self.s3_location(&job.output, Setting::Output)?;
         let lock = OutputLock::acquire(&self.storage, &output)?;
         self.remove_dead_unloads(&output)?;
         let plan = self.plan(job)?;

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
-use seqhouse_athena::{AthenaOptions, AthenaWarehouse, QueryApi, QueryState, SdkQueryApi};
+use seqhouse_athena::{ApiError, AthenaOptions, AthenaWarehouse, QueryApi, QueryState, SdkQueryApi};
 use seqhouse_contract::s3::{TestS3, block_on, list_keys};
 use seqhouse_contract::{Fixture, S3Fixture, cases, contract_tests};
 use seqhouse_core::{Error, NoProgress, SequenceRequest};
@@ -154,7 +154,7 @@ impl Drop for Fake {
 }
 
 impl QueryApi for Fake {
-    fn start(&self, sql: &str) -> Result<String, String> {
+    fn start(&self, sql: &str) -> Result<String, ApiError> {
         self.log.lock().unwrap().statements.push(sql.to_string());
         let id = self.moto.start(sql)?;
         let script = self.script.lock().unwrap();
@@ -211,7 +211,7 @@ impl QueryApi for Fake {
         Ok(id)
     }
 
-    fn state(&self, id: &str) -> Result<QueryState, String> {
+    fn state(&self, id: &str) -> Result<QueryState, ApiError> {
         let moto = self.moto.state(id)?;
         let state = match (self.failures.lock().unwrap().get(id), self.hanging.lock().unwrap().contains(id)) {
             (_, true) if !matches!(moto, QueryState::Cancelled(_)) => QueryState::Running,
@@ -222,13 +222,13 @@ impl QueryApi for Fake {
         Ok(state)
     }
 
-    fn cancel(&self, id: &str) -> Result<(), String> {
+    fn cancel(&self, id: &str) -> Result<(), ApiError> {
         self.log.lock().unwrap().cancelled.push(id.to_string());
         self.moto.cancel(id)
     }
 
-    fn rows(&self, id: &str) -> Result<Vec<Vec<Option<String>>>, String> {
-        self.results.lock().unwrap().get(id).cloned().ok_or_else(|| format!("no results for {id}"))
+    fn rows(&self, id: &str) -> Result<Vec<Vec<Option<String>>>, ApiError> {
+        self.results.lock().unwrap().get(id).cloned().ok_or_else(|| ApiError::Other(format!("no results for {id}")))
     }
 }
 

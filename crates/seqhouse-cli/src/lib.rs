@@ -2,13 +2,12 @@
 //! orchestrator. All sequencing logic lives in `seqhouse-core` and the engine crates.
 
 pub mod args;
+pub mod config;
 mod progress;
 
 use std::ffi::OsString;
 
-use clap::Parser;
-
-use seqhouse_core::{Explanation, JobReport, NoProgress, Progress, Step, Warehouse};
+use seqhouse_core::{Explanation, JobReport, NoProgress, Progress, Setting, SettingNames, Step, Warehouse};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
@@ -16,6 +15,31 @@ use seqhouse_athena::AthenaWarehouse;
 use seqhouse_local::LocalWarehouse;
 
 pub use args::{Cli, Command, SequenceArgs, UsageError};
+pub use config::ParseError;
+
+/// How the command line names settings in messages: by their flags.
+struct CliNames;
+
+impl SettingNames for CliNames {
+    fn name(&self, setting: Setting) -> String {
+        format!("--{}", setting.key().replace('_', "-"))
+    }
+
+    fn with_value(&self, setting: Setting, value: &str) -> String {
+        format!("{} {value}", self.name(setting))
+    }
+}
+
+/// Parses the command line (the first item is the program name) with `--config` merged in.
+/// From here on, messages name settings by their flags.
+pub fn parse<I, T>(args: I) -> Result<Cli, ParseError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    seqhouse_core::name_settings(&CliNames);
+    config::parse(args.into_iter().map(Into::into).collect())
+}
 
 /// Runs `seqhouse` with `args` (the first item is the program name), without logging set-up or
 /// a progress bar: the entry point for tests and embedding. Returns the reports of the jobs run.
@@ -24,7 +48,11 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = Cli::try_parse_from(args).map_err(|e| UsageError(e.to_string()))?;
+    let cli = match parse(args) {
+        Ok(cli) => cli,
+        Err(ParseError::Clap(e)) => return Err(UsageError(config::clap_message(&e)).into()),
+        Err(ParseError::Usage(e)) => return Err(e.into()),
+    };
     execute(cli.command, &NoProgress)
 }
 
@@ -33,41 +61,56 @@ pub fn execute(command: Command, progress: &dyn Progress) -> anyhow::Result<Vec<
     match command {
         Command::Sequence(args) => {
             let resolved = args.resolve()?;
-            let (request, spec) = (&resolved.request, &resolved.request.spec);
-            tracing::info!(
-                engine = ?resolved.engine,
-                input = %request.input,
-                output = %request.output,
-                subsets = %request.subsets.join(","),
-                entity = %spec.entity.join(","),
-                order_by = %spec.order_by.join(","),
-                features = %spec.features.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(","),
-                n = spec.sequence_length,
-                mode = %spec.mode,
-                padding = %spec.padding,
-                min_length = spec.min_length,
-                "seqhouse {}",
-                seqhouse_core::VERSION
-            );
-            tracing::debug!(request = ?resolved.request, engine = ?resolved.local, "full request");
-            // Raised by the first SIGINT or SIGTERM; every engine stops at its next check.
-            let cancel = Arc::new(AtomicBool::new(false));
-            let warehouse: Box<dyn Warehouse> = match resolved.engine {
-                args::Engine::Local => Box::new(LocalWarehouse::new(resolved.local)?.with_cancel_flag(cancel.clone())),
-                args::Engine::Athena => Box::new(
-                    AthenaWarehouse::connect(resolved.athena, resolved.athena_table, resolved.local.s3)?
-                        .with_cancel_flag(cancel.clone()),
-                ),
-                args::Engine::Spark => spark_warehouse(resolved.spark_remote, cancel.clone())?,
-            };
-            if resolved.explain {
-                print_explanations(&seqhouse_core::explain(warehouse.as_ref(), &resolved.request)?);
-                return Ok(Vec::new());
-            }
-            cancel_on_signals(cancel);
-            Ok(seqhouse_core::run(warehouse.as_ref(), &resolved.request, progress)?)
+            let origin = resolved.config_origin.clone();
+            run_sequence(resolved, progress).map_err(|e| name_the_config_key(e, origin.as_ref()))
         }
     }
+}
+
+/// Where a setting at fault came from a config file, says so: the message names the flag, the
+/// user wrote a key.
+fn name_the_config_key(error: anyhow::Error, origin: Option<&config::ConfigOrigin>) -> anyhow::Error {
+    let setting = error.downcast_ref::<seqhouse_core::Error>().and_then(seqhouse_core::Error::setting_at_fault);
+    match setting.and_then(|setting| origin?.describe(setting)) {
+        Some(place) => error.context(format!("from {place}")),
+        None => error,
+    }
+}
+
+fn run_sequence(resolved: args::Resolved, progress: &dyn Progress) -> anyhow::Result<Vec<JobReport>> {
+    let (request, spec) = (&resolved.request, &resolved.request.spec);
+    tracing::info!(
+        engine = ?resolved.engine,
+        input = %request.input,
+        output = %request.output,
+        subsets = %request.subsets.join(","),
+        entity = %spec.entity.join(","),
+        order_by = %spec.order_by.join(","),
+        features = %spec.features.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(","),
+        n = spec.sequence_length,
+        mode = %spec.mode,
+        padding = %spec.padding,
+        min_length = spec.min_length,
+        "seqhouse {}",
+        seqhouse_core::VERSION
+    );
+    tracing::debug!(request = ?resolved.request, engine = ?resolved.local, "full request");
+    // Raised by the first SIGINT or SIGTERM; every engine stops at its next check.
+    let cancel = Arc::new(AtomicBool::new(false));
+    let warehouse: Box<dyn Warehouse> = match resolved.engine {
+        args::Engine::Local => Box::new(LocalWarehouse::new(resolved.local)?.with_cancel_flag(cancel.clone())),
+        args::Engine::Athena => Box::new(
+            AthenaWarehouse::connect(resolved.athena, resolved.athena_table, resolved.local.s3)?
+                .with_cancel_flag(cancel.clone()),
+        ),
+        args::Engine::Spark => spark_warehouse(resolved.spark_remote, cancel.clone())?,
+    };
+    if resolved.explain {
+        print_explanations(&seqhouse_core::explain_jobs(warehouse.as_ref(), &resolved.jobs)?);
+        return Ok(Vec::new());
+    }
+    cancel_on_signals(cancel);
+    Ok(seqhouse_core::run_jobs(warehouse.as_ref(), &resolved.jobs, progress)?)
 }
 
 /// Prints what `--explain` shows, one job after another: statements as SQL, each ending in `;`
@@ -166,7 +209,11 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
         return 2;
     }
     match error.downcast_ref::<seqhouse_core::Error>() {
-        Some(seqhouse_core::Error::InvalidRequest(_) | seqhouse_core::Error::OutputNotOurs { .. }) => 2,
+        Some(
+            seqhouse_core::Error::InvalidRequest(_)
+            | seqhouse_core::Error::InvalidSetting { .. }
+            | seqhouse_core::Error::OutputNotOurs { .. },
+        ) => 2,
         Some(seqhouse_core::Error::Interrupted(_)) if STOP_SIGNAL.load(Ordering::SeqCst) != 0 => {
             (128 + STOP_SIGNAL.load(Ordering::SeqCst)) as u8
         }

@@ -2,14 +2,26 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use tracing_subscriber::filter::LevelFilter;
 
-use seqhouse_cli::{Cli, TerminalProgress, execute, exit_code};
+use seqhouse_cli::{ParseError, TerminalProgress, execute, exit_code};
 
 fn main() -> ExitCode {
     tune_allocator();
-    let cli = Cli::parse();
+    let cli = match seqhouse_cli::parse(std::env::args_os()) {
+        Ok(cli) => cli,
+        // A bad option value: one line, as every other error (clap's own shape has three).
+        Err(ParseError::Clap(e)) if e.kind() == clap::error::ErrorKind::ValueValidation => {
+            eprintln!("seqhouse: error: {}", seqhouse_cli::config::clap_message(&e));
+            return ExitCode::from(2);
+        }
+        // Help, version, an unknown flag: as clap prints them.
+        Err(ParseError::Clap(e)) => e.exit(),
+        Err(ParseError::Usage(e)) => {
+            eprintln!("seqhouse: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => LevelFilter::WARN,
         (false, 0) => LevelFilter::INFO,

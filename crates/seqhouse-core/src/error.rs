@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use crate::setting::Setting;
+
 /// Result alias used throughout seqhouse.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -12,7 +14,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The request itself is inconsistent (bad option values or combinations).
+    /// A setting has a bad value, or contradicts another setting.
+    #[error("invalid request: {message}")]
+    InvalidSetting {
+        /// The setting at fault (the first one named, when two disagree).
+        setting: Setting,
+        /// What is wrong and what to do, naming the setting in the front end's words.
+        message: String,
+    },
+
+    /// The request is inconsistent in a way no single setting names (a location's syntax).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
 
@@ -55,10 +66,13 @@ pub enum Error {
     },
 
     /// A pad or fill value does not parse as its column's type.
-    #[error("{option} value '{value}' for column '{column}' does not parse as {data_type}: {reason}")]
+    #[error(
+        "{setting}{} value '{value}' for column '{column}' does not parse as {data_type}: {reason}",
+        if *setting == Setting::Feature { " pad" } else { "" }
+    )]
     BadValue {
-        /// `--feature` (pad) or `--fill-null`.
-        option: &'static str,
+        /// [`Setting::Feature`] (a pad) or [`Setting::FillNull`].
+        setting: Setting,
         /// The column.
         column: String,
         /// The text given.
@@ -71,7 +85,8 @@ pub enum Error {
 
     /// Entity or order-by values are null and the policy is `error`.
     #[error(
-        "{count} row(s) have a null in key column '{column}' (first in {file}); clean the input or pass --on-null-key drop to drop them"
+        "{count} row(s) have a null in key column '{column}' (first in {file}); clean the input or pass {} to drop them",
+        Setting::OnNullKey.with("drop")
     )]
     NullKey {
         /// The key column with nulls.
@@ -91,17 +106,18 @@ pub enum Error {
         message: String,
     },
 
-    /// The output already exists and `--overwrite` was not given.
-    #[error("output {location} already exists; pass --overwrite to replace it")]
+    /// The output already exists and overwriting was not asked for.
+    #[error("output {location} already exists; pass {} to replace it", Setting::Overwrite)]
     OutputExists {
         /// The output location.
         location: String,
     },
 
     /// The output folder holds an entry seqhouse does not write there: it is not a seqhouse
-    /// output, and neither writing into it nor `--overwrite` may touch it.
+    /// output, and neither writing into it nor overwriting may touch it.
     #[error(
-        "--output {location} holds '{entry}', which seqhouse did not write; refusing to replace or write into it. Choose another folder, or move '{entry}' away if the folder is really meant for seqhouse"
+        "{} {location} holds '{entry}', which seqhouse did not write; refusing to replace or write into it. Choose another folder, or move '{entry}' away if the folder is really meant for seqhouse",
+        Setting::Output
     )]
     OutputNotOurs {
         /// The output location.
@@ -170,6 +186,30 @@ impl Error {
     /// Shorthand for [`Error::InvalidRequest`].
     pub fn invalid(message: impl fmt::Display) -> Self {
         Error::InvalidRequest(message.to_string())
+    }
+
+    /// Shorthand for [`Error::InvalidSetting`] whose message starts with the setting's name;
+    /// `rest` follows it: `setting(Setting::Threads, "must be at least 1")`.
+    pub fn setting(setting: Setting, rest: impl fmt::Display) -> Self {
+        Error::InvalidSetting { setting, message: format!("{setting} {rest}") }
+    }
+
+    /// [`Error::InvalidSetting`] with a whole message of its own (which names the setting).
+    pub fn setting_message(setting: Setting, message: impl fmt::Display) -> Self {
+        Error::InvalidSetting { setting, message: message.to_string() }
+    }
+
+    /// The setting an error is about, for a front end that points at it (a Python keyword).
+    pub fn setting_at_fault(&self) -> Option<Setting> {
+        match self {
+            Error::InvalidSetting { setting, .. } | Error::BadValue { setting, .. } => Some(*setting),
+            Error::NullKey { .. } => Some(Setting::OnNullKey),
+            Error::OutputExists { .. } | Error::OutputNotOurs { .. } | Error::OutputLocked { .. } => {
+                Some(Setting::Output)
+            }
+            Error::InputNotFound { .. } | Error::NoInputFiles { .. } => Some(Setting::Input),
+            _ => None,
+        }
     }
 
     /// Shorthand for [`Error::Storage`].

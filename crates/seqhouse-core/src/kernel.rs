@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::order::order_rows;
 use crate::resolve::ResolvedSpec;
+use crate::setting::Setting;
 use crate::spec::{Mode, NullKeyPolicy, Padding};
 
 /// Counts a job reports in its manifest. Every engine computes the same numbers.
@@ -129,10 +130,14 @@ impl Sequencer {
         let input = concat_owned(&schema, batches)?;
         let rows = input.num_rows();
         if rows >= u32::MAX as usize {
-            return Err(Error::invalid(format!(
-                "{rows} rows do not fit one in-memory pass (at most {} rows); lower --memory-limit so the job is split by entity",
-                u32::MAX - 1
-            )));
+            return Err(Error::setting_message(
+                Setting::MemoryLimit,
+                format!(
+                    "{rows} rows do not fit one in-memory pass (at most {} rows); lower {} so the job is split by entity",
+                    u32::MAX - 1,
+                    Setting::MemoryLimit
+                ),
+            ));
         }
 
         // Order-by columns that are not also output are freed as soon as they are sorted on.

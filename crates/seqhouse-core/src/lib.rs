@@ -10,17 +10,19 @@ mod order;
 pub mod partition;
 pub mod port;
 pub mod resolve;
+pub mod setting;
 pub mod spec;
 
 pub use error::{Error, Result};
 pub use kernel::{BatchNulls, NullKeyCounts, NullKeys, SequenceStats, Sequencer, window_bounds};
 pub use manifest::{MANIFEST_FILE, Manifest};
-pub use orchestrator::{SequenceRequest, explain, join_location, run};
+pub use orchestrator::{SequenceRequest, explain, explain_jobs, join_location, run, run_jobs};
 pub use order::MulHasher;
 pub use port::{
     Capabilities, Explanation, JobReport, NoProgress, Progress, SequenceJob, Step, Warehouse, check_window_count,
 };
 pub use resolve::ResolvedSpec;
+pub use setting::{Setting, SettingNames, SettingValue, name_settings};
 pub use spec::{FeatureSpec, FillNull, Mode, NullKeyPolicy, Padding, SequenceSpec};
 
 /// The version written into manifests.

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::port::{Explanation, JobReport, Progress, SequenceJob, Warehouse};
+use crate::setting::Setting;
 use crate::spec::SequenceSpec;
 
 /// What the user asked for: one dataset, or several subsets under a common root.
@@ -52,12 +53,15 @@ impl SequenceRequest {
                     && !subset.contains(['/', '\\'])
                     && !subset.starts_with(['_', '.']);
                 if !valid {
-                    return Err(Error::invalid(format!(
-                        "--subsets entry '{subset}' is not a plain folder name (no slashes, not empty, not starting with '_' or '.')"
-                    )));
+                    return Err(Error::setting(
+                        Setting::Subsets,
+                        format!(
+                            "entry '{subset}' is not a plain folder name (no slashes, not empty, not starting with '_' or '.')"
+                        ),
+                    ));
                 }
                 if !seen.insert(subset) {
-                    return Err(Error::invalid(format!("--subsets names '{subset}' twice")));
+                    return Err(Error::setting(Setting::Subsets, format!("names '{subset}' twice")));
                 }
                 Ok(SequenceJob {
                     input: join_location(&self.input, subset),
@@ -80,12 +84,17 @@ impl SequenceRequest {
 /// reported before any work is done. Each job publishes on its own; if a later job fails, the
 /// earlier ones stay published (each is complete, with its manifest).
 pub fn run(warehouse: &dyn Warehouse, request: &SequenceRequest, progress: &dyn Progress) -> Result<Vec<JobReport>> {
-    let jobs = request.jobs()?;
-    for job in &jobs {
+    run_jobs(warehouse, &request.jobs()?, progress)
+}
+
+/// Runs `jobs` (from [`SequenceRequest::jobs`]) on `warehouse`, as [`run`] does: for a front end
+/// that made the jobs already, to report a bad request before choosing an engine.
+pub fn run_jobs(warehouse: &dyn Warehouse, jobs: &[SequenceJob], progress: &dyn Progress) -> Result<Vec<JobReport>> {
+    for job in jobs {
         warehouse.preflight(job)?;
     }
     let mut reports = Vec::with_capacity(jobs.len());
-    for job in &jobs {
+    for job in jobs {
         let started = Instant::now();
         let label = job.subset.as_deref().unwrap_or("dataset");
         tracing::info!(subset = label, input = %job.input, output = %job.output, engine = warehouse.name(), "sequencing");
@@ -114,5 +123,10 @@ pub fn run(warehouse: &dyn Warehouse, request: &SequenceRequest, progress: &dyn 
 /// What every job of `request` would do on `warehouse`, in the order they would run; nothing
 /// is run or written.
 pub fn explain(warehouse: &dyn Warehouse, request: &SequenceRequest) -> Result<Vec<Explanation>> {
-    request.jobs()?.iter().map(|job| warehouse.explain(job)).collect()
+    explain_jobs(warehouse, &request.jobs()?)
+}
+
+/// What each of `jobs` would do on `warehouse` (see [`explain`]).
+pub fn explain_jobs(warehouse: &dyn Warehouse, jobs: &[SequenceJob]) -> Result<Vec<Explanation>> {
+    jobs.iter().map(|job| warehouse.explain(job)).collect()
 }

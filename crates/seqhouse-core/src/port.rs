@@ -8,7 +8,11 @@ use crate::manifest::OutputPart;
 use crate::spec::SequenceSpec;
 
 /// One dataset to sequence: read `input`, write the padded windows to `output`.
+///
+/// Made only by [`crate::SequenceRequest::jobs`], which validated the spec: an engine never
+/// checks it again (`non_exhaustive` keeps other crates from building one field by field).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SequenceJob {
     /// Where the events are: a file or folder path, or an engine-specific URL.
     pub input: String,
@@ -140,6 +144,10 @@ pub trait Warehouse: Send + Sync {
 
     /// Cheap checks before any job runs: the input exists and the output may be written.
     /// Errors with [`crate::Error::OutputExists`] when the output holds data and `overwrite` is off.
+    ///
+    /// The orchestrator preflights every job once, before the first runs, so that a clash on the
+    /// last subset fails before any work. [`Warehouse::sequence`] does not repeat it: it makes
+    /// the same checks where they decide, under the output's lock, before publishing.
     fn preflight(&self, job: &SequenceJob) -> Result<()>;
 
     /// What `job` would do, reading at most the input's listing and footers: nothing is run,

@@ -9,6 +9,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::util::display::FormatOptions;
 
 use crate::error::{Error, Result};
+use crate::setting::Setting;
 use crate::spec::{IS_PAD, SEQUENCE_INDEX, SEQUENCE_LENGTH, SequenceSpec};
 
 /// Whether seqhouse can group, order and pad a column of this type.
@@ -130,9 +131,19 @@ pub struct ResolvedSpec {
 }
 
 impl ResolvedSpec {
-    /// Binds `spec` to `schema` (the full schema of an input; `source` names it in errors).
+    /// Binds `spec` to `schema` (the full schema of an input; `source` names it in errors),
+    /// after validating it.
     pub fn new(spec: &SequenceSpec, schema: &Schema, source: &str) -> Result<Self> {
         spec.validate()?;
+        Self::bind(spec, schema, source)
+    }
+
+    /// Binds a job's spec, which [`crate::SequenceRequest::jobs`] validated when it made the job.
+    pub fn for_job(job: &crate::SequenceJob, schema: &Schema, source: &str) -> Result<Self> {
+        Self::bind(&job.spec, schema, source)
+    }
+
+    fn bind(spec: &SequenceSpec, schema: &Schema, source: &str) -> Result<Self> {
         let available = || schema.fields().iter().map(|f| f.name().clone()).collect::<Vec<_>>();
         let mut fields = Vec::new();
         for name in spec.needed_columns() {
@@ -163,12 +174,12 @@ impl ResolvedSpec {
         for (feature, &idx) in spec.features.iter().zip(&feature_idx) {
             let data_type = input_schema.field(idx).data_type();
             pads.push(match &feature.pad {
-                Some(text) => parse_value("--feature pad", &feature.name, text, data_type)?,
+                Some(text) => parse_value(Setting::Feature, &feature.name, text, data_type)?,
                 None => zero_value(data_type)?,
             });
             let fill = spec.fill_null.iter().find(|f| f.column == feature.name);
             fills.push(match fill {
-                Some(fill) => Some(parse_value("--fill-null", &fill.column, &fill.value, data_type)?),
+                Some(fill) => Some(parse_value(Setting::FillNull, &fill.column, &fill.value, data_type)?),
                 None => None,
             });
         }
@@ -257,9 +268,9 @@ pub fn conform_to(schema: &SchemaRef, batch: &RecordBatch, source: &str) -> Resu
 /// Dates and timestamps accept ISO text (`2024-01-31`, `2024-01-31T12:00:00`) or a raw integer in
 /// the column's unit (days, or the timestamp's unit since the epoch), because pipelines often use
 /// `-1` as a timestamp pad.
-pub fn parse_value(option: &'static str, column: &str, text: &str, data_type: &DataType) -> Result<ArrayRef> {
+pub fn parse_value(setting: Setting, column: &str, text: &str, data_type: &DataType) -> Result<ArrayRef> {
     let bad = |reason: String| Error::BadValue {
-        option,
+        setting,
         column: column.to_string(),
         value: text.to_string(),
         data_type: data_type.to_string(),
@@ -300,10 +311,10 @@ pub fn parse_value(option: &'static str, column: &str, text: &str, data_type: &D
 /// The default pad of a type: 0, 0.0, false, "", or the epoch for dates and timestamps.
 pub fn zero_value(data_type: &DataType) -> Result<ArrayRef> {
     match data_type {
-        DataType::Utf8 | DataType::LargeUtf8 => parse_value("--feature pad", "", "", data_type),
+        DataType::Utf8 | DataType::LargeUtf8 => parse_value(Setting::Feature, "", "", data_type),
         DataType::Boolean => Ok(Arc::new(BooleanArray::from(vec![false]))),
         _ => {
-            let zero = parse_value("--feature pad", "", "0", data_type)?;
+            let zero = parse_value(Setting::Feature, "", "0", data_type)?;
             debug_assert!(!zero.is_null(0));
             Ok(zero)
         }

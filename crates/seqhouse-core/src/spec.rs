@@ -7,6 +7,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::setting::Setting;
 
 /// Name of the output column numbering an entity's kept windows (0, 1, 2, ...).
 pub const SEQUENCE_INDEX: &str = "sequence_index";
@@ -52,13 +53,13 @@ pub enum NullKeyPolicy {
 }
 
 macro_rules! text_enum {
-    ($ty:ty, $what:literal, $($text:literal => $variant:expr),+ $(,)?) => {
+    ($ty:ty, $setting:expr, $what:literal, $($text:literal => $variant:expr),+ $(,)?) => {
         impl FromStr for $ty {
             type Err = Error;
             fn from_str(s: &str) -> Result<Self> {
                 match s.to_ascii_lowercase().as_str() {
                     $($text => Ok($variant),)+
-                    other => Err(Error::invalid(format!(
+                    other => Err(Error::setting_message($setting, format!(
                         concat!("unknown ", $what, " '{}'; expected one of: {}"),
                         other,
                         [$($text),+].join(", ")
@@ -75,9 +76,9 @@ macro_rules! text_enum {
     };
 }
 
-text_enum!(Mode, "mode", "chunk" => Mode::Chunk, "sliding" => Mode::Sliding, "last" => Mode::Last, "prefix" => Mode::Prefix);
-text_enum!(Padding, "padding", "post" => Padding::Post, "pre" => Padding::Pre);
-text_enum!(NullKeyPolicy, "null-key policy", "error" => NullKeyPolicy::Error, "drop" => NullKeyPolicy::Drop);
+text_enum!(Mode, Setting::Mode, "mode", "chunk" => Mode::Chunk, "sliding" => Mode::Sliding, "last" => Mode::Last, "prefix" => Mode::Prefix);
+text_enum!(Padding, Setting::Padding, "padding", "post" => Padding::Post, "pre" => Padding::Pre);
+text_enum!(NullKeyPolicy, Setting::OnNullKey, "null-key policy", "error" => NullKeyPolicy::Error, "drop" => NullKeyPolicy::Drop);
 
 /// One feature column to sequence, with its pad value as text (parsed against the column's type).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,9 +105,10 @@ impl FromStr for FeatureSpec {
             None => (s, None),
         };
         if name.trim().is_empty() {
-            return Err(Error::invalid(format!(
-                "--feature '{s}' has no column name; expected NAME or NAME=PAD, e.g. skill_id=-1"
-            )));
+            return Err(Error::setting(
+                Setting::Feature,
+                format!("'{s}' has no column name; expected NAME or NAME=PAD, e.g. skill_id=-1"),
+            ));
         }
         Ok(FeatureSpec { name: name.to_string(), pad })
     }
@@ -128,9 +130,10 @@ impl FromStr for FillNull {
             Some((column, value)) if !column.trim().is_empty() => {
                 Ok(FillNull { column: column.to_string(), value: value.to_string() })
             }
-            _ => {
-                Err(Error::invalid(format!("--fill-null '{s}' must be NAME=VALUE, e.g. prior_question_elapsed_time=0")))
-            }
+            _ => Err(Error::setting(
+                Setting::FillNull,
+                format!("'{s}' must be NAME=VALUE, e.g. prior_question_elapsed_time=0"),
+            )),
         }
     }
 }
@@ -191,74 +194,108 @@ impl SequenceSpec {
     pub fn validate(&self) -> Result<()> {
         let n = self.sequence_length;
         if n == 0 {
-            return Err(Error::invalid("--sequence-length must be at least 1, got 0"));
+            return Err(Error::setting(Setting::SequenceLength, "must be at least 1, got 0"));
         }
         // Arrow's fixed-size lists store their length as i32.
         if n > i32::MAX as usize {
-            return Err(Error::invalid(format!("--sequence-length {n} is too large; the maximum is {}", i32::MAX)));
+            return Err(Error::setting(
+                Setting::SequenceLength,
+                format!("{n} is too large; the maximum is {}", i32::MAX),
+            ));
         }
         if let Some(stride) = self.stride {
             if self.mode != Mode::Sliding {
-                return Err(Error::invalid(format!("--stride applies only to --mode sliding (mode is {})", self.mode)));
+                return Err(Error::setting(
+                    Setting::Stride,
+                    format!("applies only to {} (mode is {})", Setting::Mode.with(Mode::Sliding), self.mode),
+                ));
             }
             if stride == 0 || stride > n {
-                return Err(Error::invalid(format!(
-                    "--stride must be between 1 and --sequence-length ({n}), got {stride}"
-                )));
+                return Err(Error::setting(
+                    Setting::Stride,
+                    format!("must be between 1 and {} ({n}), got {stride}", Setting::SequenceLength),
+                ));
             }
         }
         if self.min_length == 0 || self.min_length > n {
-            return Err(Error::invalid(format!(
-                "--min-length must be between 1 and --sequence-length ({n}), got {}",
-                self.min_length
-            )));
+            return Err(Error::setting(
+                Setting::MinLength,
+                format!("must be between 1 and {} ({n}), got {}", Setting::SequenceLength, self.min_length),
+            ));
         }
         if self.entity.is_empty() {
-            return Err(Error::invalid("--entity needs at least one column, e.g. --entity user_id"));
+            return Err(Error::setting(
+                Setting::Entity,
+                format!("needs at least one column, e.g. {}", Setting::Entity.with("user_id")),
+            ));
         }
         if self.order_by.is_empty() {
-            return Err(Error::invalid("--order-by needs at least one column, e.g. --order-by timestamp"));
+            return Err(Error::setting(
+                Setting::OrderBy,
+                format!("needs at least one column, e.g. {}", Setting::OrderBy.with("timestamp")),
+            ));
         }
         if self.features.is_empty() {
-            return Err(Error::invalid("at least one --feature is needed, e.g. --feature skill_id=-1"));
+            return Err(Error::setting_message(
+                Setting::Feature,
+                format!("at least one {} is needed, e.g. {}", Setting::Feature, Setting::Feature.with("skill_id=-1")),
+            ));
         }
         for name in self.entity.iter().chain(&self.order_by) {
             if name.trim().is_empty() {
-                return Err(Error::invalid("an --entity or --order-by column name is empty"));
+                let setting = if self.entity.contains(name) { Setting::Entity } else { Setting::OrderBy };
+                return Err(Error::setting_message(
+                    setting,
+                    format!("an {} or {} column name is empty", Setting::Entity, Setting::OrderBy),
+                ));
             }
         }
-        ensure_unique("--entity", &self.entity)?;
-        ensure_unique("--order-by", &self.order_by)?;
-        ensure_unique("--feature", self.features.iter().map(|f| &f.name))?;
-        ensure_unique("--fill-null", self.fill_null.iter().map(|f| &f.column))?;
+        ensure_unique(Setting::Entity, &self.entity)?;
+        ensure_unique(Setting::OrderBy, &self.order_by)?;
+        ensure_unique(Setting::Feature, self.features.iter().map(|f| &f.name))?;
+        ensure_unique(Setting::FillNull, self.fill_null.iter().map(|f| &f.column))?;
         if let Some(both) = self.order_by.iter().find(|c| self.entity.contains(c)) {
-            return Err(Error::invalid(format!(
-                "column '{both}' is both an --entity and an --order-by column; ordering within an entity by its own key does nothing"
-            )));
+            return Err(Error::setting_message(
+                Setting::OrderBy,
+                format!(
+                    "column '{both}' is both an {} and an {} column; ordering within an entity by its own key does nothing",
+                    Setting::Entity,
+                    Setting::OrderBy
+                ),
+            ));
         }
         for fill in &self.fill_null {
             if !self.features.iter().any(|f| f.name == fill.column) {
-                return Err(Error::invalid(format!(
-                    "--fill-null names '{}', which is not a --feature; nulls in key columns are handled by --on-null-key",
-                    fill.column
-                )));
+                return Err(Error::setting(
+                    Setting::FillNull,
+                    format!(
+                        "names '{}', which is not a {}; nulls in key columns are handled by {}",
+                        fill.column,
+                        Setting::Feature,
+                        Setting::OnNullKey
+                    ),
+                ));
             }
         }
         let mut output_names: HashSet<String> = self.entity.iter().cloned().collect();
         for reserved in [SEQUENCE_INDEX, SEQUENCE_LENGTH, IS_PAD] {
             if !output_names.insert(reserved.to_string()) {
-                return Err(Error::invalid(format!(
-                    "entity column '{reserved}' clashes with the output column of the same name; rename it"
-                )));
+                return Err(Error::setting_message(
+                    Setting::Entity,
+                    format!("entity column '{reserved}' clashes with the output column of the same name; rename it"),
+                ));
             }
         }
         for feature in &self.features {
             let out = feature.output_name();
             if !output_names.insert(out.clone()) {
-                return Err(Error::invalid(format!(
-                    "feature '{}' would be written as '{out}', which clashes with another output column",
-                    feature.name
-                )));
+                return Err(Error::setting_message(
+                    Setting::Feature,
+                    format!(
+                        "feature '{}' would be written as '{out}', which clashes with another output column",
+                        feature.name
+                    ),
+                ));
             }
         }
         Ok(())
@@ -277,11 +314,11 @@ impl SequenceSpec {
     }
 }
 
-fn ensure_unique<'a>(option: &str, names: impl IntoIterator<Item = &'a String>) -> Result<()> {
+fn ensure_unique<'a>(setting: Setting, names: impl IntoIterator<Item = &'a String>) -> Result<()> {
     let mut seen = HashSet::new();
     for name in names {
         if !seen.insert(name) {
-            return Err(Error::invalid(format!("{option} names column '{name}' twice")));
+            return Err(Error::setting(setting, format!("names column '{name}' twice")));
         }
     }
     Ok(())

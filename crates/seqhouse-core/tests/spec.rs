@@ -3,16 +3,22 @@
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Date32Type, Float32Type, Int8Type, Int64Type, TimeUnit, TimestampMillisecondType};
 use seqhouse_core::resolve::{parse_value, unify_types, zero_value};
-use seqhouse_core::{Error, FeatureSpec, FillNull, Mode, SequenceSpec, window_bounds};
+use seqhouse_core::{Error, FeatureSpec, FillNull, Mode, SequenceSpec, Setting, window_bounds};
 
 fn spec() -> SequenceSpec {
     SequenceSpec::new(vec!["user".into()], vec!["t".into()], vec!["item=-1".parse().unwrap()], 4)
 }
 
-fn invalid(spec: &SequenceSpec) -> String {
+/// The message of a spec's validation error, and that it names `setting` as data. No front end
+/// installed names in this test process, so settings read as their neutral keys.
+fn invalid_setting(spec: &SequenceSpec, setting: Setting) -> String {
     match spec.validate() {
-        Err(Error::InvalidRequest(message)) => message,
-        other => panic!("expected InvalidRequest, got {other:?}"),
+        Err(Error::InvalidSetting { setting: at_fault, message }) => {
+            assert_eq!(at_fault, setting, "{message}");
+            assert!(!message.contains("--"), "no front end's words in the core: {message}");
+            message
+        }
+        other => panic!("expected InvalidSetting, got {other:?}"),
     }
 }
 
@@ -35,72 +41,78 @@ fn validation_names_the_problem() {
     assert!(spec().validate().is_ok());
     let mut s = spec();
     s.sequence_length = 0;
-    assert!(invalid(&s).contains("--sequence-length must be at least 1"));
+    assert_eq!(invalid_setting(&s, Setting::SequenceLength), "sequence_length must be at least 1, got 0");
     let mut s = spec();
     s.mode = Mode::Sliding;
     s.stride = Some(5);
-    assert!(invalid(&s).contains("--stride must be between 1 and --sequence-length (4), got 5"));
+    assert_eq!(invalid_setting(&s, Setting::Stride), "stride must be between 1 and sequence_length (4), got 5");
     let mut s = spec();
     s.stride = Some(1);
-    assert!(invalid(&s).contains("only to --mode sliding"));
+    assert!(invalid_setting(&s, Setting::Stride).contains("only to mode=sliding"));
     let mut s = spec();
     s.min_length = 5;
-    assert!(invalid(&s).contains("--min-length"));
+    assert!(invalid_setting(&s, Setting::MinLength).starts_with("min_length must be between 1 and"));
     let mut s = spec();
     s.order_by = vec!["user".into()];
-    assert!(invalid(&s).contains("both an --entity and an --order-by"));
+    assert!(invalid_setting(&s, Setting::OrderBy).contains("both an entity and an order_by"));
     let mut s = spec();
     s.features.push("item=0".parse().unwrap());
-    assert!(invalid(&s).contains("names column 'item' twice"));
+    assert!(invalid_setting(&s, Setting::Feature).contains("names column 'item' twice"));
     let mut s = spec();
     s.entity = vec!["sequence_index".into()];
-    assert!(invalid(&s).contains("clashes"));
+    assert!(invalid_setting(&s, Setting::Entity).contains("clashes"));
     let mut s = spec();
     s.entity.push("item_sequence".into());
-    assert!(invalid(&s).contains("clashes"));
+    assert!(invalid_setting(&s, Setting::Feature).contains("clashes"));
     let mut s = spec();
     s.fill_null = vec!["user=0".parse().unwrap()];
-    assert!(invalid(&s).contains("not a --feature"));
+    assert!(invalid_setting(&s, Setting::FillNull).contains("not a feature"));
     let mut s = spec();
     s.features.clear();
-    assert!(invalid(&s).contains("at least one --feature"));
+    assert!(invalid_setting(&s, Setting::Feature).contains("at least one feature"));
 }
 
 #[test]
 fn pad_values_parse_as_their_type() {
-    let v = parse_value("pad", "c", "-1", &DataType::Int8).unwrap();
+    let v = parse_value(Setting::Feature, "c", "-1", &DataType::Int8).unwrap();
     assert_eq!(v.as_primitive::<Int8Type>().value(0), -1);
-    assert!(matches!(parse_value("pad", "c", "300", &DataType::Int8), Err(Error::BadValue { .. })), "out of range");
-    assert!(parse_value("pad", "c", "1.5", &DataType::Int64).is_err());
-    assert!(parse_value("pad", "c", "", &DataType::Int64).is_err());
-    let v = parse_value("pad", "c", " 2.5 ", &DataType::Float32).unwrap();
+    assert!(
+        matches!(parse_value(Setting::Feature, "c", "300", &DataType::Int8), Err(Error::BadValue { .. })),
+        "out of range"
+    );
+    assert!(parse_value(Setting::Feature, "c", "1.5", &DataType::Int64).is_err());
+    assert!(parse_value(Setting::Feature, "c", "", &DataType::Int64).is_err());
+    let v = parse_value(Setting::Feature, "c", " 2.5 ", &DataType::Float32).unwrap();
     assert_eq!(v.as_primitive::<Float32Type>().value(0), 2.5);
     assert!(
-        parse_value("pad", "c", "NaN", &DataType::Float64)
+        parse_value(Setting::Feature, "c", "NaN", &DataType::Float64)
             .unwrap()
             .as_primitive::<arrow::datatypes::Float64Type>()
             .value(0)
             .is_nan()
     );
-    assert!(parse_value("pad", "c", "yes", &DataType::Boolean).is_err());
-    assert!(parse_value("pad", "c", "1", &DataType::Boolean).unwrap().as_boolean().value(0));
-    let v = parse_value("pad", "c", " <pad> ", &DataType::Utf8).unwrap();
+    assert!(parse_value(Setting::Feature, "c", "yes", &DataType::Boolean).is_err());
+    assert!(parse_value(Setting::Feature, "c", "1", &DataType::Boolean).unwrap().as_boolean().value(0));
+    let v = parse_value(Setting::Feature, "c", " <pad> ", &DataType::Utf8).unwrap();
     assert_eq!(v.as_string::<i32>().value(0), " <pad> ", "strings are verbatim");
-    let v = parse_value("pad", "c", "1970-01-11", &DataType::Date32).unwrap();
+    let v = parse_value(Setting::Feature, "c", "1970-01-11", &DataType::Date32).unwrap();
     assert_eq!(v.as_primitive::<Date32Type>().value(0), 10);
-    let v = parse_value("pad", "c", "-1", &DataType::Date32).unwrap();
+    let v = parse_value(Setting::Feature, "c", "-1", &DataType::Date32).unwrap();
     assert_eq!(v.as_primitive::<Date32Type>().value(0), -1);
     let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
-    let v = parse_value("pad", "c", "1970-01-01T00:00:01", &ts).unwrap();
+    let v = parse_value(Setting::Feature, "c", "1970-01-01T00:00:01", &ts).unwrap();
     assert_eq!(v.as_primitive::<TimestampMillisecondType>().value(0), 1000);
-    let v = parse_value("pad", "c", "-1", &ts).unwrap();
+    let v = parse_value(Setting::Feature, "c", "-1", &ts).unwrap();
     assert_eq!(v.as_primitive::<TimestampMillisecondType>().value(0), -1);
-    assert!(parse_value("pad", "c", "yesterday", &ts).is_err());
-    match parse_value("--feature pad", "score", "abc", &DataType::Int64) {
-        Err(e) => assert_eq!(
-            e.to_string().split(':').next().unwrap(),
-            "--feature pad value 'abc' for column 'score' does not parse as Int64"
-        ),
+    assert!(parse_value(Setting::Feature, "c", "yesterday", &ts).is_err());
+    match parse_value(Setting::Feature, "score", "abc", &DataType::Int64) {
+        Err(e) => {
+            assert_eq!(e.setting_at_fault(), Some(Setting::Feature));
+            assert_eq!(
+                e.to_string().split(':').next().unwrap(),
+                "feature pad value 'abc' for column 'score' does not parse as Int64"
+            )
+        }
         Ok(_) => panic!("abc is not an Int64"),
     }
 }

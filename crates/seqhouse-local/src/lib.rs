@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use seqhouse_core::manifest::OutputColumn;
 use seqhouse_core::{
     Capabilities, Error, Explanation, JobReport, Manifest, Progress, ResolvedSpec, Result, SequenceJob, SequenceStats,
-    Sequencer, Step, Warehouse,
+    Sequencer, Setting, Step, Warehouse,
 };
 
 pub use output::{OutputCompression, PartLayout, PartSink};
@@ -77,22 +77,25 @@ impl LocalWarehouse {
     /// Builds the engine, its thread pool and its I/O runtime.
     pub fn new(config: LocalConfig) -> Result<Self> {
         if config.threads == Some(0) {
-            return Err(Error::invalid("--threads must be at least 1"));
+            return Err(Error::setting(Setting::Threads, "must be at least 1"));
         }
         if config.rows_per_part == Some(0) {
-            return Err(Error::invalid("--rows-per-part must be at least 1"));
+            return Err(Error::setting(Setting::RowsPerPart, "must be at least 1"));
         }
         if config.memory_limit == Some(0) {
-            return Err(Error::invalid("--memory-limit must be at least one byte"));
+            return Err(Error::setting(Setting::MemoryLimit, "must be at least one byte"));
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         if let Some(threads) = config.threads
             && threads > cores * MAX_THREADS_PER_CORE
         {
-            return Err(Error::invalid(format!(
-                "--threads {threads} is more than {MAX_THREADS_PER_CORE} per core of this machine's {cores}; seqhouse gains nothing past one thread per core. Pass at most {}",
-                cores * MAX_THREADS_PER_CORE
-            )));
+            return Err(Error::setting(
+                Setting::Threads,
+                format!(
+                    "{threads} is more than {MAX_THREADS_PER_CORE} per core of this machine's {cores}; seqhouse gains nothing past one thread per core. Pass at most {}",
+                    cores * MAX_THREADS_PER_CORE
+                ),
+            ));
         }
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(config.threads.unwrap_or(0))
@@ -121,7 +124,7 @@ impl LocalWarehouse {
         let input = storage.locate(&job.input)?;
         let listed = input::list_files(storage, &input)?;
         let files = input::describe(storage, &input, listed, self.config.csv_delimiter)?;
-        let resolved = input::resolve(&job.spec, &files)?;
+        let resolved = input::resolve(job, &files)?;
         let size = input::estimate_size(&files, &resolved.input_schema);
         let limit = self.config.memory_limit.unwrap_or_else(default_memory_limit);
         let plan = Plan::for_job(&resolved, size, limit, self.config.range_rows);
@@ -150,12 +153,19 @@ impl LocalWarehouse {
         let needed = per_window.saturating_mul(2 * threads);
         let limit = self.config.memory_limit.unwrap_or_else(default_memory_limit);
         if needed > limit.max(BASE_MEMORY) {
-            return Err(Error::invalid(format!(
-                "--sequence-length {n}: one window of {n} values per column takes about {}, and {threads} worker thread(s) each build and encode one, about {} in all: more than the memory limit of {} (--memory-limit). Lower --sequence-length or --threads, or raise --memory-limit",
-                human_bytes(per_window),
-                human_bytes(needed),
-                human_bytes(limit)
-            )));
+            return Err(Error::setting(
+                Setting::SequenceLength,
+                format!(
+                    "{n}: one window of {n} values per column takes about {}, and {threads} worker thread(s) each build and encode one, about {} in all: more than the memory limit of {} ({}). Lower {} or {}, or raise {}",
+                    human_bytes(per_window),
+                    human_bytes(needed),
+                    human_bytes(limit),
+                    Setting::MemoryLimit,
+                    Setting::SequenceLength,
+                    Setting::Threads,
+                    Setting::MemoryLimit
+                ),
+            ));
         }
         Ok(())
     }
@@ -207,7 +217,7 @@ impl LocalWarehouse {
             let sequencer = Sequencer::prepare(&resolved, decoded.batches, &batch_sources)?;
             let sequence_done = started.elapsed();
             self.check_cancelled()?;
-            let target = Target::begin(storage, &output, job.overwrite, lock)?;
+            let target = Target::begin(storage, &input, &output, job.overwrite, lock)?;
             progress.stage("write", sequencer.num_windows() as u64);
             let (target, parts, stats) = write(target, &mut |sink| {
                 sink.push(&sequencer)?;
@@ -229,8 +239,9 @@ impl LocalWarehouse {
             let spill_dir = self.config.spill_dir.clone().unwrap_or_else(std::env::temp_dir);
             if spill && let Some(mount) = memory_backed_mount(&spill_dir) {
                 tracing::warn!(
-                    "the spill folder {} is on {mount}, which is held in memory: spilling there does not save memory; pass --spill-dir on a disk",
-                    spill_dir.display()
+                    "the spill folder {} is on {mount}, which is held in memory: spilling there does not save memory; pass {} on a disk",
+                    spill_dir.display(),
+                    Setting::SpillDir
                 );
             }
             let split_job = ranges::SplitJob {
@@ -248,7 +259,7 @@ impl LocalWarehouse {
             let split_done = started.elapsed();
             self.check_cancelled()?;
             let input_files = split.files.clone();
-            let target = Target::begin(storage, &output, job.overwrite, lock)?;
+            let target = Target::begin(storage, &input, &output, job.overwrite, lock)?;
             progress.stage("sequence and write", 0);
             let mut split = Some(split);
             let (target, parts, stats) = write(target, &mut |sink| {
@@ -400,11 +411,7 @@ impl Warehouse for LocalWarehouse {
             Plan::InMemory { ranges } => format!("split into {ranges} entity ranges held in memory"),
             Plan::Spilled { ranges } => format!("split into {ranges} entity ranges spilled to {}", spill_dir.display()),
         };
-        let names = match &output.local {
-            Some(path) => publish::local_children(path)?,
-            None => self.storage.children(&output)?,
-        };
-        let state = match publish::check_output(&output.shown, &names, job.overwrite) {
+        let state = match publish::check_job(&self.storage, &input, &output, job.overwrite) {
             Ok(publish::OutputState::Absent) => "written new".to_string(),
             Ok(publish::OutputState::Replaceable) => "replaces the seqhouse output there".to_string(),
             Err(e) => format!("refused: {e}"),
@@ -452,20 +459,14 @@ impl Warehouse for LocalWarehouse {
         {
             return Err(Error::InputNotFound {
                 location: job.input.clone(),
-                hint: "no such file or folder; check --input".to_string(),
+                hint: format!("no such file or folder; check {}", Setting::Input),
             });
         }
-        publish::ensure_apart(&input, &output)?;
-        let names = match &output.local {
-            Some(path) => publish::local_children(path)?,
-            None => self.storage.children(&output)?,
-        };
-        seqhouse_storage::publish::check_output(&output.shown, &names, job.overwrite)?;
+        publish::check_job(&self.storage, &input, &output, job.overwrite)?;
         Ok(())
     }
 
     fn sequence(&self, job: &SequenceJob, progress: &dyn Progress) -> Result<JobReport> {
-        self.preflight(job)?;
         // Held from the start, so a second run on this output fails at once, not after its work.
         let lock = OutputLock::acquire(&self.storage, &self.storage.locate(&job.output)?)?;
         self.pool.install(|| self.run_job(job, lock, progress))

@@ -17,7 +17,7 @@ use parquet::schema::types::ColumnDescPtr;
 use rayon::prelude::*;
 use seqhouse_core::manifest::OutputPart;
 use seqhouse_core::spec::{FEATURE_SUFFIX, IS_PAD, Mode, SequenceSpec};
-use seqhouse_core::{Error, ResolvedSpec, Result, Sequencer};
+use seqhouse_core::{Error, ResolvedSpec, Result, Sequencer, Setting};
 
 use seqhouse_storage::Storage;
 use seqhouse_storage::publish::{PartWriter, Target};
@@ -55,7 +55,7 @@ impl std::str::FromStr for OutputCompression {
         };
         let level_of = |default: i64| -> Result<i64> {
             level.map_or(Ok(default), |l| {
-                l.parse().map_err(|_| Error::invalid(format!("--compression level '{l}' is not a number")))
+                l.parse().map_err(|_| Error::setting(Setting::Compression, format!("level '{l}' is not a number")))
             })
         };
         let parsed = match (codec.to_ascii_lowercase().as_str(), level) {
@@ -65,9 +65,10 @@ impl std::str::FromStr for OutputCompression {
             ("lz4", None) => OutputCompression::Lz4,
             ("none" | "uncompressed", None) => OutputCompression::None,
             _ => {
-                return Err(Error::invalid(format!(
-                    "--compression '{text}' is not one of zstd[:LEVEL], snappy, gzip[:LEVEL], lz4, none"
-                )));
+                return Err(Error::setting(
+                    Setting::Compression,
+                    format!("'{text}' is not one of zstd[:LEVEL], snappy, gzip[:LEVEL], lz4, none"),
+                ));
             }
         };
         parsed.to_parquet()?;
@@ -75,7 +76,7 @@ impl std::str::FromStr for OutputCompression {
     }
 }
 
-/// As `--compression` spells it, so that `FromStr` reads it back.
+/// As the compression setting spells it, so that `FromStr` reads it back.
 impl std::fmt::Display for OutputCompression {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -90,7 +91,9 @@ impl std::fmt::Display for OutputCompression {
 
 impl OutputCompression {
     fn to_parquet(self) -> Result<Compression> {
-        let bad_level = |e: parquet::errors::ParquetError| Error::invalid(format!("--compression: {e}"));
+        let bad_level = |e: parquet::errors::ParquetError| {
+            Error::setting_message(Setting::Compression, format!("{}: {e}", Setting::Compression))
+        };
         Ok(match self {
             OutputCompression::Zstd(level) => Compression::ZSTD(ZstdLevel::try_new(level).map_err(bad_level)?),
             OutputCompression::Gzip(level) => Compression::GZIP(GzipLevel::try_new(level).map_err(bad_level)?),

@@ -37,7 +37,8 @@ use seqhouse_core::kernel::rows_without_nulls;
 use seqhouse_core::manifest::InputFile;
 use seqhouse_core::partition::EntityRanges;
 use seqhouse_core::{
-    BatchNulls, Error, NullKeyCounts, NullKeyPolicy, NullKeys, Progress, ResolvedSpec, Result, SequenceStats, Sequencer,
+    BatchNulls, Error, NullKeyCounts, NullKeyPolicy, NullKeys, Progress, ResolvedSpec, Result, SequenceStats,
+    Sequencer, Setting,
 };
 use seqhouse_storage::input::{self, SourceFile};
 use seqhouse_storage::{Location, Storage};
@@ -392,7 +393,10 @@ fn spill_error(action: &str, path: &Path, e: impl std::fmt::Display) -> Error {
         action,
         path.display(),
         format!(
-            "{e} (this job spills to disk because its input exceeds --memory-limit; free space there, choose another --spill-dir or raise --memory-limit)"
+            "{e} (this job spills to disk because its input exceeds {}; free space there, choose another {} or raise {})",
+            Setting::MemoryLimit,
+            Setting::SpillDir,
+            Setting::MemoryLimit
         ),
     )
 }

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use arrow::array::{ArrayRef, Int64Array, RecordBatch};
 use seqhouse_contract::cases::{edge_case_events, edge_case_specs, events};
 use seqhouse_contract::fixture::parquet_bytes;
-use seqhouse_core::{Error, Mode, NoProgress, NullKeyPolicy, Padding, Progress, SequenceJob, SequenceSpec, Warehouse};
+use seqhouse_core::{
+    Error, Mode, NoProgress, NullKeyPolicy, Padding, Progress, SequenceJob, SequenceRequest, SequenceSpec, Warehouse,
+};
 use seqhouse_local::{LocalConfig, LocalWarehouse, Plan};
 
 /// The ways one job can run.
@@ -34,13 +36,14 @@ fn warehouse(run: Run, threads: usize, spill_dir: &Path) -> LocalWarehouse {
 }
 
 fn job(input: &Path, output: &Path, spec: &SequenceSpec) -> SequenceJob {
-    SequenceJob {
+    let request = SequenceRequest {
         input: input.display().to_string(),
         output: output.display().to_string(),
-        subset: None,
+        subsets: Vec::new(),
         spec: spec.clone(),
         overwrite: false,
-    }
+    };
+    request.jobs().unwrap().remove(0)
 }
 
 /// Every file of an output folder with its bytes.
@@ -172,7 +175,8 @@ fn an_unusable_spill_folder_is_named_with_what_to_do() {
         .unwrap_err()
         .to_string();
     assert!(error.contains(&missing.display().to_string()), "{error}");
-    assert!(error.contains("--spill-dir") && error.contains("--memory-limit"), "{error}");
+    // Settings read as their neutral keys here: no front end installed its names.
+    assert!(error.contains("spill_dir") && error.contains("memory_limit"), "{error}");
     assert!(!output.exists(), "nothing is published");
 }
 

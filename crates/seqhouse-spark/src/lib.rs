@@ -34,12 +34,12 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use seqhouse_core::manifest::{OutputColumn, OutputPart};
 use seqhouse_core::{
     Capabilities, Error, Explanation, JobReport, Manifest, Progress, ResolvedSpec, Result, SequenceJob, SequenceStats,
-    Step, Warehouse, check_window_count,
+    Setting, Step, Warehouse, check_window_count,
 };
 use seqhouse_sql::Dialect;
 use seqhouse_storage::input::{self, SourceFile};
 use seqhouse_storage::lock::OutputLock;
-use seqhouse_storage::publish::{self, Target, check_output, part_name, run_id};
+use seqhouse_storage::publish::{self, Target, part_name, run_id};
 use seqhouse_storage::{Location, S3Options, Storage};
 use spark_connect::{SparkError, SparkSession};
 
@@ -64,10 +64,10 @@ impl SparkOptions {
     /// `host:port` of the remote URL, checked for the `sc://` scheme.
     pub fn address(&self) -> Result<(String, u16)> {
         let bad = |why: &str| {
-            Error::invalid(format!(
-                "--spark-remote {}: {why}; expected sc://HOST[:PORT], e.g. sc://localhost:15002",
-                self.remote
-            ))
+            Error::setting(
+                Setting::SparkRemote,
+                format!("{}: {why}; expected sc://HOST[:PORT], e.g. sc://localhost:15002", self.remote),
+            )
         };
         let rest = self.remote.strip_prefix("sc://").ok_or_else(|| bad("not an sc:// URL"))?;
         let authority = rest.split(['/', ';']).next().unwrap_or_default();
@@ -164,12 +164,16 @@ impl SparkWarehouse {
         self
     }
 
-    fn local_location(&self, text: &str, option: &str) -> Result<(Location, PathBuf)> {
+    fn local_location(&self, text: &str, setting: Setting) -> Result<(Location, PathBuf)> {
         let location = self.storage.locate(text)?;
         let Some(path) = location.local.clone() else {
-            return Err(Error::invalid(format!(
-                "{option} {text}: the spark engine reads and writes local folders that the Spark server also sees (S3 from Spark needs hadoop-aws jars on the server); use --engine local or athena for s3:// locations"
-            )));
+            return Err(Error::setting(
+                setting,
+                format!(
+                    "{text}: the spark engine reads and writes local folders that the Spark server also sees (S3 from Spark needs hadoop-aws jars on the server); use {} or athena for s3:// locations",
+                    Setting::Engine.with("local")
+                ),
+            ));
         };
         let path = std::path::absolute(&path).map_err(|e| Error::storage("cannot resolve", text, e))?;
         Ok((location, path))
@@ -177,12 +181,12 @@ impl SparkWarehouse {
 
     /// The statements `job` runs, without running any (reads only the input's Parquet footers).
     pub fn plan(&self, job: &SequenceJob) -> Result<Plan> {
-        let (input, input_path) = self.local_location(&job.input, "--input")?;
+        let (input, input_path) = self.local_location(&job.input, Setting::Input)?;
         let listed = input::list_files(&self.storage, &input)?;
         let files = input::describe(&self.storage, &input, listed, b',')?;
         input::require_parquet(&files, "spark")?;
         input::require_one_kind(&files, &job.spec, "spark")?;
-        let resolved = input::resolve(&job.spec, &files)?;
+        let resolved = input::resolve(job, &files)?;
         let output_columns: Vec<&String> =
             job.spec.entity.iter().chain(job.spec.features.iter().map(|f| &f.name)).collect();
         let mut columns = Vec::new();
@@ -200,7 +204,8 @@ impl SparkWarehouse {
                 };
                 if let Some(changed) = changed {
                     return Err(unsupported(format!(
-                        "Spark would write {changed}, unlike the other engines; cast the column, leave it out, or use --engine local"
+                        "Spark would write {changed}, unlike the other engines; cast the column, leave it out, or use {}",
+                        Setting::Engine.with("local")
                     )));
                 }
             }
@@ -217,7 +222,7 @@ impl SparkWarehouse {
         );
         let select = seqhouse_sql::select(&resolved, &view, Dialect::Spark)?;
         // The real directory lies in the staging folder a run creates; --explain shows where.
-        let write = insert_directory(&select, "'<hidden staging folder beside --output>/_spark'");
+        let write = insert_directory(&select, &format!("'<hidden staging folder beside {}>/_spark'", Setting::Output));
         Ok(Plan {
             create_view,
             stats: seqhouse_sql::stats(&resolved, &view, Dialect::Spark)?,
@@ -232,9 +237,10 @@ impl SparkWarehouse {
 
     /// Runs a plan made by [`SparkWarehouse::plan`] for `job` and publishes its output.
     pub fn execute(&self, job: &SequenceJob, plan: &Plan, progress: &dyn Progress) -> Result<JobReport> {
-        let (output, _) = self.local_location(&job.output, "--output")?;
+        let (input, _) = self.local_location(&job.input, Setting::Input)?;
+        let (output, _) = self.local_location(&job.output, Setting::Output)?;
         let lock = OutputLock::acquire(&self.storage, &output)?;
-        let target = Target::begin(&self.storage, &output, job.overwrite, lock)?;
+        let target = Target::begin(&self.storage, &input, &output, job.overwrite, lock)?;
         match self.run_plan(plan, job, &target, progress) {
             Ok((report, manifest)) => {
                 target.commit(&self.storage, manifest)?;
@@ -257,7 +263,7 @@ impl SparkWarehouse {
         let unreachable = |message: String| Error::EngineUnreachable {
             engine: "spark".into(),
             address: self.options.remote.clone(),
-            message: format!("{message}. Check --spark-remote and that the Spark Connect server is running"),
+            message: format!("{message}. Check {} and that the Spark Connect server is running", Setting::SparkRemote),
         };
         let addresses: Vec<_> = (host.as_str(), port)
             .to_socket_addrs()
@@ -375,8 +381,8 @@ impl SparkWarehouse {
         let parts: Vec<OutputPart> = parts.into_iter().map(|(p, _)| p).collect();
         let input_files = plan.files.iter().map(|f| f.manifest_entry(f.rows().unwrap_or(0))).collect();
         let report = JobReport::new(job, plan.files.len(), &parts, counts.clone());
-        let (input, _) = self.local_location(&job.input, "--input")?;
-        let (output, _) = self.local_location(&job.output, "--output")?;
+        let (input, _) = self.local_location(&job.input, Setting::Input)?;
+        let (output, _) = self.local_location(&job.output, Setting::Output)?;
         let input_location = seqhouse_storage::manifest_input_location(&input, &output);
         let manifest = Manifest::new("spark", job, input_location, input_files, parts, columns, counts);
         let json = serde_json::to_vec_pretty(&manifest).map_err(Error::internal)?;
@@ -454,15 +460,13 @@ impl Warehouse for SparkWarehouse {
     }
 
     fn preflight(&self, job: &SequenceJob) -> Result<()> {
-        let (input, _) = self.local_location(&job.input, "--input")?;
-        let (output, output_path) = self.local_location(&job.output, "--output")?;
-        publish::ensure_apart(&input, &output)?;
-        check_output(&output.shown, &publish::local_children(&output_path)?, job.overwrite)?;
+        let (input, _) = self.local_location(&job.input, Setting::Input)?;
+        let (output, _) = self.local_location(&job.output, Setting::Output)?;
+        publish::check_job(&self.storage, &input, &output, job.overwrite)?;
         Ok(())
     }
 
     fn sequence(&self, job: &SequenceJob, progress: &dyn Progress) -> Result<JobReport> {
-        self.preflight(job)?;
         let plan = self.plan(job)?;
         self.execute(job, &plan, progress)
     }

@@ -14,7 +14,7 @@ use arrow::csv::ReaderBuilder;
 use arrow::datatypes::{DataType, Field, Schema};
 use seqhouse_contract::fixture::parquet_bytes;
 use seqhouse_contract::{Fixture, LocalFixture, cases, contract_tests, reference};
-use seqhouse_core::{Error, Mode, NoProgress, Padding, SequenceRequest, SequenceSpec, Warehouse};
+use seqhouse_core::{Error, Mode, NoProgress, Padding, SequenceRequest, SequenceSpec, Setting, Warehouse};
 use seqhouse_local::{LocalConfig, LocalWarehouse};
 use seqhouse_spark::{SparkOptions, SparkWarehouse};
 
@@ -193,7 +193,7 @@ fn an_unreachable_server_fails_fast_and_clearly() {
         assert!(started.elapsed() < Duration::from_secs(5), "{remote}: took {:?}", started.elapsed());
         assert!(matches!(err, Error::EngineUnreachable { .. }), "{err:?}");
         let message = err.to_string();
-        assert!(message.contains(&remote) && message.contains("--spark-remote"), "{message}");
+        assert!(message.contains(&remote) && message.contains("Check spark_remote"), "{message}");
         assert!(dir.list(&dir.output_location("unreachable_out")).is_empty());
     }
     let err = SparkWarehouse::new(SparkOptions::new("http://localhost:15002")).err().unwrap();
@@ -211,7 +211,8 @@ fn s3_locations_are_refused_with_a_way_out() {
         overwrite: false,
     };
     let err = seqhouse_core::run(spark.as_ref(), &request, &NoProgress).unwrap_err();
-    assert!(err.to_string().contains("--engine local or athena"), "{err}");
+    assert!(matches!(err, Error::InvalidSetting { setting: Setting::Input, .. }), "{err:?}");
+    assert!(err.to_string().contains("use engine=local or athena"), "{err}");
 }
 
 #[test]
@@ -249,7 +250,7 @@ fn timestamps_round_trip_and_units_spark_would_change_are_refused() {
     };
     let err = seqhouse_core::run(warehouse().as_ref(), &request, &NoProgress).unwrap_err();
     assert!(matches!(&err, Error::UnsupportedType { column, .. } if column == "seen_ms"), "{err:?}");
-    assert!(err.to_string().contains("--engine local"), "{err}");
+    assert!(err.to_string().contains("use engine=local"), "{err}");
 }
 
 #[test]

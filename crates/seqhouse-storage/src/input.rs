@@ -13,7 +13,7 @@ use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use rayon::prelude::*;
 use seqhouse_core::manifest::InputFile;
 use seqhouse_core::resolve::{conform_to, normalize_type, type_kind, unify_types};
-use seqhouse_core::{Error, ResolvedSpec, Result, SequenceSpec};
+use seqhouse_core::{Error, ResolvedSpec, Result, SequenceJob, SequenceSpec, Setting};
 
 use crate::storage::{Location, Storage, storage_error};
 
@@ -97,10 +97,13 @@ pub fn list_files(storage: &Storage, location: &Location) -> Result<Vec<Listed>>
     if let Some(meta) = storage.head(location)? {
         let name = meta.location.filename().unwrap_or_default().to_string();
         let format = InputFormat::of(&name).ok_or_else(|| {
-            Error::invalid(format!(
-                "input {} is neither *.parquet nor *.csv; name the file by its format or pass its folder",
-                location.shown
-            ))
+            Error::setting_message(
+                Setting::Input,
+                format!(
+                    "input {} is neither *.parquet nor *.csv; name the file by its format or pass its folder",
+                    location.shown
+                ),
+            )
         })?;
         return Ok(vec![Listed { meta, relative: name, format }]);
     }
@@ -137,8 +140,8 @@ pub fn list_files(storage: &Storage, location: &Location) -> Result<Vec<Listed>>
             return Err(Error::InputNotFound {
                 location: location.shown.clone(),
                 hint: match location.local {
-                    Some(_) => "no such file or folder; check --input".to_string(),
-                    None => "no objects under this prefix; check --input".to_string(),
+                    Some(_) => format!("no such file or folder; check {}", Setting::Input),
+                    None => format!("no objects under this prefix; check {}", Setting::Input),
                 },
             });
         }
@@ -237,13 +240,17 @@ fn csv_format(delimiter: u8) -> Format {
     Format::default().with_header(true).with_delimiter(delimiter)
 }
 
-/// Refuses CSV inputs for an engine that reads Parquet only (`engine` is its `--engine` name).
+/// Refuses CSV inputs for an engine that reads Parquet only (`engine` is its engine name).
 pub fn require_parquet(files: &[SourceFile], engine: &str) -> Result<()> {
     match files.iter().find(|f| f.format != InputFormat::Parquet) {
-        Some(csv) => Err(Error::invalid(format!(
-            "the {engine} engine reads Parquet; {} is CSV. Convert it, or use --engine local",
-            csv.shown
-        ))),
+        Some(csv) => Err(Error::setting_message(
+            Setting::Engine,
+            format!(
+                "the {engine} engine reads Parquet; {} is CSV. Convert it, or use {}",
+                csv.shown,
+                Setting::Engine.with("local")
+            ),
+        )),
         None => Ok(()),
     }
 }
@@ -268,8 +275,10 @@ pub fn require_one_kind(files: &[SourceFile], spec: &SequenceSpec, engine: &str)
                     return Err(Error::UnsupportedType {
                         column,
                         message: format!(
-                            "it is {seen} in {} but {data_type} in {}; the {engine} engine cannot read one column as two kinds of number faithfully. Give the column one type in every file, or use --engine local, which widens integers to floats where each value converts exactly",
-                            seen_in.shown, file.shown
+                            "it is {seen} in {} but {data_type} in {}; the {engine} engine cannot read one column as two kinds of number faithfully. Give the column one type in every file, or use {}, which widens integers to floats where each value converts exactly",
+                            seen_in.shown,
+                            file.shown,
+                            Setting::Engine.with("local")
                         ),
                     });
                 }
@@ -280,9 +289,10 @@ pub fn require_one_kind(files: &[SourceFile], spec: &SequenceSpec, engine: &str)
     Ok(())
 }
 
-/// Binds the spec to the columns the files share, widening numeric types that differ between
-/// files (Int32 in one, Int64 in another) and naming the file when a column is missing.
-pub fn resolve(spec: &SequenceSpec, files: &[SourceFile]) -> Result<ResolvedSpec> {
+/// Binds the job's spec to the columns the files share, widening numeric types that differ
+/// between files (Int32 in one, Int64 in another) and naming the file when a column is missing.
+pub fn resolve(job: &SequenceJob, files: &[SourceFile]) -> Result<ResolvedSpec> {
+    let spec = &job.spec;
     let mut fields: Vec<Field> = Vec::new();
     for column in spec.needed_columns() {
         let is_key = spec.entity.contains(&column) || spec.order_by.contains(&column);
@@ -305,8 +315,11 @@ pub fn resolve(spec: &SequenceSpec, files: &[SourceFile]) -> Result<ResolvedSpec
                         return Err(Error::UnsupportedType {
                             column,
                             message: format!(
-                                "it is {seen} in {} but {data_type} in {}; an --entity or --order-by column must be of one kind in every file (as floating-point, integer ids and times above 2^53 would merge or reorder). Cast it to one type upstream",
-                                first.shown, file.shown
+                                "it is {seen} in {} but {data_type} in {}; an {} or {} column must be of one kind in every file (as floating-point, integer ids and times above 2^53 would merge or reorder). Cast it to one type upstream",
+                                first.shown,
+                                file.shown,
+                                Setting::Entity,
+                                Setting::OrderBy
                             ),
                         });
                     }
@@ -334,7 +347,7 @@ pub fn resolve(spec: &SequenceSpec, files: &[SourceFile]) -> Result<ResolvedSpec
         fields.push(Field::new(column, data_type, true));
     }
     let label = if files.len() == 1 { files[0].shown.clone() } else { format!("{} input files", files.len()) };
-    ResolvedSpec::new(spec, &Schema::new(fields), &label)
+    ResolvedSpec::for_job(job, &Schema::new(fields), &label)
 }
 
 /// The decoded input: batches in input order, the file index of each, and the manifest entries.

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, UpdateVersion};
-use seqhouse_core::{Error, Result};
+use seqhouse_core::{Error, Result, Setting};
 
 use crate::storage::{Location, Storage, storage_error};
 
@@ -186,7 +186,7 @@ fn acquire_file(output: &Path, shown: &str) -> Result<OutputLock> {
     use std::os::unix::fs::MetadataExt;
 
     let path = lock_file_of(output)
-        .ok_or_else(|| Error::invalid(format!("--output {} must name a folder", output.display())))?;
+        .ok_or_else(|| Error::setting(Setting::Output, format!("{} must name a folder", output.display())))?;
     let mut created = Vec::new();
     if let Some(parent) = path.parent() {
         let mut missing = parent;
@@ -236,10 +236,10 @@ fn acquire_file(output: &Path, shown: &str) -> Result<OutputLock> {
 
 #[cfg(not(unix))]
 fn acquire_file(output: &Path, _shown: &str) -> Result<OutputLock> {
-    Err(Error::invalid(format!(
-        "--output {}: local outputs are supported on Linux and other Unix systems only",
-        output.display()
-    )))
+    Err(Error::setting(
+        Setting::Output,
+        format!("{}: local outputs are supported on Linux and other Unix systems only", output.display()),
+    ))
 }
 
 fn acquire_object(storage: &Storage, output: &Location) -> Result<OutputLock> {

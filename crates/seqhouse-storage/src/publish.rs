@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use seqhouse_core::{Error, MANIFEST_FILE, Result};
+use seqhouse_core::{Error, MANIFEST_FILE, Result, Setting};
 
 use crate::failpoint;
 use crate::lock::{LOCK_OBJECT, OutputLock};
@@ -98,17 +98,26 @@ pub fn check_output(shown: &str, names: &[String], overwrite: bool) -> Result<Ou
 pub fn ensure_apart(input: &Location, output: &Location) -> Result<()> {
     // Local locations are normalized (symlinks resolved), so comparing paths suffices.
     if output.contains(input) || output.same_as(input) {
-        return Err(Error::invalid(format!(
-            "--input {} lies inside --output {} (or is it); the run would read its own old output, and --overwrite would delete its input. Write the output elsewhere",
-            input.shown, output.shown
-        )));
+        return Err(Error::setting(
+            Setting::Input,
+            format!(
+                "{} lies inside {} {} (or is it); the run would read its own old output, and {} would delete its input. Write the output elsewhere",
+                input.shown,
+                Setting::Output,
+                output.shown,
+                Setting::Overwrite
+            ),
+        ));
     }
     let input_is_folder = input.local.as_ref().is_none_or(|path| path.is_dir());
     if input_is_folder && input.contains(output) {
-        return Err(Error::invalid(format!(
-            "--output {} is inside the input folder {}; its parts would be read as input by the next run. Write it elsewhere",
-            output.shown, input.shown
-        )));
+        return Err(Error::setting(
+            Setting::Output,
+            format!(
+                "{} is inside the input folder {}; its parts would be read as input by the next run. Write it elsewhere",
+                output.shown, input.shown
+            ),
+        ));
     }
     Ok(())
 }
@@ -166,17 +175,23 @@ impl Target {
     /// Prepares to write `output`, holding `lock` (taken on `output` when the job started).
     /// Call only once the input has been read and sequenced, so that bad input never disturbs
     /// an existing output.
-    pub fn begin(storage: &Storage, output: &Location, overwrite: bool, lock: OutputLock) -> Result<Target> {
+    pub fn begin(
+        storage: &Storage,
+        input: &Location,
+        output: &Location,
+        overwrite: bool,
+        lock: OutputLock,
+    ) -> Result<Target> {
         if let Some(path) = &output.local {
             remove_local_leftovers(path);
-            check_output(&output.shown, &local_children(path)?, overwrite)?;
+            // Checked again here, under the lock, where it decides: preflight only fails early.
+            check_job(storage, input, output, overwrite)?;
             let staging = Staging::create(path)?;
             let location = storage.locate(&staging.dir().display().to_string())?;
             let kind = Kind::Staged { staging, location, output: path.clone(), overwrite };
             return Ok(Target { kind, lock });
         }
-        let names = storage.children(output)?;
-        let generation = match check_output(&output.shown, &names, overwrite)? {
+        let generation = match check_job(storage, input, output, overwrite)? {
             OutputState::Absent => String::new(),
             OutputState::Replaceable => {
                 let old = storage.get(&output.child(MANIFEST_FILE))?;
@@ -346,7 +361,8 @@ fn unknown(e: Error, location: &Location) -> Error {
         "cannot tell whether this run published",
         &location.shown,
         format!(
-            "{e}; the manifest could not be read back. This run's parts were kept; run again with --overwrite: the next run removes every part no manifest lists"
+            "{e}; the manifest could not be read back. This run's parts were kept; run again with {}: the next run removes every part no manifest lists",
+            Setting::Overwrite
         ),
     )
 }
@@ -578,10 +594,25 @@ fn split_output(output: &Path) -> Result<(PathBuf, String)> {
     let name = output
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| Error::invalid(format!("--output {} must name a folder", output.display())))?;
+        .ok_or_else(|| Error::setting(Setting::Output, format!("{} must name a folder", output.display())))?;
     let parent = output.parent().map(Path::to_path_buf).unwrap_or_default();
     let parent = if parent.as_os_str().is_empty() { PathBuf::from(".") } else { parent };
     Ok((parent, name))
+}
+
+/// The names inside an output folder, local or on a store, sorted; empty if it does not exist.
+pub fn output_entries(storage: &Storage, output: &Location) -> Result<Vec<String>> {
+    match &output.local {
+        Some(path) => local_children(path),
+        None => storage.children(output),
+    }
+}
+
+/// The checks every engine's preflight makes, and [`Target::begin`] makes again under the lock:
+/// input and output apart, and the output absent or a seqhouse output that may be replaced.
+pub fn check_job(storage: &Storage, input: &Location, output: &Location, overwrite: bool) -> Result<OutputState> {
+    ensure_apart(input, output)?;
+    check_output(&output.shown, &output_entries(storage, output)?, overwrite)
 }
 
 /// Names inside a local folder, sorted; empty if it does not exist. A file there is an error.
@@ -589,7 +620,10 @@ pub fn local_children(output: &Path) -> Result<Vec<String>> {
     let shown = output.display().to_string();
     match std::fs::metadata(output) {
         Ok(meta) if !meta.is_dir() => {
-            return Err(Error::invalid(format!("--output {shown} is a file; --output must be a folder")));
+            return Err(Error::setting(
+                Setting::Output,
+                format!("{shown} is a file; {} must be a folder", Setting::Output),
+            ));
         }
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -626,7 +660,8 @@ mod tests {
         let output = dir.path().join("out");
         let storage = Storage::new(S3Options::default()).unwrap();
         let location = storage.locate(output.to_str().unwrap()).unwrap();
-        let target = Target::begin(&storage, &location, false, lock(&storage, &location)).unwrap();
+        let input = storage.locate(&dir.path().join("input").display().to_string()).unwrap();
+        let target = Target::begin(&storage, &input, &location, false, lock(&storage, &location)).unwrap();
         let content: Vec<u8> = (0..(WRITEBACK_BYTES * 3 + 12_345)).map(|i| ((i * 2_654_435_761) >> 13) as u8).collect();
         let mut part = target.open_part("part-00000.bin").unwrap();
         for piece in content.chunks(777_777) {

@@ -29,7 +29,7 @@ use object_store::{
 use parquet::arrow::arrow_reader::ArrowReaderOptions;
 use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
-use seqhouse_core::{Error, Result};
+use seqhouse_core::{Error, Result, Setting};
 
 /// Objects up to this size are written with one PUT; larger ones with a multipart upload.
 const SINGLE_PUT_LIMIT: usize = 8 * 1024 * 1024;
@@ -544,16 +544,29 @@ pub fn storage_error(action: &str, shown: impl std::fmt::Display, e: object_stor
         object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
             format!("access denied; check the credentials and the bucket policy ({e})")
         }
-        _ => {
-            let text = e.to_string();
-            if text.contains("NoSuchBucket") {
-                "the bucket does not exist; check the bucket name (and --s3-endpoint / AWS_ENDPOINT_URL)".to_string()
-            } else if text.contains("AccessDenied") {
-                format!("access denied; check the credentials and the bucket policy ({text})")
-            } else {
-                text
+        _ => match s3_error_code(&e).as_deref() {
+            Some("NoSuchBucket") => format!(
+                "the bucket does not exist; check the bucket name (and {} / AWS_ENDPOINT_URL)",
+                Setting::S3Endpoint
+            ),
+            Some("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch") => {
+                format!("access denied; check the credentials and the bucket policy ({e})")
             }
-        }
+            _ => e.to_string(),
+        },
     };
     Error::storage(action, shown, message)
+}
+
+/// The S3 error code of a failed request (`NoSuchBucket`, `AccessDenied`, ...): the protocol's
+/// own classification, in the `<Code>` element of the XML error body.
+///
+/// object_store maps only some statuses to its error kinds (a 404 on GET is `NotFound`); a failed
+/// LIST, say, arrives as `Generic`, and the request error that holds the status and body is not
+/// a public type, so the body, as the error's text carries it, is the one place the code is.
+fn s3_error_code(e: &object_store::Error) -> Option<String> {
+    let text = e.to_string();
+    let start = text.find("<Code>")? + "<Code>".len();
+    let end = start + text[start..].find("</Code>")?;
+    Some(text[start..end].trim().to_string())
 }

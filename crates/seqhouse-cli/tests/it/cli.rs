@@ -232,3 +232,266 @@ fn csv_delimiter_and_compression_options() {
         assert_eq!(items, ["[Some(Int(20)), Some(Int(30))]", "[Some(Int(10)), Some(Int(-1))]"], "{codec}");
     }
 }
+
+/// The shell commands of README's `sh` blocks and of `seqhouse sequence --help`'s examples, each
+/// as its arguments from `sequence` on (continued lines joined, comments dropped).
+fn documented_commands() -> Vec<Vec<String>> {
+    let readme = std::fs::read_to_string(examples().join("../README.md")).unwrap();
+    let mut text = String::new();
+    let mut in_sh = false;
+    for line in readme.lines() {
+        match line.trim() {
+            "```sh" => in_sh = true,
+            "```" => in_sh = false,
+            _ if in_sh => text.push_str(&format!("{line}\n")),
+            _ => {}
+        }
+    }
+    let help = seqhouse_ok(&["sequence", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    let examples = help.split("Examples:").nth(1).unwrap().split("Output:").next().unwrap();
+    text.push_str(examples);
+    let joined = text.replace("\\\n", " ");
+    joined
+        .lines()
+        .map(|line| line.split('#').next().unwrap().trim())
+        .filter_map(|line| {
+            let words: Vec<String> = line.split_whitespace().map(String::from).collect();
+            let start = words.iter().position(|w| w == "sequence")?;
+            (words[..start].iter().any(|w| w == "seqhouse" || w == "--")).then(|| words[start..].to_vec())
+        })
+        .collect()
+}
+
+#[test]
+fn every_documented_example_parses() {
+    let commands = documented_commands();
+    assert!(commands.len() >= 7, "README's and help's examples were found: {commands:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let stand_in = dir.path().join("job.toml");
+    std::fs::write(&stand_in, "input = 'in'\noutput = 'out'\n").unwrap();
+    for command in commands {
+        // README's commands run from the project root; help's `job.toml` is a stand-in.
+        let mut args = vec!["seqhouse".to_string()];
+        for (i, arg) in command.iter().enumerate() {
+            let config = (i > 0 && command[i - 1] == "--config").then(|| examples().join("..").join(arg));
+            args.push(match config {
+                Some(path) if path.exists() => s(&path).to_string(),
+                Some(_) => s(&stand_in).to_string(),
+                None => arg.clone(),
+            });
+        }
+        if let Err(e) = seqhouse_cli::parse(args) {
+            panic!("{command:?} does not parse: {e:?}");
+        }
+    }
+}
+
+/// Every config key the CLI has accepted, with a value: the long options and their aliases.
+/// Keys are relied on by users' files: this list changes only by adding to it.
+const CONFIG_KEYS: &[(&str, &str)] = &[
+    ("input", "'/data/in'"),
+    ("data-location", "'/data/in'"),
+    ("s3_data_location", "'/data/in'"),
+    ("output", "'/data/out'"),
+    ("output-location", "'/data/out'"),
+    ("output_s3_location", "'/data/out'"),
+    ("entity", "'user_id,course_id'"),
+    ("order-by", "['timestamp', 'row_id']"),
+    ("feature", "['skill_id=-1', 'correct']"),
+    ("sequence-length", "200"),
+    ("sequence_length", "200"),
+    ("mode", "'sliding'"),
+    ("stride", "2"),
+    ("padding", "'pre'"),
+    ("min-length", "3"),
+    ("subsets", "['train', 'test']"),
+    ("fill-null", "['elapsed=0']"),
+    ("on-null-key", "'drop'"),
+    ("overwrite", "true"),
+    ("csv-delimiter", "'tab'"),
+    ("threads", "2"),
+    ("compression", "'gzip:4'"),
+    ("rows-per-part", "1000"),
+    ("memory-limit", "'2GiB'"),
+    ("spill-dir", "'/scratch'"),
+    ("engine", "'athena'"),
+    ("athena-workgroup", "'wg'"),
+    ("athena-database", "'db'"),
+    ("athena-results", "'s3://bucket/results/'"),
+    ("athena-table", "'db.events'"),
+    ("athena-endpoint", "'http://127.0.0.1:5000'"),
+    ("athena-poll-interval", "0.25"),
+    ("athena-timeout", "60"),
+    ("spark-remote", "'sc://spark:15002'"),
+    ("s3-endpoint", "'http://127.0.0.1:9000'"),
+    ("s3-region", "'eu-west-1'"),
+    ("s3-path-style", "false"),
+    ("s3-timeout", "5"),
+    ("s3-max-retries", "3"),
+];
+
+/// The parsed options, without where they came from.
+fn options_of(args: Vec<String>) -> String {
+    let cli = seqhouse_cli::parse(std::iter::once("seqhouse".to_string()).chain(args))
+        .unwrap_or_else(|e| panic!("does not parse: {e:?}"));
+    let seqhouse_cli::Command::Sequence(mut options) = cli.command;
+    options.config = None;
+    options.config_origin = None;
+    format!("{options:?}")
+}
+
+#[test]
+fn every_config_key_means_what_its_flag_means() {
+    let dir = tempfile::tempdir().unwrap();
+    for (key, value) in CONFIG_KEYS {
+        let config = dir.path().join("job.toml");
+        std::fs::write(&config, format!("{key} = {value}\n")).unwrap();
+        let from_file = options_of(vec!["sequence".into(), "--config".into(), s(&config).into()]);
+        // The same value as flags: a list is the flag repeated.
+        let parsed: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}")).unwrap()["v"].clone();
+        let items: Vec<toml::Value> = match parsed {
+            toml::Value::Array(items) => items,
+            other => vec![other],
+        };
+        let mut flags = vec!["sequence".to_string()];
+        for item in items {
+            let text = match item {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => panic!("no such value in CONFIG_KEYS: {other:?}"),
+            };
+            if *key == "overwrite" {
+                flags.push("--overwrite".into());
+            } else {
+                flags.push(format!("--{key}={text}"));
+            }
+        }
+        assert_eq!(from_file, options_of(flags), "config key `{key}`");
+        assert_ne!(from_file, options_of(vec!["sequence".into()]), "config key `{key}` sets something");
+    }
+    // Every flag of `sequence` but --config and --explain is a key, by its long name.
+    let help = String::from_utf8_lossy(&seqhouse_ok(&["sequence", "--help"]).stdout).into_owned();
+    let longs: std::collections::BTreeSet<&str> = help
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("--"))
+        .map(|w| w.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_')).next().unwrap())
+        .filter(|w| !w.is_empty() && !["config", "explain", "help", "quiet", "verbose", "version"].contains(w))
+        .collect();
+    for long in longs {
+        assert!(CONFIG_KEYS.iter().any(|(key, _)| *key == long), "--{long} has no config key in CONFIG_KEYS");
+    }
+}
+
+#[test]
+fn every_flag_is_a_setting_and_messages_use_its_flag() {
+    use clap::CommandFactory;
+    let command = seqhouse_cli::Cli::command();
+    let sequence = command.find_subcommand("sequence").unwrap();
+    let ids: Vec<&str> = sequence.get_arguments().map(|a| a.get_id().as_str()).collect();
+    for setting in seqhouse_core::Setting::ALL {
+        let arg = sequence.get_arguments().find(|a| a.get_id() == setting.key());
+        let arg = arg.unwrap_or_else(|| panic!("{setting:?} is not an option of `sequence`: {ids:?}"));
+        assert_eq!(arg.get_long().unwrap().replace('-', "_"), setting.key(), "{setting:?}");
+    }
+    for arg in sequence.get_arguments().filter(|a| a.get_long().is_some()) {
+        let id = arg.get_id().as_str();
+        assert!(seqhouse_core::Setting::ALL.iter().any(|s| s.key() == id), "--{id} is not a Setting");
+    }
+    // The CLI renders a setting by its flag, in every message the core makes.
+    let (_, stderr) = seqhouse_err(&["sequence", "--input", "x", "--output", "y", "--entity", "u", "-n", "4"]);
+    assert!(stderr.contains("--order-by"), "{stderr}");
+}
+
+#[test]
+fn config_paths_are_read_from_the_files_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    // The bundled job from another working folder gives the same bytes as from the root.
+    let from_root = dir.path().join("from_root");
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let config = examples().join("pupils.toml").canonicalize().unwrap();
+    for (cwd, out) in [(examples().join(".."), &from_root), (elsewhere.clone(), &elsewhere.join("out"))] {
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_seqhouse"))
+            .current_dir(cwd)
+            .args(["sequence", "--config", s(&config), "--output", s(out), "-q"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    // The parts are the same bytes (the manifests differ in the input's path relative to each).
+    let part = "train_sequenced_10/part-00000.parquet";
+    let same = std::fs::read(from_root.join(part)).unwrap() == std::fs::read(elsewhere.join("out").join(part)).unwrap();
+    assert!(same, "the same job from another working folder");
+
+    // A relative path that only the old reading (the working folder) finds stops the run.
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(work.join("jobs")).unwrap();
+    std::fs::create_dir_all(work.join("data")).unwrap();
+    std::fs::copy(examples().join("pupils/train/answers.csv"), work.join("data/answers.csv")).unwrap();
+    std::fs::write(
+        work.join("jobs/job.toml"),
+        "input = 'data'\noutput = 'out'\nentity = 'pupil_id'\norder-by = 'timestamp'\nfeature = 'skill_id'\nsequence-length = 4\n",
+    )
+    .unwrap();
+    let run = |cwd: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_seqhouse"))
+            .current_dir(cwd)
+            .args(["sequence", "--config", "jobs/job.toml", "-q"])
+            .output()
+            .unwrap()
+    };
+    let refused = run(&work);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("jobs/job.toml, line 1: `input` = 'data' is read from the config file's folder"),
+        "{stderr}"
+    );
+    assert!(!work.join("out").exists() && !work.join("jobs/out").exists(), "nothing written");
+    // Written relative to the file, it runs, and writes beside the file.
+    std::fs::rename(work.join("data"), work.join("jobs/data")).unwrap();
+    assert!(run(&work).status.success());
+    assert!(work.join("jobs/out/_manifest.json").exists());
+}
+
+#[test]
+fn errors_name_the_config_key_a_value_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("job.toml");
+    let log = examples().join("pupils/train/answers.csv");
+    let job = format!("entity = 'pupil_id'\norder-by = 'timestamp'\nfeature = 'skill_id'\ninput = '{}'\n", s(&log));
+    let cases: &[(&str, &[&str])] = &[
+        ("mode = 'window'\nsequence-length = 4\n", &["line 5: `mode`: unknown mode 'window'"]),
+        (
+            "sequence-length = 0\n",
+            &["from `sequence-length` in --config", "line 5: --sequence-length must be at least 1"],
+        ),
+        (
+            "sequence-length = 4\nmin-length = 9\n",
+            &["from `min-length` in --config", "line 6: --min-length must be between"],
+        ),
+        ("sequence-length = 4\nsubsets = { a = 1 }\n", &["line 6: `subsets` must be a string"]),
+        ("sequence-length = [4, 5]\n", &["`sequence-length`"]),
+        ("sequence-length = 4\nconfig = 'other.toml'\n", &["line 6: unknown field `config`"]),
+    ];
+    for (extra, fragments) in cases {
+        std::fs::write(&config, format!("{job}{extra}")).unwrap();
+        let (code, stderr) = seqhouse_err(&["sequence", "--config", s(&config), "--output", s(&dir.path().join("o"))]);
+        assert_eq!(code, 2, "{extra}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        for fragment in *fragments {
+            assert!(stderr.contains(fragment), "{extra}: `{fragment}` not in {stderr}");
+        }
+    }
+    // A setting from the file at fault when the engine runs: the message names the key too.
+    std::fs::write(&config, format!("{job}sequence-length = 4\noutput = '{}'\n", s(&log))).unwrap();
+    let (code, stderr) = seqhouse_err(&["sequence", "--config", s(&config)]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("from `input` in --config") && stderr.contains("line 4") && stderr.contains("lies inside"),
+        "{stderr}"
+    );
+}
