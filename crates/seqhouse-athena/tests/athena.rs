@@ -368,3 +368,53 @@ fn the_sdk_client_reads_results_without_the_header_row() {
     assert_eq!(api.rows(&id).unwrap(), vec![vec![Some("682797".to_string()), None]]);
     api.cancel(&id).unwrap();
 }
+
+/// The SDK's failures arrive by kind: a closed port is `Unreachable` (and, through the engine,
+/// the port's `EngineUnreachable` naming the endpoint); a query Athena rejects is `Refused` with
+/// Athena's error code.
+#[test]
+fn sdk_errors_are_classified_by_kind() {
+    let s3 = TestS3::from_env();
+    let closed = "http://127.0.0.1:1".to_string();
+    let options = AthenaOptions { endpoint: Some(closed.clone()), ..AthenaOptions::default() };
+    let api = SdkQueryApi::new(options.clone()).unwrap();
+    assert!(matches!(api.start("SELECT 1"), Err(ApiError::Unreachable(_))), "a closed port");
+
+    let s3_options = S3Options { endpoint: Some(s3.endpoint.clone()), ..S3Options::default() };
+    let warehouse = AthenaWarehouse::connect(options, None, s3_options).unwrap();
+    let fixture = S3Fixture::new();
+    let (result, output) = run_job(&warehouse, &fixture);
+    match result {
+        Err(Error::EngineUnreachable { engine, address, message }) => {
+            assert_eq!((engine.as_str(), address.as_str()), ("athena", closed.as_str()));
+            assert!(message.contains("athena_endpoint"), "{message}");
+        }
+        other => panic!("expected EngineUnreachable, got {other:?}"),
+    }
+    assert!(fixture.list(&output).is_empty(), "nothing written");
+
+    // A server that answers as Athena does when it rejects a call (awsJson 1.1 error body).
+    let refusing = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", refusing.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in refusing.incoming() {
+            let mut stream = stream.unwrap();
+            let mut request = vec![0u8; 64 * 1024];
+            let _ = stream.read(&mut request);
+            let body = r#"{"__type":"InvalidRequestException","message":"Query has not yet finished"}"#;
+            let reply = format!(
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    let api = SdkQueryApi::new(AthenaOptions { endpoint: Some(endpoint), ..AthenaOptions::default() }).unwrap();
+    match api.state("a-query") {
+        Err(ApiError::Refused { code, message }) => {
+            assert_eq!((code.as_str(), message.as_str()), ("InvalidRequestException", "Query has not yet finished"))
+        }
+        other => panic!("expected Refused, got {other:?}"),
+    }
+}

@@ -8,7 +8,7 @@
 //! trip, so a parquet release that changes their behaviour fails here, by name, before any
 //! output changes. `list_chunk`'s own tests then compare whole chunks with `ArrowWriter`'s.
 
-pub(crate) use parquet::compression::{CodecOptionsBuilder, create_codec};
+pub(crate) use parquet::compression::{Codec, CodecOptionsBuilder, create_codec};
 pub(crate) use parquet::encodings::encoding::{DeltaBinaryPackedEncoderOptions, DeltaBitPackEncoder, Encoder};
 pub(crate) use parquet::encodings::rle::RleEncoder;
 
