@@ -277,7 +277,7 @@ impl AthenaWarehouse {
                 return Err(e);
             }
         };
-        target.commit(&self.storage, json)?;
+        target.commit_unless_stopped(&self.storage, json, || self.check_cancelled())?;
         Ok(JobReport::new(job, plan.files.len(), &parts, counts))
     }
 

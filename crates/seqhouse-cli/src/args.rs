@@ -334,13 +334,26 @@ fn columns(list: Vec<String>) -> Vec<String> {
 }
 
 impl SequenceArgs {
+    /// How to reach S3, from the S3 options (the rest of the chain: AWS's environment).
+    pub fn s3_options(&self) -> seqhouse_local::S3Options {
+        let mut s3 = seqhouse_local::S3Options::default();
+        s3.endpoint = self.s3_endpoint.clone();
+        s3.region = self.s3_region.clone();
+        s3.path_style = self.s3_path_style;
+        s3.request_timeout = self.s3_timeout.unwrap_or(s3.request_timeout);
+        s3.max_retries = self.s3_max_retries.unwrap_or(s3.max_retries);
+        s3
+    }
+
     /// Builds the request and the engine settings. Values are already parsed and the config
     /// file merged in (by [`crate::parse`]); the spec is validated here, once, before any
     /// engine sees it.
     pub fn resolve(self) -> anyhow::Result<Resolved> {
-        let input = self.input.ok_or_else(|| usage("--input is required"))?;
-        let output = self.output.ok_or_else(|| usage("--output is required"))?;
-        let sequence_length = self.sequence_length.ok_or_else(|| usage("--sequence-length (-n) is required"))?;
+        let s3 = self.s3_options();
+        let required = |setting: Setting| usage(format!("{setting} is required"));
+        let input = self.input.ok_or_else(|| required(Setting::Input))?;
+        let output = self.output.ok_or_else(|| required(Setting::Output))?;
+        let sequence_length = self.sequence_length.ok_or_else(|| required(Setting::SequenceLength))?;
         let mut spec = SequenceSpec::new(columns(self.entity), columns(self.order_by), self.feature, sequence_length);
         spec.mode = self.mode.unwrap_or(spec.mode);
         spec.stride = self.stride;
@@ -356,11 +369,7 @@ impl SequenceArgs {
         local.rows_per_part = self.rows_per_part;
         local.memory_limit = self.memory_limit;
         local.spill_dir = self.spill_dir;
-        local.s3.endpoint = self.s3_endpoint;
-        local.s3.region = self.s3_region;
-        local.s3.path_style = self.s3_path_style;
-        local.s3.request_timeout = self.s3_timeout.unwrap_or(local.s3.request_timeout);
-        local.s3.max_retries = self.s3_max_retries.unwrap_or(local.s3.max_retries);
+        local.s3 = s3;
 
         let request =
             SequenceRequest { input, output, subsets: columns(self.subsets), spec, overwrite: self.overwrite };

@@ -97,20 +97,30 @@ fn run_sequence(resolved: args::Resolved, progress: &dyn Progress) -> anyhow::Re
     tracing::debug!(request = ?resolved.request, engine = ?resolved.local, "full request");
     // Raised by the first SIGINT or SIGTERM; every engine stops at its next check.
     let cancel = Arc::new(AtomicBool::new(false));
-    let warehouse: Box<dyn Warehouse> = match resolved.engine {
-        args::Engine::Local => Box::new(LocalWarehouse::new(resolved.local)?.with_cancel_flag(cancel.clone())),
-        args::Engine::Athena => Box::new(
-            AthenaWarehouse::connect(resolved.athena, resolved.athena_table, resolved.local.s3)?
-                .with_cancel_flag(cancel.clone()),
-        ),
-        args::Engine::Spark => spark_warehouse(resolved.spark_remote, cancel.clone())?,
-    };
+    let warehouse = warehouse(&resolved, cancel.clone())?;
     if resolved.explain {
         print_explanations(&seqhouse_core::explain_jobs(warehouse.as_ref(), &resolved.jobs)?);
         return Ok(Vec::new());
     }
     cancel_on_signals(cancel);
     Ok(seqhouse_core::run_jobs(warehouse.as_ref(), &resolved.jobs, progress)?)
+}
+
+/// The engine `resolved` asks for, stopping its job when `cancel` is raised. The only place
+/// that picks an adapter (the Python module calls it too).
+pub fn warehouse(resolved: &args::Resolved, cancel: Arc<AtomicBool>) -> anyhow::Result<Box<dyn Warehouse>> {
+    Ok(match resolved.engine {
+        args::Engine::Local => Box::new(LocalWarehouse::new(resolved.local.clone())?.with_cancel_flag(cancel)),
+        args::Engine::Athena => Box::new(
+            AthenaWarehouse::connect(
+                resolved.athena.clone(),
+                resolved.athena_table.clone(),
+                resolved.local.s3.clone(),
+            )?
+            .with_cancel_flag(cancel),
+        ),
+        args::Engine::Spark => spark_warehouse(resolved.spark_remote.clone(), cancel)?,
+    })
 }
 
 /// Prints what `--explain` shows, one job after another: statements as SQL, each ending in `;`
@@ -186,11 +196,12 @@ fn cancel_on_signals(flag: Arc<AtomicBool>) {
             };
             let first = next_signal(&mut interrupt, &mut terminate).await;
             STOP_SIGNAL.store(first, Ordering::SeqCst);
+            // Raised before the message, so that whoever reads the message knows it is raised.
+            flag.store(true, Ordering::SeqCst);
             let name = stop_signal().unwrap_or("a signal");
             eprintln!(
                 "seqhouse: {name} received: stopping; a job not yet published is cancelled and what it wrote removed ({name} again to quit at once)"
             );
-            flag.store(true, Ordering::SeqCst);
             let second = next_signal(&mut interrupt, &mut terminate).await;
             std::process::exit(128 + second);
         });

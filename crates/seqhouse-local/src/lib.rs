@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 mod list_chunk;
+mod memory;
 mod output;
 mod parquet_internals;
 mod ranges;
@@ -16,6 +17,7 @@ use seqhouse_core::{
     Sequencer, Setting, Step, Warehouse,
 };
 
+pub use memory::{Windows, read_published};
 pub use output::{OutputCompression, PartLayout, PartSink};
 pub use seqhouse_storage::S3Options;
 
@@ -274,7 +276,7 @@ impl LocalWarehouse {
         let manifest =
             Manifest::new(self.name(), job, input_location, input_files, parts.clone(), columns, stats.clone());
         let json = serde_json::to_vec_pretty(&manifest).map_err(Error::internal)?;
-        target.commit(storage, json)?;
+        target.commit_unless_stopped(storage, json, || self.check_cancelled())?;
         Ok(JobReport::new(job, files.len(), &parts, stats))
     }
 }

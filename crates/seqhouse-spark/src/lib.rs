@@ -243,7 +243,11 @@ impl SparkWarehouse {
         let target = Target::begin(&self.storage, &input, &output, job.overwrite, lock)?;
         match self.run_plan(plan, job, &target, progress) {
             Ok((report, manifest)) => {
-                target.commit(&self.storage, manifest)?;
+                let stopped = || match self.cancelled.load(Ordering::SeqCst) {
+                    true => Err(Error::Interrupted("stopped before publishing; nothing was published".into())),
+                    false => Ok(()),
+                };
+                target.commit_unless_stopped(&self.storage, manifest, stopped)?;
                 Ok(report)
             }
             Err(e) => {

@@ -270,6 +270,21 @@ impl Target {
         }
     }
 
+    /// [`Target::commit`], unless `stopped` says the run was asked to stop (Ctrl-C): a stop
+    /// that arrives before the commit point leaves nothing published, however late it came.
+    pub fn commit_unless_stopped(
+        self,
+        storage: &Storage,
+        manifest_json: Vec<u8>,
+        stopped: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
+        if let Err(e) = stopped() {
+            self.abort(storage);
+            return Err(e);
+        }
+        self.commit(storage, manifest_json)
+    }
+
     /// Publishes: the manifest last, after every part. Once this returns `Ok` the output is
     /// published; a failure before the commit point leaves the old output as it was and
     /// removes this run's parts.

@@ -131,16 +131,27 @@ impl Paused {
         Paused { child, release, stderr, _dir: dir }
     }
 
+    /// Sends signal `name` and returns once the run has raised its stop flag (it says so on
+    /// stderr after raising it).
     fn signal(&self, name: &str) {
         let status = Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status().unwrap();
         assert!(status.success());
+        loop {
+            match self.stderr.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) if line.contains("received: stopping") => return,
+                Ok(_) => {}
+                Err(e) => panic!("the run did not take the {name} signal: {e}"),
+            }
+        }
     }
 
     /// Lets the run go on; returns its exit code and the rest of its stderr.
     fn release(mut self) -> (Option<i32>, String) {
         std::fs::write(&self.release, b"").unwrap();
         let status = self.child.wait().unwrap();
-        let rest: Vec<String> = self.stderr.try_iter().collect();
+        // Everything the run wrote: the reader thread ends (and the channel with it) at the
+        // pipe's end, which comes with the run's exit.
+        let rest: Vec<String> = self.stderr.iter().collect();
         (status.code(), rest.join("\n"))
     }
 }
@@ -325,6 +336,22 @@ fn sigterm_and_ctrl_c_clean_up_spill_and_staging() {
         assert_eq!(std::fs::read_dir(&spill).unwrap().count(), 0, "{signal}: spill files removed");
         assert_eq!(beside(&out, &["in", "spill"]), Vec::<String>::new(), "{signal}: nothing published or staged");
     }
+}
+
+/// A signal that comes while a small job writes its only parts, with no later check of the
+/// stop flag but the one at the commit point, still leaves nothing published.
+#[test]
+fn a_signal_before_the_commit_point_publishes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in/events.parquet");
+    log(&input, 5, 9);
+    let out = dir.path().join("out");
+    let run = Paused::start(&job(s(&input), s(&out), "3"), "local.writing", None);
+    run.signal("INT");
+    let (exit, stderr) = run.release();
+    assert_eq!(exit, Some(130), "{stderr}");
+    assert!(stderr.contains("nothing was published"), "{stderr}");
+    assert_eq!(beside(&out, &["in"]), Vec::<String>::new(), "nothing published or staged");
 }
 
 /// A signal that arrives after the commit point does not unpublish anything, and says so.

@@ -1,0 +1,204 @@
+"""seqhouse: event logs into the fixed-length, padded sequence arrays that sequence models train on.
+
+The same engines, output contract and errors as the ``seqhouse`` command line, as Python calls:
+
+- :func:`sequence` sequences a DataFrame, an Arrow table or stream, or a path, into a
+  ``pyarrow.Table`` of windows, in memory.
+- :func:`publish` runs the command line's ``sequence`` job on any engine (local, Athena, Spark)
+  and publishes Parquet parts with a manifest, atomically.
+- :func:`read` reads a published output through its manifest.
+- :func:`to_numpy` turns a table of windows into numpy arrays (``[windows, N]`` per sequence).
+
+Keyword arguments are the command line's options in snake case (``sequence_length`` for
+``--sequence-length``); they take the same values and give the same results.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import pyarrow as pa
+
+from . import _seqhouse, errors
+from .errors import (
+    EngineUnreachableError,
+    InputNotFoundError,
+    InvalidArgumentError,
+    JobInterrupted,
+    OutputExistsError,
+    OutputLockedError,
+    OutputNotOursError,
+    SeqhouseError,
+)
+
+__version__: str = _seqhouse.__version__
+
+Columns = Union[str, Sequence[str]]
+Features = Union[Mapping[str, Any], Sequence[str], str]
+
+
+@dataclass(frozen=True)
+class JobReport:
+    """What one published job did: where it wrote and what it counted (as its manifest says)."""
+
+    output: str
+    """The output folder or URL."""
+    subset: Optional[str]
+    """The subset, when ``subsets`` were given."""
+    input_rows: int
+    """Events read."""
+    entities: int
+    """Entities sequenced."""
+    windows: int
+    """Windows written."""
+    parts: int
+    """Part files written."""
+    output_bytes: int
+    """Bytes written (parts and manifest)."""
+
+
+# The keywords every job takes (the spec and the local engine's resources), as passed on.
+_SPEC = ("entity", "order_by", "features", "sequence_length", "mode", "stride", "padding", "min_length", "fill_null",
+         "on_null_key", "threads", "memory_limit")
+
+
+def _spec(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: arguments[name] for name in _SPEC}
+
+
+def sequence(
+    data: Any,
+    *,
+    entity: Columns,
+    order_by: Columns,
+    features: Features,
+    sequence_length: int,
+    mode: str = "chunk",
+    stride: Optional[int] = None,
+    padding: str = "post",
+    min_length: int = 1,
+    fill_null: Optional[Mapping[str, Any]] = None,
+    on_null_key: str = "error",
+    threads: Optional[int] = None,
+    memory_limit: Union[int, str, None] = None,
+) -> pa.Table:
+    """Sequences ``data`` into windows, returned as a ``pyarrow.Table`` (nothing is written).
+
+    ``data`` is a path or URL (``str`` or ``os.PathLike``: a file or folder, local or
+    ``s3://``, read as the command line reads ``--input``), or any object exporting the Arrow
+    PyCapsule stream interface: a pyarrow Table or RecordBatchReader, a Polars DataFrame, a
+    pandas DataFrame.
+
+    ``entity`` and ``order_by`` are a column name or a list of them. ``features`` is a dict of
+    column name to pad value (a Python value of the column's type), or a list of names (pads
+    default to 0, 0.0, False, "" or the epoch). ``fill_null`` maps a feature to the value its
+    nulls inside real events become.
+
+    The table has exactly the output contract's columns and types (the entity columns,
+    ``sequence_index``, ``sequence_length``, each ``NAME_sequence`` and ``is_pad_sequence``),
+    rows ordered by entity then ``sequence_index``, built from the engine's buffers without a
+    copy. The GIL is released while the job runs; Ctrl-C stops it with :class:`JobInterrupted`.
+    """
+    options = _spec(locals())
+    if isinstance(data, (str, os.PathLike)):
+        options["input"] = os.fspath(data)
+        return _seqhouse.sequence_path(options)
+    if not hasattr(data, "__arrow_c_stream__"):
+        # pandas before 2.2 exports no stream; pyarrow converts it (a copy).
+        if type(data).__module__.startswith("pandas"):
+            data = pa.Table.from_pandas(data, preserve_index=False)
+        else:
+            raise TypeError(
+                f"data must be a path, or an Arrow table, stream or DataFrame, got {type(data).__name__}"
+            )
+    return _seqhouse.sequence_stream(data, options)
+
+
+def publish(
+    input: Union[str, os.PathLike],
+    output: Union[str, os.PathLike],
+    *,
+    entity: Columns,
+    order_by: Columns,
+    features: Features,
+    sequence_length: int,
+    mode: str = "chunk",
+    stride: Optional[int] = None,
+    padding: str = "post",
+    min_length: int = 1,
+    fill_null: Optional[Mapping[str, Any]] = None,
+    on_null_key: str = "error",
+    threads: Optional[int] = None,
+    memory_limit: Union[int, str, None] = None,
+    subsets: Optional[Sequence[str]] = None,
+    overwrite: bool = False,
+    engine: str = "local",
+    **engine_options: Any,
+) -> list[JobReport]:
+    """Runs the command line's ``seqhouse sequence`` job and publishes its output.
+
+    One job per subset (subset ``s`` reads ``INPUT/s/`` and writes ``OUTPUT/s_sequenced_N/``),
+    each published atomically with its ``_manifest.json``, on ``engine`` ``"local"``,
+    ``"athena"`` or ``"spark"``. ``engine_options`` are the command line's engine and S3
+    options in snake case: ``athena_workgroup=``, ``athena_database=``, ``athena_results=``,
+    ``athena_table=``, ``athena_endpoint=``, ``spark_remote=``, ``s3_endpoint=``,
+    ``s3_region=``, ``s3_path_style=``, ``compression=``, ``rows_per_part=``, ``spill_dir=``, ...
+    An unknown keyword is a ``TypeError``.
+
+    Returns one :class:`JobReport` per job. The GIL is released while the jobs run; Ctrl-C
+    stops them with :class:`JobInterrupted`, and a job not yet published leaves nothing behind.
+    """
+    options = _spec(locals())
+    options.update(
+        {"input": os.fspath(input), "output": os.fspath(output), "subsets": subsets, "overwrite": overwrite,
+         "engine": engine}
+    )
+    for name, value in engine_options.items():
+        if name in options or name in ("config", "explain"):
+            raise TypeError(f"publish() got an unexpected keyword argument '{name}'")
+        options[name] = value
+    return [JobReport(**report) for report in _seqhouse.publish(options)]
+
+
+def read(output: Union[str, os.PathLike], **s3_options: Any) -> pa.Table:
+    """Reads a published output through its manifest: exactly the parts ``_manifest.json``
+    lists, in its order. A folder without a manifest raises :class:`InputNotFoundError`.
+    ``s3_options`` are ``s3_endpoint=``, ``s3_region=``, ``s3_path_style=``, ``s3_timeout=``,
+    ``s3_max_retries=``."""
+    for name in s3_options:
+        if not name.startswith("s3_"):
+            raise TypeError(f"read() got an unexpected keyword argument '{name}'")
+    return _seqhouse.read(os.fspath(output), dict(s3_options))
+
+
+def to_numpy(table: pa.Table) -> dict[str, np.ndarray]:
+    """The columns of a table of windows as numpy arrays.
+
+    Each ``NAME_sequence`` and ``is_pad_sequence`` becomes a 2-D array ``[windows, N]``; the
+    scalar columns (entity, ``sequence_index``, ``sequence_length``) 1-D arrays. A column of one
+    chunk without nulls is viewed without a copy; a column of several chunks is concatenated
+    (a copy), and a sequence with null values becomes a float array with NaN there (a copy).
+
+    For torch: ``{name: torch.from_numpy(array) for name, array in to_numpy(table).items()}``
+    shares the memory (as does ``torch.from_dlpack(array)``).
+    """
+    arrays: dict[str, np.ndarray] = {}
+    for name, column in zip(table.column_names, table.columns):
+        if pa.types.is_fixed_size_list(column.type):
+            width = column.type.list_size
+            chunks = [chunk.flatten() for chunk in column.chunks]
+            values = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks) if chunks else pa.array(
+                [], type=column.type.value_type
+            )
+            numeric = pa.types.is_integer(values.type) or pa.types.is_floating(values.type)
+            flat = values.to_numpy(zero_copy_only=numeric and values.null_count == 0)
+            arrays[name] = flat.reshape(-1, width)
+        else:
+            arrays[name] = column.to_numpy()
+    return arrays
+
+
+__all__ = ["sequence", "publish", "read", "to_numpy", "JobReport", "__version__"] + errors.__all__
