@@ -276,7 +276,7 @@ fn class_of(error: &anyhow::Error) -> &'static str {
 }
 
 fn to_python(py: Python<'_>, error: &anyhow::Error) -> PyErr {
-    let message = format!("{error:#}").replace('\n', " ");
+    let message = seqhouse_cli::render_error(error);
     let message = message.strip_prefix("invalid request: ").map(str::to_string).unwrap_or(message);
     seqhouse_error(py, class_of(error), message)
 }
@@ -368,9 +368,7 @@ fn sequence_stream(py: Python<'_>, data: &Bound<'_, PyAny>, options: &Bound<'_, 
         .with_cancel_flag(cancel.clone());
     let spec = resolved.request.spec.clone();
     let windows = run_detached(py, &cancel, move || {
-        let batches = reader.map(|batch| {
-            batch.map_err(|e| seqhouse_core::Error::CorruptInput { file: "the data".into(), message: e.to_string() })
-        });
+        let batches = reader.map(|batch| batch.map_err(|e| seqhouse_core::Error::corrupt("the data", e)));
         Ok(engine.sequence_batches(&spec, &schema, batches, "the data")?)
     })?;
     to_table(py, windows.schema, windows.batches)

@@ -212,6 +212,23 @@ fn cancel_on_signals(flag: Arc<AtomicBool>) {
 
 pub use progress::TerminalProgress;
 
+/// An error and its causes on one line, each said once: the port's errors carry their cause's
+/// text in their message and keep the cause itself as `source`, for callers that act on its kind.
+pub fn render_error(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text.replace('\n', " ")
+}
+
 /// Exit code for an error: 2 for usage errors (flags, config, option values, an output folder
 /// that is not seqhouse's), 130 for a job stopped by Ctrl-C and 143 by SIGTERM (128 + the
 /// signal, as shells report), 1 for the rest.

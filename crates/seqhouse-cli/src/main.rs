@@ -47,7 +47,7 @@ fn main() -> ExitCode {
         }
         Err(error) => {
             seqhouse_core::Progress::finish(&progress);
-            let message = format!("{error:#}").replace('\n', " ");
+            let message = seqhouse_cli::render_error(&error);
             progress.suspend(|| eprintln!("seqhouse: error: {message}"));
             ExitCode::from(exit_code(&error))
         }

@@ -7,6 +7,10 @@ use std::fmt;
 
 use crate::setting::Setting;
 
+/// The error that caused another, kept for callers that act on its kind (an `io::Error`'s
+/// `ErrorKind`, an object store's `NotFound`); its text is in the message too.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Result alias used throughout seqhouse.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -104,6 +108,9 @@ pub enum Error {
         file: String,
         /// The decoder's message.
         message: String,
+        /// The decoder's error, where there is one.
+        #[source]
+        source: Option<Cause>,
     },
 
     /// The output already exists and overwriting was not asked for.
@@ -149,6 +156,9 @@ pub enum Error {
         location: String,
         /// The underlying message.
         message: String,
+        /// The underlying error, where there is one.
+        #[source]
+        source: Option<Cause>,
     },
 
     /// A push-down engine rejected or failed a query; `message` is the engine's own reason.
@@ -212,9 +222,40 @@ impl Error {
         }
     }
 
-    /// Shorthand for [`Error::Storage`].
-    pub fn storage(action: &str, location: impl fmt::Display, message: impl fmt::Display) -> Self {
-        Error::Storage { action: action.to_string(), location: location.to_string(), message: message.to_string() }
+    /// [`Error::Storage`] caused by `source` (its text is the message).
+    pub fn storage<E>(action: &str, location: impl fmt::Display, source: E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        Error::Storage {
+            action: action.to_string(),
+            location: location.to_string(),
+            message: source.to_string(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    /// [`Error::Storage`] with a message and no underlying error.
+    pub fn storage_message(action: &str, location: impl fmt::Display, message: impl fmt::Display) -> Self {
+        Error::Storage {
+            action: action.to_string(),
+            location: location.to_string(),
+            message: message.to_string(),
+            source: None,
+        }
+    }
+
+    /// [`Error::CorruptInput`] caused by the decoder's error `source` (its text is the message).
+    pub fn corrupt<E>(file: impl fmt::Display, source: E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        Error::CorruptInput { file: file.to_string(), message: source.to_string(), source: Some(Box::new(source)) }
+    }
+
+    /// [`Error::CorruptInput`] with a message and no underlying error.
+    pub fn corrupt_message(file: impl fmt::Display, message: impl fmt::Display) -> Self {
+        Error::CorruptInput { file: file.to_string(), message: message.to_string(), source: None }
     }
 
     /// Wraps an arrow error raised by seqhouse's own computation (not by decoding user input).

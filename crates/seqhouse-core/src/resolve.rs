@@ -254,9 +254,9 @@ pub fn conform_to(schema: &SchemaRef, batch: &RecordBatch, source: &str) -> Resu
                     ),
                 });
             }
-            cast(column, field.data_type()).map_err(|e| Error::CorruptInput {
-                file: source.to_string(),
-                message: format!("column '{}' cannot be read as {}: {e}", field.name(), field.data_type()),
+            cast(column, field.data_type()).map_err(|e| {
+                let message = format!("column '{}' cannot be read as {}: {e}", field.name(), field.data_type());
+                Error::CorruptInput { file: source.to_string(), message, source: Some(Box::new(e)) }
             })
         })
         .collect::<Result<Vec<_>>>()?;

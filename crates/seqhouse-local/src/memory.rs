@@ -107,30 +107,21 @@ pub fn read_published(s3: seqhouse_storage::S3Options, output: &str) -> Result<(
         location: output.to_string(),
         hint: format!("no {MANIFEST_FILE} there: it is not a published seqhouse output (or not yet)"),
     })?;
-    let manifest: Manifest = serde_json::from_slice(&json).map_err(|e| Error::CorruptInput {
-        file: manifest_location.shown.clone(),
-        message: format!("not a seqhouse manifest: {e}"),
-    })?;
+    let manifest: Manifest = serde_json::from_slice(&json)
+        .map_err(|e| Error::corrupt_message(&manifest_location.shown, format!("not a seqhouse manifest: {e}")))?;
     let mut schema = None;
     let mut batches = Vec::new();
     for part in &manifest.parts {
         let part_location = location.child(&part.path);
         let bytes = bytes::Bytes::from(storage.get(&part_location)?);
-        let corrupt = |e: parquet::errors::ParquetError| Error::CorruptInput {
-            file: part_location.shown.clone(),
-            message: e.to_string(),
-        };
+        let corrupt = |e: parquet::errors::ParquetError| Error::corrupt(&part_location.shown, e);
         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(corrupt)?.build().map_err(corrupt)?;
         schema.get_or_insert_with(|| reader.schema());
         for batch in reader {
-            batches.push(
-                batch.map_err(|e| Error::CorruptInput { file: part_location.shown.clone(), message: e.to_string() })?,
-            );
+            batches.push(batch.map_err(|e| Error::corrupt(&part_location.shown, e))?);
         }
     }
-    let schema = schema.ok_or_else(|| Error::CorruptInput {
-        file: manifest_location.shown.clone(),
-        message: "the manifest lists no parts".into(),
-    })?;
+    let schema =
+        schema.ok_or_else(|| Error::corrupt_message(&manifest_location.shown, "the manifest lists no parts"))?;
     Ok((schema, batches))
 }

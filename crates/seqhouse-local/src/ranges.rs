@@ -388,15 +388,17 @@ fn split_batch(batch: &RecordBatch, ranges: &EntityRanges, entity_idx: &[usize])
 }
 
 /// A spill file error, with what the user can do about it (disk space is the usual cause).
-fn spill_error(action: &str, path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::storage(
-        action,
-        path.display(),
-        format!(
-            "{e} (this job spills to disk because its input exceeds {}; free space there, choose another {} or raise {})",
-            Setting::MemoryLimit,
-            Setting::SpillDir,
-            Setting::MemoryLimit
-        ),
-    )
+fn spill_error(action: &str, path: &Path, e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    let message = format!(
+        "{e} (this job spills to disk because its input exceeds {}; free space there, choose another {} or raise {})",
+        Setting::MemoryLimit,
+        Setting::SpillDir,
+        Setting::MemoryLimit
+    );
+    Error::Storage {
+        action: action.to_string(),
+        location: path.display().to_string(),
+        message,
+        source: Some(Box::new(e)),
+    }
 }

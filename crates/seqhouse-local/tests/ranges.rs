@@ -170,10 +170,13 @@ fn an_unusable_spill_folder_is_named_with_what_to_do() {
     write_log(&input);
     let missing: PathBuf = dir.path().join("no/such/folder");
     let output = dir.path().join("out");
-    let error = warehouse(Run::Spilled, 2, &missing)
+    let failed = warehouse(Run::Spilled, 2, &missing)
         .sequence(&job(&input, &output, &specs().remove(0).1), &NoProgress)
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+    // The cause is kept as data, for a caller that acts on its kind.
+    let cause = std::error::Error::source(&failed).and_then(|c| c.downcast_ref::<std::io::Error>());
+    assert_eq!(cause.map(std::io::Error::kind), Some(std::io::ErrorKind::NotFound), "{failed:?}");
+    let error = failed.to_string();
     assert!(error.contains(&missing.display().to_string()), "{error}");
     // Settings read as their neutral keys here: no front end installed its names.
     assert!(error.contains("spill_dir") && error.contains("memory_limit"), "{error}");

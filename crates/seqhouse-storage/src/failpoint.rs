@@ -22,7 +22,7 @@ pub fn hit(name: &str) -> Result<()> {
     let action = points.split(',').find_map(|point| point.trim().strip_prefix(name)?.strip_prefix('='));
     match action {
         None => Ok(()),
-        Some("error") => Err(seqhouse_core::Error::storage("cannot go on at", name, "failpoint")),
+        Some("error") => Err(seqhouse_core::Error::storage_message("cannot go on at", name, "failpoint")),
         Some("abort") => std::process::abort(),
         Some("pause") => {
             eprintln!("seqhouse: failpoint {name} paused");

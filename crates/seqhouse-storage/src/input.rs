@@ -178,8 +178,8 @@ fn refuse_dangling_links(folder: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-fn corrupt(file: &str, e: impl std::fmt::Display) -> Error {
-    Error::CorruptInput { file: file.to_string(), message: e.to_string() }
+fn corrupt(file: &str, e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::corrupt(file, e)
 }
 
 /// Maps a decoder error to a storage error when it came from storage, else to corrupt input.
@@ -187,7 +187,9 @@ fn read_error(file: &str, e: parquet::errors::ParquetError) -> Error {
     match e {
         parquet::errors::ParquetError::External(inner) => match inner.downcast::<object_store::Error>() {
             Ok(store) => storage_error("cannot read", file, *store),
-            Err(other) => corrupt(file, other),
+            Err(other) => {
+                Error::CorruptInput { file: file.to_string(), message: other.to_string(), source: Some(other) }
+            }
         },
         other => corrupt(file, other),
     }

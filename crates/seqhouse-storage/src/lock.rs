@@ -76,7 +76,7 @@ impl OutputLock {
         let ours = version.lock().expect("lock version").e_tag.clone();
         let now = storage.block_on(store.head(path)).map_err(|e| storage_error("cannot read", shown, e))?;
         if now.e_tag != ours {
-            return Err(Error::storage(
+            return Err(Error::storage_message(
                 "lost the lock",
                 shown,
                 format!(

@@ -372,7 +372,7 @@ fn put_manifest(storage: &Storage, location: &Location, manifest_json: Vec<u8>) 
 }
 
 fn unknown(e: Error, location: &Location) -> Error {
-    Error::storage(
+    Error::storage_message(
         "cannot tell whether this run published",
         &location.shown,
         format!(

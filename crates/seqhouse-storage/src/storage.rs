@@ -555,7 +555,7 @@ pub fn storage_error(action: &str, shown: impl std::fmt::Display, e: object_stor
             _ => e.to_string(),
         },
     };
-    Error::storage(action, shown, message)
+    Error::Storage { action: action.to_string(), location: shown.to_string(), message, source: Some(Box::new(e)) }
 }
 
 /// The S3 error code of a failed request (`NoSuchBucket`, `AccessDenied`, ...): the protocol's
