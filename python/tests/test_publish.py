@@ -249,3 +249,34 @@ def test_safe_after_fork_as_in_torch_dataloader_workers():
     child.join(timeout=60)
     assert child.exitcode == 0, "the forked child finished its job"
     assert queue.get(timeout=5) == 2
+
+
+def test_an_unreachable_engine_and_a_locked_output_have_their_classes(tmp_path):
+    events = tmp_path / "events"
+    events.mkdir()
+    pq.write_table(pa.table({"user": [1, 1], "t": [1, 2], "item": [3, 4]}), events / "part.parquet")
+    with pytest.raises(seqhouse.EngineUnreachableError) as unreachable:
+        seqhouse.publish(events, tmp_path / "spark", engine="spark", spark_remote="sc://127.0.0.1:1", entity="user",
+                         order_by="t", features=["item"], sequence_length=2)
+    assert isinstance(unreachable.value, ConnectionError)
+    assert "sc://127.0.0.1:1" in str(unreachable.value) and "spark_remote" in str(unreachable.value)
+
+    # A CLI run holds the output's lock, paused at a fail point (test builds) as it writes.
+    out, release = tmp_path / "out", tmp_path / "release"
+    env = dict(os.environ, SEQHOUSE_FAILPOINTS="local.writing=pause", SEQHOUSE_FAILPOINT_RELEASE=str(release))
+    holder = subprocess.Popen(
+        [cli(), "sequence", "--input", str(PUPILS / "train"), "--output", str(out), "--entity", "pupil_id",
+         "--order-by", "timestamp", "--feature", "skill_id", "-n", "10"],
+        env=env, stderr=subprocess.PIPE, text=True,
+    )
+    for line in holder.stderr:
+        if "failpoint local.writing paused" in line:
+            break
+    try:
+        with pytest.raises(seqhouse.OutputLockedError) as locked:
+            seqhouse.publish(PUPILS / "train", out, **JOB)
+        assert isinstance(locked.value, BlockingIOError) and "another seqhouse run" in str(locked.value)
+    finally:
+        release.touch()
+        holder.communicate(timeout=60)
+    assert holder.returncode == 0, "the holder published"
