@@ -366,10 +366,10 @@ fn sequence_stream(py: Python<'_>, data: &Bound<'_, PyAny>, options: &Bound<'_, 
     let engine = LocalWarehouse::new(resolved.local.clone())
         .map_err(|e| to_python(py, &e.into()))?
         .with_cancel_flag(cancel.clone());
-    let spec = resolved.request.spec.clone();
+    let job = resolved.jobs[0].clone();
     let windows = run_detached(py, &cancel, move || {
         let batches = reader.map(|batch| batch.map_err(|e| seqhouse_core::Error::corrupt("the data", e)));
-        Ok(engine.sequence_batches(&spec, &schema, batches, "the data")?)
+        Ok(engine.sequence_batches(&job, &schema, batches, "the data")?)
     })?;
     to_table(py, windows.schema, windows.batches)
 }

@@ -128,7 +128,7 @@ impl LocalWarehouse {
         let files = input::describe(storage, &input, listed, self.config.csv_delimiter)?;
         let resolved = input::resolve(job, &files)?;
         let size = input::estimate_size(&files, &resolved.input_schema);
-        let limit = self.config.memory_limit.unwrap_or_else(default_memory_limit);
+        let limit = self.memory_limit();
         let plan = Plan::for_job(&resolved, size, limit, self.config.range_rows);
         tracing::debug!(rows = size.rows, decoded_bytes = size.decoded_bytes, limit, ?plan, "memory plan");
         Ok(Bound { input, files, resolved, size, plan })
@@ -153,7 +153,7 @@ impl LocalWarehouse {
             .sum();
         let threads = self.pool.current_num_threads() as u64;
         let needed = per_window.saturating_mul(2 * threads);
-        let limit = self.config.memory_limit.unwrap_or_else(default_memory_limit);
+        let limit = self.memory_limit();
         if needed > limit.max(BASE_MEMORY) {
             return Err(Error::setting(
                 Setting::SequenceLength,
@@ -170,6 +170,52 @@ impl LocalWarehouse {
             ));
         }
         Ok(())
+    }
+
+    /// Splits `source` by entity range as `plan` (not [`Plan::Whole`]) says: held in memory, or
+    /// spilled to the spill folder.
+    fn split(
+        &self,
+        source: ranges::Source,
+        resolved: &ResolvedSpec,
+        estimated_rows: u64,
+        plan: Plan,
+        progress: &dyn Progress,
+    ) -> Result<ranges::SplitInput> {
+        let (ranges, spill) = match plan {
+            Plan::Whole => return Err(Error::internal("a job planned whole is not split")),
+            Plan::InMemory { ranges } => (ranges, false),
+            Plan::Spilled { ranges } => (ranges, true),
+        };
+        let spill_dir = self.spill_dir(spill);
+        let split_job = ranges::SplitJob {
+            source,
+            resolved,
+            estimated_rows,
+            ranges,
+            spill_dir: spill.then_some(spill_dir.as_path()),
+            cancelled: &|| self.check_cancelled(),
+        };
+        ranges::split(&split_job, progress)
+    }
+
+    /// The folder spill files go in; when the job spills there (`spilling`) and it is held in
+    /// memory, a warning says that it saves no memory.
+    fn spill_dir(&self, spilling: bool) -> std::path::PathBuf {
+        let spill_dir = self.config.spill_dir.clone().unwrap_or_else(std::env::temp_dir);
+        if spilling && let Some(mount) = memory_backed_mount(&spill_dir) {
+            tracing::warn!(
+                "the spill folder {} is on {mount}, which is held in memory: spilling there does not save memory; pass {} on a disk",
+                spill_dir.display(),
+                Setting::SpillDir
+            );
+        }
+        spill_dir
+    }
+
+    /// The memory limit jobs are planned for.
+    fn memory_limit(&self) -> u64 {
+        self.config.memory_limit.unwrap_or_else(default_memory_limit)
     }
 
     fn check_cancelled(&self) -> Result<()> {
@@ -233,31 +279,8 @@ impl LocalWarehouse {
             );
             (target, parts, stats, decoded.files)
         } else {
-            let (ranges, spill) = match plan {
-                Plan::Whole => unreachable!("handled above"),
-                Plan::InMemory { ranges } => (ranges, false),
-                Plan::Spilled { ranges } => (ranges, true),
-            };
-            let spill_dir = self.config.spill_dir.clone().unwrap_or_else(std::env::temp_dir);
-            if spill && let Some(mount) = memory_backed_mount(&spill_dir) {
-                tracing::warn!(
-                    "the spill folder {} is on {mount}, which is held in memory: spilling there does not save memory; pass {} on a disk",
-                    spill_dir.display(),
-                    Setting::SpillDir
-                );
-            }
-            let split_job = ranges::SplitJob {
-                storage,
-                location: &input,
-                files: &files,
-                resolved: &resolved,
-                delimiter,
-                estimated_rows: size.rows,
-                ranges,
-                spill_dir: spill.then_some(spill_dir.as_path()),
-                cancelled: &|| self.check_cancelled(),
-            };
-            let split = ranges::split(&split_job, progress)?;
+            let source = ranges::Source::Files { storage, location: &input, files: &files, delimiter };
+            let split = self.split(source, &resolved, size.rows, plan, progress)?;
             let split_done = started.elapsed();
             self.check_cancelled()?;
             let input_files = split.files.clone();
@@ -406,7 +429,7 @@ impl Warehouse for LocalWarehouse {
     fn explain(&self, job: &SequenceJob) -> Result<Explanation> {
         let Bound { input, files, size, plan, .. } = self.bind(job)?;
         let output = self.storage.locate(&job.output)?;
-        let limit = self.config.memory_limit.unwrap_or_else(default_memory_limit);
+        let limit = self.memory_limit();
         let spill_dir = self.config.spill_dir.clone().unwrap_or_else(std::env::temp_dir);
         let how = match plan {
             Plan::Whole => "read, sorted and windowed in one piece".to_string(),

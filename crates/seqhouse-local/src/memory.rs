@@ -4,16 +4,21 @@
 //! It is the same kernel the published path runs on a job that fits in memory, with the same
 //! output schema, window order and values (the tests compare it with a published output).
 
-use arrow::array::{RecordBatch, RecordBatchReader};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use arrow::array::{Array, RecordBatch, RecordBatchReader};
 use arrow::datatypes::{Schema, SchemaRef};
+use parquet::arrow::ArrowWriter;
 use rayon::prelude::*;
 
-use seqhouse_core::{Error, ResolvedSpec, Result, SequenceJob, SequenceSpec, SequenceStats, Sequencer, Setting};
-use seqhouse_storage::input;
+use seqhouse_core::{Error, NoProgress, ResolvedSpec, Result, SequenceJob, SequenceStats, Sequencer};
+use seqhouse_storage::input::{self, InputSize};
 
-use crate::{LocalWarehouse, PartLayout, Plan, default_memory_limit, human_bytes};
+use crate::ranges::{self, SplitInput, WindowSink};
+use crate::{LocalWarehouse, PartLayout, Plan};
 
-/// Windows in memory: batches of [`PartLayout`]'s row-group size, in output order.
+/// Windows in memory: batches of at most [`PartLayout`]'s row-group size, in output order.
 #[derive(Debug)]
 pub struct Windows {
     /// The output contract's schema.
@@ -25,71 +30,186 @@ pub struct Windows {
 }
 
 impl LocalWarehouse {
-    /// Sequences in-memory `batches` of `schema` (any Arrow source; `source` names it in
-    /// errors) into memory. The spec is validated here.
+    /// Sequences in-memory `batches` of `schema` (any Arrow source, read once; `source` names
+    /// it in errors) into memory, planned as a job of their size is: whole, split by entity
+    /// range in memory, or, once the batches held exceed what the memory limit leaves room for,
+    /// staged to a file in the spill folder as they arrive and spilled by range from there.
+    /// The memory limit bounds what sequencing holds besides the windows returned.
     pub fn sequence_batches(
         &self,
-        spec: &SequenceSpec,
+        job: &SequenceJob,
         schema: &Schema,
         batches: impl IntoIterator<Item = Result<RecordBatch>>,
         source: &str,
     ) -> Result<Windows> {
-        let resolved = ResolvedSpec::new(spec, schema, source)?;
+        let resolved = ResolvedSpec::for_job(job, schema, source)?;
         self.check_window_memory(&resolved)?;
-        let mut conformed = Vec::new();
+        let limit = self.memory_limit();
+        let plan_for = |size| Plan::for_job(&resolved, size, limit, self.config.range_rows);
+        let mut held = Vec::new();
+        let mut size = InputSize { rows: 0, decoded_bytes: 0 };
+        let mut staged: Option<StagedInput> = None;
         for batch in batches {
             self.check_cancelled()?;
-            conformed.push(resolved.conform(&batch?, source)?);
+            let batch = resolved.conform(&batch?, source)?;
+            size.rows += batch.num_rows() as u64;
+            size.decoded_bytes += slice_bytes(&batch);
+            match &mut staged {
+                Some(stage) => stage.write(&batch)?,
+                None => {
+                    held.push(batch);
+                    if let Plan::Spilled { .. } = plan_for(size) {
+                        // Too much to hold: what is held, and the rest as it comes, go to a file.
+                        let mut stage = StagedInput::create(&self.spill_dir(true), &resolved.input_schema)?;
+                        held.drain(..).try_for_each(|batch| stage.write(&batch))?;
+                        staged = Some(stage);
+                    }
+                }
+            }
         }
-        let sources = vec![source; conformed.len()];
-        self.pool.install(|| self.windows(&resolved, conformed, &sources))
+        let plan = plan_for(size);
+        let split = match staged {
+            None if plan == Plan::Whole => {
+                let sources = vec![source; held.len()];
+                return self.pool.install(|| self.windows(&resolved, held, &sources));
+            }
+            None => {
+                let batches = ranges::Source::Batches { batches: Mutex::new(held), shown: source };
+                self.pool.install(|| self.split(batches, &resolved, size.rows, plan, &NoProgress))?
+            }
+            Some(stage) => {
+                let (folder, path) = stage.finish()?;
+                let location = self.storage.locate(&path.display().to_string())?;
+                let listed = input::list_files(&self.storage, &location)?;
+                let mut files = input::describe(&self.storage, &location, listed, self.config.csv_delimiter)?;
+                // Errors name what the caller passed, not the staging file.
+                files.iter_mut().for_each(|file| file.shown = source.to_string());
+                let staged = ranges::Source::Files {
+                    storage: &self.storage,
+                    location: &location,
+                    files: &files,
+                    delimiter: self.config.csv_delimiter,
+                };
+                let split = self.pool.install(|| self.split(staged, &resolved, size.rows, plan, &NoProgress))?;
+                // The ranges' spill files hold the rows now.
+                drop(folder);
+                split
+            }
+        };
+        self.pool.install(|| self.sequence_split(&resolved, split))
     }
 
-    /// Sequences `job`'s input (read as [`seqhouse_core::Warehouse::sequence`] reads it) into
-    /// memory instead of publishing it; `job.output` is not used. An input whose decoded
-    /// columns do not fit the memory limit (one the published path would spill) cannot be
-    /// returned whole: that is an error saying so.
+    /// Sequences `job`'s input (read as [`seqhouse_core::Warehouse::sequence`] reads it, and
+    /// planned as it plans: whole, or split by entity range in memory or spilled) into memory
+    /// instead of publishing it; `job.output` is not used.
     pub fn sequence_input(&self, job: &SequenceJob) -> Result<Windows> {
         let bound = self.bind(job)?;
-        if let Plan::Spilled { .. } = bound.plan {
-            let limit = self.config.memory_limit.unwrap_or_else(default_memory_limit);
-            return Err(Error::setting_message(
-                Setting::MemoryLimit,
-                format!(
-                    "{} decodes to about {}, more than fits the memory limit of {} ({}); its windows cannot be returned in memory. Publish it to a folder instead, or raise {}",
-                    job.input,
-                    human_bytes(bound.size.decoded_bytes),
-                    human_bytes(limit),
-                    Setting::MemoryLimit,
-                    Setting::MemoryLimit
-                ),
-            ));
-        }
         self.check_window_memory(&bound.resolved)?;
         self.pool.install(|| {
             let delimiter = self.config.csv_delimiter;
-            let decoded =
-                input::read_all(&self.storage, &bound.input, &bound.files, &bound.resolved, delimiter, &|| ())?;
-            let sources: Vec<&str> = decoded.batch_file.iter().map(|&i| bound.files[i].shown.as_str()).collect();
-            self.check_cancelled()?;
-            self.windows(&bound.resolved, decoded.batches, &sources)
+            if bound.plan == Plan::Whole {
+                let decoded =
+                    input::read_all(&self.storage, &bound.input, &bound.files, &bound.resolved, delimiter, &|| ())?;
+                let sources: Vec<&str> = decoded.batch_file.iter().map(|&i| bound.files[i].shown.as_str()).collect();
+                self.check_cancelled()?;
+                return self.windows(&bound.resolved, decoded.batches, &sources);
+            }
+            let files = ranges::Source::Files {
+                storage: &self.storage,
+                location: &bound.input,
+                files: &bound.files,
+                delimiter,
+            };
+            let split = self.split(files, &bound.resolved, bound.size.rows, bound.plan, &NoProgress)?;
+            self.sequence_split(&bound.resolved, split)
         })
     }
 
+    /// A job in one piece.
     fn windows(&self, resolved: &ResolvedSpec, batches: Vec<RecordBatch>, sources: &[&str]) -> Result<Windows> {
         let sequencer = Sequencer::prepare(resolved, batches, sources)?;
         self.check_cancelled()?;
-        let layout = PartLayout::for_length(resolved.spec.sequence_length, self.config.rows_per_part);
-        let step = layout.rows_per_row_group.max(1);
-        let starts: Vec<usize> = (0..sequencer.num_windows()).step_by(step).collect();
-        let batches = starts
+        let mut sink = MemorySink::new(self, resolved);
+        sink.push(&sequencer)?;
+        Ok(Windows { schema: resolved.output_schema.clone(), batches: sink.batches, stats: sequencer.stats().clone() })
+    }
+
+    /// A job split by entity range, a range at a time.
+    fn sequence_split(&self, resolved: &ResolvedSpec, split: SplitInput) -> Result<Windows> {
+        let mut sink = MemorySink::new(self, resolved);
+        let stats = split.sequence(resolved, &mut sink, &|| self.check_cancelled())?;
+        Ok(Windows { schema: resolved.output_schema.clone(), batches: sink.batches, stats })
+    }
+}
+
+/// Windows built into batches of at most a row group each, in parallel, in order.
+struct MemorySink<'a> {
+    warehouse: &'a LocalWarehouse,
+    rows_per_batch: usize,
+    batches: Vec<RecordBatch>,
+}
+
+impl<'a> MemorySink<'a> {
+    fn new(warehouse: &'a LocalWarehouse, resolved: &ResolvedSpec) -> Self {
+        let layout = PartLayout::for_length(resolved.spec.sequence_length, warehouse.config.rows_per_part);
+        MemorySink { warehouse, rows_per_batch: layout.rows_per_row_group.max(1), batches: Vec::new() }
+    }
+}
+
+impl WindowSink for MemorySink<'_> {
+    fn push(&mut self, sequencer: &Sequencer) -> Result<()> {
+        let (step, windows) = (self.rows_per_batch, sequencer.num_windows());
+        let starts: Vec<usize> = (0..windows).step_by(step).collect();
+        let built = starts
             .into_par_iter()
             .map(|start| {
-                self.check_cancelled()?;
-                sequencer.build(start..(start + step).min(sequencer.num_windows()))
+                self.warehouse.check_cancelled()?;
+                sequencer.build(start..(start + step).min(windows))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Windows { schema: sequencer.output_schema(), batches, stats: sequencer.stats().clone() })
+        self.batches.extend(built);
+        Ok(())
+    }
+}
+
+/// The bytes a batch's rows take, counting only the slices of its buffers it covers (a batch
+/// sliced from a larger one shares, and does not own, the rest).
+fn slice_bytes(batch: &RecordBatch) -> u64 {
+    batch.columns().iter().map(|column| column.to_data().get_slice_memory_size().unwrap_or(0) as u64).sum()
+}
+
+/// In-memory input too large to hold, written as it arrives to a Parquet file in a spill
+/// folder of its own (removed with everything in it when dropped), so that it can be read
+/// twice as a spilled job reads its input.
+struct StagedInput {
+    folder: tempfile::TempDir,
+    path: PathBuf,
+    writer: ArrowWriter<std::io::BufWriter<std::fs::File>>,
+}
+
+impl StagedInput {
+    fn create(dir: &Path, schema: &SchemaRef) -> Result<Self> {
+        let folder = tempfile::Builder::new()
+            .prefix(".seqhouse-spill-")
+            .tempdir_in(dir)
+            .map_err(|e| ranges::spill_error("cannot create a spill folder in", dir, e))?;
+        let path = folder.path().join("input.parquet");
+        let file = std::fs::File::create(&path).map_err(|e| ranges::spill_error("cannot create", &path, e))?;
+        let writer = ArrowWriter::try_new(std::io::BufWriter::with_capacity(1 << 20, file), schema.clone(), None)
+            .map_err(|e| ranges::spill_error("cannot write", &path, e))?;
+        Ok(StagedInput { folder, path, writer })
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.writer.write(batch).map_err(|e| ranges::spill_error("cannot write", &self.path, e))
+    }
+
+    /// Closes the file; the folder holds it until dropped.
+    fn finish(self) -> Result<(tempfile::TempDir, PathBuf)> {
+        let StagedInput { folder, path, writer } = self;
+        let mut buffered = writer.into_inner().map_err(|e| ranges::spill_error("cannot write", &path, e))?;
+        std::io::Write::flush(&mut buffered).map_err(|e| ranges::spill_error("cannot write", &path, e))?;
+        Ok((folder, path))
     }
 }
 

@@ -199,6 +199,13 @@ struct OpenPart {
     file: SerializedFileWriter<PartWriter>,
 }
 
+impl crate::ranges::WindowSink for PartSink<'_> {
+    fn push(&mut self, sequencer: &Sequencer) -> Result<()> {
+        // The inherent method, which the front ends of this crate call directly.
+        PartSink::push(self, sequencer)
+    }
+}
+
 impl<'a> PartSink<'a> {
     /// A sink writing parts into `target`.
     pub fn new(

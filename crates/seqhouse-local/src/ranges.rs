@@ -11,11 +11,13 @@
 //!    ([`EntityRanges`]).
 //! 2. **Split**: each batch's rows go to their range (a list of batches, or a spill file), in
 //!    input order, after the null-key policy. An input that fits in memory is read once: its
-//!    batches are held and sampled as they arrive, then split. A spilled job reads the entity
+//!    batches are held and sampled as they arrive, then split. Batches a caller holds in memory
+//!    ([`Source::Batches`]) are split by row number only. A spilled job reads the entity
 //!    columns alone for the sample first, then streams all needed columns, splitting each
 //!    batch as it is decoded.
-//! 3. **Sequence**: each range is taken back (a spill file is read and deleted), sequenced by the
-//!    in-memory kernel and handed to the [`PartSink`], in range order; the next range is
+//! 3. **Sequence**: each range is taken back (a spill file is read and deleted, a caller's rows
+//!    are copied out), sequenced by the in-memory kernel and handed to a [`WindowSink`] (part
+//!    files, or batches in memory), in range order; the next range is
 //!    prepared while the current one is written.
 //!
 //! Ranges follow the entity order and hold whole entities, and rows keep their input order
@@ -43,7 +45,11 @@ use seqhouse_core::{
 use seqhouse_storage::input::{self, SourceFile};
 use seqhouse_storage::{Location, Storage};
 
-use crate::output::PartSink;
+/// Where sequenced ranges go, in output order: part files, or batches in memory.
+pub(crate) trait WindowSink: Send {
+    /// Appends every window of `sequencer`.
+    fn push(&mut self, sequencer: &Sequencer) -> Result<()>;
+}
 
 /// Rows of the entity sample the range bounds are taken from: enough that ranges come out
 /// within a few percent of equal, little enough to sort in a moment.
@@ -53,11 +59,8 @@ pub(crate) const MAX_RANGES: usize = 512;
 
 /// Where a split job reads its input, how finely it splits it and where it keeps the ranges.
 pub(crate) struct SplitJob<'a> {
-    pub storage: &'a Storage,
-    pub location: &'a Location,
-    pub files: &'a [SourceFile],
+    pub source: Source<'a>,
     pub resolved: &'a ResolvedSpec,
-    pub delimiter: u8,
     /// Estimated input rows (to space the sample).
     pub estimated_rows: u64,
     /// Ranges wanted (fewer result when the sample has fewer distinct entities).
@@ -69,15 +72,59 @@ pub(crate) struct SplitJob<'a> {
     pub cancelled: &'a (dyn Fn() -> Result<()> + Sync),
 }
 
+/// The rows a job splits.
+pub(crate) enum Source<'a> {
+    /// The job's input files, read through storage (as often as the split needs).
+    Files { storage: &'a Storage, location: &'a Location, files: &'a [SourceFile], delimiter: u8 },
+    /// Batches already in memory and conformed to the input schema, from one source named
+    /// `shown`. They can be read once, and only to be held in memory: a split that spills reads
+    /// its input twice (the sample, then the rows), so batches too large to hold are staged as
+    /// a file first.
+    Batches { batches: std::sync::Mutex<Vec<RecordBatch>>, shown: &'a str },
+}
+
 impl SplitJob<'_> {
-    /// Streams the columns of `schema` from the job's input (see [`input::read_in_waves`]).
+    /// Streams the columns of `schema` from the job's input (see [`input::read_in_waves`]);
+    /// batches in memory are handed over, and let go, one wave at a time.
     fn read_in_waves<T: Send>(
         &self,
         schema: &SchemaRef,
         map: &(dyn Fn(RecordBatch) -> Result<T> + Sync),
         visit: &mut dyn FnMut(Vec<(usize, T)>) -> Result<()>,
     ) -> Result<Vec<InputFile>> {
-        input::read_in_waves(self.storage, self.location, self.files, schema, self.delimiter, map, visit)
+        match &self.source {
+            Source::Files { storage, location, files, delimiter } => {
+                input::read_in_waves(storage, location, files, schema, *delimiter, map, visit)
+            }
+            Source::Batches { batches, .. } => {
+                let batches = std::mem::take(&mut *batches.lock().expect("not poisoned"));
+                let wave_size = rayon::current_num_threads() * 2;
+                let mut batches = batches.into_iter().peekable();
+                while batches.peek().is_some() {
+                    let wave: Vec<RecordBatch> = batches.by_ref().take(wave_size).collect();
+                    let done = wave.into_par_iter().map(map).collect::<Result<Vec<_>>>()?;
+                    visit(done.into_iter().map(|t| (0, t)).collect())?;
+                }
+                // Rows in memory come from no file the manifest would list.
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// How many files the input has (for progress).
+    fn file_count(&self) -> usize {
+        match &self.source {
+            Source::Files { files, .. } => files.len(),
+            Source::Batches { .. } => 1,
+        }
+    }
+
+    /// The name of the input's `index`-th file, as errors show it.
+    fn shown(&self, index: usize) -> &str {
+        match &self.source {
+            Source::Files { files, .. } => &files[index].shown,
+            Source::Batches { shown, .. } => shown,
+        }
     }
 }
 
@@ -89,8 +136,32 @@ struct RangeWriter {
 
 /// One range's rows, split and waiting to be sequenced.
 enum HeldRange {
-    Memory(Vec<RecordBatch>),
+    /// The range's rows, copied out of the input.
+    Taken(Vec<RecordBatch>),
+    /// Rows of input batches held by the caller, taken from them when the range is sequenced.
+    Rows {
+        input: Arc<[RecordBatch]>,
+        pieces: Vec<(usize, Piece)>,
+    },
     Disk(PathBuf),
+}
+
+/// The rows of one batch that belong to one range.
+#[derive(Debug, Clone)]
+enum Piece {
+    /// All of them.
+    Whole,
+    /// These, in input order.
+    Rows(UInt32Array),
+}
+
+impl Piece {
+    fn take(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        match self {
+            Piece::Whole => Ok(batch.clone()),
+            Piece::Rows(rows) => take_record_batch(batch, rows).map_err(Error::internal),
+        }
+    }
 }
 
 impl RangeWriter {
@@ -109,7 +180,8 @@ impl RangeWriter {
 impl HeldRange {
     fn take(self) -> Result<Vec<RecordBatch>> {
         match self {
-            HeldRange::Memory(batches) => Ok(batches),
+            HeldRange::Taken(batches) => Ok(batches),
+            HeldRange::Rows { input, pieces } => pieces.par_iter().map(|(b, piece)| piece.take(&input[*b])).collect(),
             HeldRange::Disk(path) => {
                 let file = File::open(&path).map_err(|e| spill_error("cannot open", &path, e))?;
                 let reader = StreamReader::try_new(BufReader::with_capacity(1 << 20, file), None)
@@ -142,6 +214,9 @@ pub(crate) struct SplitInput {
 pub(crate) fn split(job: &SplitJob, progress: &dyn Progress) -> Result<SplitInput> {
     match job.spill_dir {
         None => split_in_memory(job, progress),
+        Some(_) if matches!(job.source, Source::Batches { .. }) => {
+            Err(Error::internal("batches in memory are staged as a file before they are spilled"))
+        }
         Some(dir) => split_to_disk(job, dir, progress),
     }
 }
@@ -150,7 +225,7 @@ pub(crate) fn split(job: &SplitJob, progress: &dyn Progress) -> Result<SplitInpu
 /// taken from them as they arrive, and they are split once the bounds are known.
 fn split_in_memory(job: &SplitJob, progress: &dyn Progress) -> Result<SplitInput> {
     let resolved = job.resolved;
-    progress.stage("split", job.files.len() as u64);
+    progress.stage("split", job.file_count() as u64);
     let mut null_keys = NullKeys::new(resolved);
     let mut sample = Sample::new(job);
     let mut held = Vec::new();
@@ -164,7 +239,7 @@ fn split_in_memory(job: &SplitJob, progress: &dyn Progress) -> Result<SplitInput
                 progress.advance(1);
             }
             last_file = Some(file);
-            null_keys.record(&nulls, &job.files[file].shown);
+            null_keys.record(&nulls, job.shown(file));
             if null_keys.failing() {
                 // The job fails once the input is counted; nothing more is kept.
                 held.clear();
@@ -179,18 +254,43 @@ fn split_in_memory(job: &SplitJob, progress: &dyn Progress) -> Result<SplitInput
     let counts = null_keys.finish()?;
     let ranges = sample.ranges(job)?;
     tracing::debug!(ranges = ranges.len(), "entity ranges");
-    // Each batch is dropped once split, so the input is not held twice.
-    let split = held
-        .into_par_iter()
-        .map(|batch| split_batch(&batch, &ranges, &resolved.entity_idx))
-        .collect::<Result<Vec<_>>>()?;
-    let mut range_batches = vec![Vec::new(); ranges.len()];
-    for pieces in split {
-        for (r, piece) in pieces.into_iter().enumerate() {
-            range_batches[r].extend(piece);
+    let held = match job.source {
+        // Decoded here: each batch is replaced by its ranges' copies as it is split, so the input
+        // exists once (measured at 10M rows: 9% less peak memory than taking the rows later).
+        Source::Files { .. } => {
+            let split = held
+                .into_par_iter()
+                .map(|batch| {
+                    let pieces = split_batch(&batch, &ranges, &resolved.entity_idx)?;
+                    pieces.into_iter().map(|piece| piece.map(|p| p.take(&batch)).transpose()).collect()
+                })
+                .collect::<Result<Vec<Vec<_>>>>()?;
+            let mut range_batches = vec![Vec::new(); ranges.len()];
+            for pieces in split {
+                for (r, piece) in pieces.into_iter().enumerate() {
+                    range_batches[r].extend(piece);
+                }
+            }
+            range_batches.into_iter().map(HeldRange::Taken).collect()
         }
-    }
-    let held = range_batches.into_iter().map(HeldRange::Memory).collect();
+        // The caller's: only the row numbers are split, and each range's rows are taken when it
+        // is sequenced, so one range's copy exists at a time (at 10M rows from a pyarrow Table,
+        // 337 MiB added instead of 588).
+        Source::Batches { .. } => {
+            let input: Arc<[RecordBatch]> = held.into();
+            let split = input
+                .par_iter()
+                .map(|batch| split_batch(batch, &ranges, &resolved.entity_idx))
+                .collect::<Result<Vec<_>>>()?;
+            let mut range_pieces = vec![Vec::new(); ranges.len()];
+            for (b, pieces) in split.into_iter().enumerate() {
+                for (r, piece) in pieces.into_iter().enumerate() {
+                    range_pieces[r].extend(piece.map(|piece| (b, piece)));
+                }
+            }
+            range_pieces.into_iter().map(|pieces| HeldRange::Rows { input: input.clone(), pieces }).collect()
+        }
+    };
     Ok(SplitInput { _folder: None, ranges: held, stats: input_stats(counts), files })
 }
 
@@ -215,7 +315,7 @@ fn split_to_disk(job: &SplitJob, dir: &Path, progress: &dyn Progress) -> Result<
         })
         .collect::<Result<Vec<_>>>()?;
 
-    progress.stage("split", job.files.len() as u64);
+    progress.stage("split", job.file_count() as u64);
     let mut null_keys = NullKeys::new(resolved);
     let mut last_file = None;
     // Decoded batches are filtered and split at once, in parallel, so only their pieces live on;
@@ -227,7 +327,8 @@ fn split_to_disk(job: &SplitJob, dir: &Path, progress: &dyn Progress) -> Result<
             // The job fails once the input is counted; nothing of this batch is kept.
             vec![None; ranges.len()]
         } else {
-            split_batch(&kept, &ranges, &resolved.entity_idx)?
+            let pieces = split_batch(&kept, &ranges, &resolved.entity_idx)?;
+            pieces.into_iter().map(|piece| piece.map(|p| p.take(&kept)).transpose()).collect::<Result<Vec<_>>>()?
         };
         Ok((nulls, pieces))
     };
@@ -239,7 +340,7 @@ fn split_to_disk(job: &SplitJob, dir: &Path, progress: &dyn Progress) -> Result<
                 progress.advance(1);
             }
             last_file = Some(file);
-            null_keys.record(&nulls, &job.files[file].shown);
+            null_keys.record(&nulls, job.shown(file));
             pieces.push(split);
         }
         if null_keys.failing() {
@@ -274,7 +375,7 @@ impl SplitInput {
     pub(crate) fn sequence(
         self,
         resolved: &ResolvedSpec,
-        sink: &mut PartSink,
+        sink: &mut dyn WindowSink,
         cancelled: &(dyn Fn() -> Result<()> + Sync),
     ) -> Result<SequenceStats> {
         let prepare = |r: usize, range: HeldRange| -> Result<Sequencer> {
@@ -366,7 +467,7 @@ impl Sample {
 }
 
 /// `batch`'s rows per range (input order kept), `None` for ranges without rows.
-fn split_batch(batch: &RecordBatch, ranges: &EntityRanges, entity_idx: &[usize]) -> Result<Vec<Option<RecordBatch>>> {
+fn split_batch(batch: &RecordBatch, ranges: &EntityRanges, entity_idx: &[usize]) -> Result<Vec<Option<Piece>>> {
     let mut pieces = vec![None; ranges.len()];
     if batch.num_rows() == 0 {
         return Ok(pieces);
@@ -380,15 +481,15 @@ fn split_batch(batch: &RecordBatch, ranges: &EntityRanges, entity_idx: &[usize])
     for (r, rows) in rows_of.into_iter().enumerate() {
         pieces[r] = match rows.len() {
             0 => None,
-            n if n == batch.num_rows() => Some(batch.clone()),
-            _ => Some(take_record_batch(batch, &UInt32Array::from(rows)).map_err(Error::internal)?),
+            n if n == batch.num_rows() => Some(Piece::Whole),
+            _ => Some(Piece::Rows(UInt32Array::from(rows))),
         };
     }
     Ok(pieces)
 }
 
 /// A spill file error, with what the user can do about it (disk space is the usual cause).
-fn spill_error(action: &str, path: &Path, e: impl std::error::Error + Send + Sync + 'static) -> Error {
+pub(crate) fn spill_error(action: &str, path: &Path, e: impl std::error::Error + Send + Sync + 'static) -> Error {
     let message = format!(
         "{e} (this job spills to disk because its input exceeds {}; free space there, choose another {} or raise {})",
         Setting::MemoryLimit,

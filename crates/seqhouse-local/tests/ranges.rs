@@ -98,15 +98,28 @@ fn specs() -> Vec<(String, SequenceSpec)> {
     specs
 }
 
+/// The inputs of the tests that run every spec every way, in `dir`.
+struct Inputs {
+    /// [`write_log`]'s folder.
+    log: PathBuf,
+    /// One file of the contract's edge cases.
+    edge: PathBuf,
+    /// An empty spill folder.
+    spill: PathBuf,
+}
+
+fn inputs(dir: &Path) -> Inputs {
+    let inputs = Inputs { log: dir.join("log"), edge: dir.join("edge.parquet"), spill: dir.join("spill") };
+    write_log(&inputs.log);
+    std::fs::write(&inputs.edge, parquet_bytes(&[edge_case_events()])).unwrap();
+    std::fs::create_dir(&inputs.spill).unwrap();
+    inputs
+}
+
 #[test]
 fn split_jobs_write_the_same_bytes_as_whole_jobs() {
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("log");
-    write_log(&input);
-    let edge_input = dir.path().join("edge.parquet");
-    std::fs::write(&edge_input, parquet_bytes(&[edge_case_events()])).unwrap();
-    let spill = dir.path().join("spill");
-    std::fs::create_dir(&spill).unwrap();
+    let Inputs { log: input, edge: edge_input, spill } = inputs(dir.path());
 
     let cases = specs().into_iter().map(|(name, spec)| (name, spec, input.clone()));
     let edge_cases = edge_case_specs().into_iter().map(|(name, spec)| (name, spec, edge_input.clone()));
@@ -221,4 +234,80 @@ fn a_cancelled_job_stops_and_cleans_up() {
             .collect();
         assert!(staged.is_empty(), "{run:?} at {stage}: staging left behind: {staged:?}");
     }
+}
+
+/// The windows of a published output, as one batch.
+fn published(output: &Path) -> RecordBatch {
+    let (schema, batches) = seqhouse_local::read_published(Default::default(), &output.display().to_string()).unwrap();
+    arrow::compute::concat_batches(&schema, &batches).unwrap()
+}
+
+/// Windows returned in memory, as one batch.
+fn in_memory(windows: seqhouse_local::Windows) -> RecordBatch {
+    arrow::compute::concat_batches(&windows.schema, &windows.batches).unwrap()
+}
+
+/// `batch` as a stream of small batches, as a reader would hand them over.
+fn stream(batch: &RecordBatch) -> impl Iterator<Item = Result<RecordBatch, Error>> + '_ {
+    (0..batch.num_rows()).step_by(97).map(|at| Ok(batch.slice(at, 97.min(batch.num_rows() - at))))
+}
+
+#[test]
+fn windows_returned_in_memory_are_the_published_ones_however_the_job_is_planned() {
+    let dir = tempfile::tempdir().unwrap();
+    let Inputs { log: input, edge: edge_input, spill } = inputs(dir.path());
+    let edge_events = edge_case_events();
+    // The log's files as one stream of batches.
+    let log_events = {
+        let files = ["a.parquet", "b.parquet", "c/d.parquet"].map(|f| {
+            let bytes = bytes::Bytes::from(std::fs::read(input.join(f)).unwrap());
+            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(bytes, 1 << 20).unwrap();
+            reader.map(Result::unwrap).collect::<Vec<_>>()
+        });
+        let batches: Vec<RecordBatch> = files.into_iter().flatten().collect();
+        arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+    };
+
+    let cases = specs().into_iter().map(|(name, spec)| (name, spec, input.clone(), &log_events));
+    let edge_cases = edge_case_specs().into_iter().map(|(name, spec)| (name, spec, edge_input.clone(), &edge_events));
+    for (name, spec, input, events) in cases.chain(edge_cases) {
+        let published_at = dir.path().join(format!("{name}-published"));
+        warehouse(Run::Whole, 2, &spill).sequence(&job(&input, &published_at, &spec), &NoProgress).unwrap();
+        let expected = published(&published_at);
+        let job = job(&input, &dir.path().join("unused"), &spec);
+        for (run, threads) in [(Run::Whole, 2), (Run::InMemoryRanges, 2), (Run::Spilled, 2), (Run::Spilled, 1)] {
+            let engine = warehouse(run, threads, &spill);
+            let from_path = in_memory(engine.sequence_input(&job).unwrap());
+            assert!(from_path == expected, "{name}: the input read from its path differs when run {run:?}");
+            let windows = engine.sequence_batches(&job, &events.schema(), stream(events), "the data").unwrap();
+            assert!(windows.batches.iter().all(|b| b.num_rows() > 0), "{name}: no empty batches");
+            assert_eq!(windows.stats.input_rows, events.num_rows() as u64, "{name} {run:?}");
+            let from_batches = in_memory(windows);
+            assert!(from_batches == expected, "{name}: the batches differ when run {run:?} on {threads} threads");
+        }
+        assert_eq!(std::fs::read_dir(&spill).unwrap().count(), 0, "{name}: a spill folder was left behind");
+    }
+}
+
+#[test]
+fn a_failing_staged_stream_names_its_source_and_leaves_no_spill_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let spill = dir.path().join("spill");
+    std::fs::create_dir(&spill).unwrap();
+    let events = edge_case_events();
+    let mut spec = edge_case_specs().remove(0).1;
+    spec.on_null_key = NullKeyPolicy::Error;
+    let job = job(Path::new("unused"), Path::new("unused"), &spec);
+    let failed = |run| {
+        warehouse(run, 2, &spill).sequence_batches(&job, &events.schema(), stream(&events), "the data").unwrap_err()
+    };
+    let whole = failed(Run::Whole);
+    for run in [Run::InMemoryRanges, Run::Spilled] {
+        let error = failed(run);
+        assert!(matches!(&error, Error::NullKey { column, .. } if column == "user"), "{error}");
+        // Named as the caller named its data, not by the staging file.
+        assert_eq!(error.to_string(), whole.to_string(), "{run:?}");
+        assert!(error.to_string().contains("the data"), "{error}");
+    }
+    assert_eq!(std::fs::read_dir(&spill).unwrap().count(), 0, "the spill folder is removed");
 }
