@@ -62,7 +62,7 @@ class JobReport:
 
 # The keywords every job takes (the spec and the local engine's resources), as passed on.
 _SPEC = ("entity", "order_by", "features", "sequence_length", "mode", "stride", "padding", "min_length", "fill_null",
-         "on_null_key", "threads", "memory_limit")
+         "on_null_key", "threads", "memory_limit", "spill_dir")
 
 
 def _spec(arguments: Mapping[str, Any]) -> dict[str, Any]:
@@ -84,6 +84,7 @@ def sequence(
     on_null_key: str = "error",
     threads: Optional[int] = None,
     memory_limit: Union[int, str, None] = None,
+    spill_dir: Union[str, os.PathLike, None] = None,
 ) -> pa.Table:
     """Sequences ``data`` into windows, returned as a ``pyarrow.Table`` (nothing is written).
 
@@ -101,6 +102,15 @@ def sequence(
     ``sequence_index``, ``sequence_length``, each ``NAME_sequence`` and ``is_pad_sequence``),
     rows ordered by entity then ``sequence_index``, built from the engine's buffers without a
     copy. The GIL is released while the job runs; Ctrl-C stops it with :class:`JobInterrupted`.
+
+    ``memory_limit`` (bytes, or text such as ``"2GiB"``; default 75% of the machine's or the
+    container's memory) bounds what sequencing holds besides the table it returns, as it does
+    for :func:`publish`: a larger input is split by entity range and sequenced a range at a
+    time, and one that does not fit at all is spilled to ``spill_dir`` (default: the system's
+    temporary folder), as Arrow data held by seqhouse only until the job ends. Data passed in
+    memory counts as held (a stream is read once): past the limit, what has arrived is written
+    to ``spill_dir`` and the rest follows it there. The windows are the same however the job
+    runs.
     """
     options = _spec(locals())
     if isinstance(data, (str, os.PathLike)):
@@ -133,6 +143,7 @@ def publish(
     on_null_key: str = "error",
     threads: Optional[int] = None,
     memory_limit: Union[int, str, None] = None,
+    spill_dir: Union[str, os.PathLike, None] = None,
     subsets: Optional[Sequence[str]] = None,
     overwrite: bool = False,
     engine: str = "local",
@@ -145,7 +156,7 @@ def publish(
     ``"athena"`` or ``"spark"``. ``engine_options`` are the command line's engine and S3
     options in snake case: ``athena_workgroup=``, ``athena_database=``, ``athena_results=``,
     ``athena_table=``, ``athena_endpoint=``, ``spark_remote=``, ``s3_endpoint=``,
-    ``s3_region=``, ``s3_path_style=``, ``compression=``, ``rows_per_part=``, ``spill_dir=``, ...
+    ``s3_region=``, ``s3_path_style=``, ``compression=``, ``rows_per_part=``, ...
     An unknown keyword is a ``TypeError``.
 
     Returns one :class:`JobReport` per job. The GIL is released while the jobs run; Ctrl-C
@@ -201,4 +212,21 @@ def to_numpy(table: pa.Table) -> dict[str, np.ndarray]:
     return arrays
 
 
-__all__ = ["sequence", "publish", "read", "to_numpy", "JobReport", "__version__"] + errors.__all__
+# Spelled out, not built from errors.__all__, so that type checkers read it (stubtest does not
+# follow `+= errors.__all__`); tests/test_stubs.py checks that it names every error class.
+__all__ = [
+    "sequence",
+    "publish",
+    "read",
+    "to_numpy",
+    "JobReport",
+    "__version__",
+    "SeqhouseError",
+    "InvalidArgumentError",
+    "InputNotFoundError",
+    "OutputExistsError",
+    "OutputNotOursError",
+    "OutputLockedError",
+    "EngineUnreachableError",
+    "JobInterrupted",
+]

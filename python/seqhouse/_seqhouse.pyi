@@ -4,6 +4,8 @@ from typing import Any
 
 import pyarrow as pa
 
+__all__ = ["__version__", "sequence_path", "sequence_stream", "publish", "read", "keywords"]
+
 __version__: str
 
 def sequence_path(options: dict[str, Any]) -> pa.Table: ...

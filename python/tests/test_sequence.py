@@ -158,3 +158,27 @@ def test_empty_input_gives_an_empty_table_with_the_schema():
     table = events().slice(0, 0)
     got = seqhouse.sequence(table, entity="user", order_by="t", features=["item"], sequence_length=3)
     assert got.num_rows == 0 and "item_sequence" in got.column_names
+
+
+def test_memory_limit_splits_or_spills_with_the_same_windows(tmp_path):
+    table = events(rows=2000, string_users=True)
+    options = dict(entity="user", order_by="t", features={"item": -1, "score": -1.0}, sequence_length=5)
+    expected = reference(table, ["user"], ["t"], options["features"], 5)
+    path = tmp_path / "events.parquet"
+    pq.write_table(table, path, row_group_size=300)
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    inputs = {
+        "table": lambda: table,
+        "reader": lambda: pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=128)),
+        "path": lambda: path,
+    }
+    for name, data in inputs.items():
+        # One byte: everything spills, whatever the input.
+        got = seqhouse.sequence(data(), memory_limit=1, spill_dir=spill, threads=2, **options)
+        assert got.to_pylist() == expected, name
+        assert list(spill.iterdir()) == [], f"{name}: spill files were left behind"
+        # Spilling really happens: a spill folder that does not exist is named, in Python's words.
+        with pytest.raises(seqhouse.SeqhouseError, match="spill_dir") as failed:
+            seqhouse.sequence(data(), memory_limit=1, spill_dir=tmp_path / "missing", **options)
+        assert str(tmp_path / "missing") in str(failed.value) and "memory_limit" in str(failed.value)

@@ -4,6 +4,8 @@ every public name of the package is documented."""
 import ast
 import inspect
 import pathlib
+import subprocess
+import sys
 
 import seqhouse
 from seqhouse import _seqhouse
@@ -25,6 +27,19 @@ def test_the_native_stubs_match_the_module():
     for name, function in native.items():
         parameters = list(inspect.signature(function).parameters)
         assert parameters == stubs[name], name
+
+
+def test_stubtest_finds_the_stubs_true_to_the_module():
+    # mypy's own check: names, parameters, kinds and defaults of the stubs against the module as
+    # it loads (scripts/test installs mypy; a missing mypy is a failure, not a skip).
+    config = pathlib.Path(__file__).parents[1] / "pyproject.toml"
+    checked = subprocess.run([sys.executable, "-m", "mypy.stubtest", "seqhouse", "--mypy-config-file", str(config)],
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_package_exports_every_error_class():
+    assert set(seqhouse.errors.__all__) <= set(seqhouse.__all__)
 
 
 def test_the_package_is_typed_and_documented():
