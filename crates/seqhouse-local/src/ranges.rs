@@ -265,33 +265,38 @@ fn split_in_memory(job: &SplitJob, progress: &dyn Progress) -> Result<SplitInput
                     pieces.into_iter().map(|piece| piece.map(|p| p.take(&batch)).transpose()).collect()
                 })
                 .collect::<Result<Vec<Vec<_>>>>()?;
-            let mut range_batches = vec![Vec::new(); ranges.len()];
-            for pieces in split {
-                for (r, piece) in pieces.into_iter().enumerate() {
-                    range_batches[r].extend(piece);
-                }
-            }
-            range_batches.into_iter().map(HeldRange::Taken).collect()
+            by_range(split, ranges.len()).into_iter().map(HeldRange::Taken).collect()
         }
         // The caller's: only the row numbers are split, and each range's rows are taken when it
         // is sequenced, so one range's copy exists at a time (at 10M rows from a pyarrow Table,
-        // 337 MiB added instead of 588).
+        // 336 MiB added instead of 588).
         Source::Batches { .. } => {
             let input: Arc<[RecordBatch]> = held.into();
             let split = input
                 .par_iter()
-                .map(|batch| split_batch(batch, &ranges, &resolved.entity_idx))
-                .collect::<Result<Vec<_>>>()?;
-            let mut range_pieces = vec![Vec::new(); ranges.len()];
-            for (b, pieces) in split.into_iter().enumerate() {
-                for (r, piece) in pieces.into_iter().enumerate() {
-                    range_pieces[r].extend(piece.map(|piece| (b, piece)));
-                }
-            }
+                .enumerate()
+                .map(|(b, batch)| {
+                    let pieces = split_batch(batch, &ranges, &resolved.entity_idx)?;
+                    Ok(pieces.into_iter().map(|piece| piece.map(|piece| (b, piece))).collect())
+                })
+                .collect::<Result<Vec<Vec<_>>>>()?;
+            let range_pieces = by_range(split, ranges.len());
             range_pieces.into_iter().map(|pieces| HeldRange::Rows { input: input.clone(), pieces }).collect()
         }
     };
     Ok(SplitInput { _folder: None, ranges: held, stats: input_stats(counts), files })
+}
+
+/// Each batch's pieces (one per range, `None` where it has no rows there) regrouped per range,
+/// in batch order.
+fn by_range<T>(split: Vec<Vec<Option<T>>>, ranges: usize) -> Vec<Vec<T>> {
+    let mut per_range: Vec<Vec<T>> = (0..ranges).map(|_| Vec::new()).collect();
+    for pieces in split {
+        for (r, piece) in pieces.into_iter().enumerate() {
+            per_range[r].extend(piece);
+        }
+    }
+    per_range
 }
 
 /// An input larger than memory is read twice: the entity columns alone for the sample, then
