@@ -152,6 +152,16 @@ def test_to_numpy_shapes_values_and_zero_copy():
     assert not shared["skill_id_sequence"].flags.owndata
 
 
+def test_the_torch_one_liner_shares_the_memory():
+    # torch is not installable on the build machine (no CPU-only wheel there): this runs where
+    # it is, as the README's line for feeding torch.
+    torch = pytest.importorskip("torch")
+    arrays = seqhouse.to_numpy(seqhouse.sequence(PUPILS / "train", **JOB).combine_chunks())
+    tensors = {name: torch.from_numpy(array) for name, array in arrays.items()}
+    assert tensors["skill_id_sequence"].data_ptr() == arrays["skill_id_sequence"].ctypes.data
+    assert tensors["is_pad_sequence"].shape == arrays["is_pad_sequence"].shape
+
+
 def test_a_job_in_a_thread_leaves_the_main_thread_running():
     rows = 2_000_000
     table = pa.table({"user": np.arange(rows) % 20000, "t": np.arange(rows), "item": np.arange(rows)})
