@@ -12,6 +12,7 @@ pub mod port;
 pub mod resolve;
 pub mod setting;
 pub mod spec;
+pub mod split;
 
 pub use error::{Error, Result};
 pub use kernel::{BatchNulls, NullKeyCounts, NullKeys, SequenceStats, Sequencer, window_bounds};
