@@ -199,8 +199,9 @@ impl LocalWarehouse {
         ranges::split(&split_job, progress)
     }
 
-    /// The folder spill files go in; when the job spills there (`spilling`) and it is held in
-    /// memory, a warning says that it saves no memory.
+    /// The folder spill files go in (the configured one, or the system's temporary folder);
+    /// when the job spills there (`spilling`) and it is held in memory, a warning says that it
+    /// saves no memory.
     fn spill_dir(&self, spilling: bool) -> std::path::PathBuf {
         let spill_dir = self.config.spill_dir.clone().unwrap_or_else(std::env::temp_dir);
         if spilling && let Some(mount) = memory_backed_mount(&spill_dir) {
@@ -430,7 +431,7 @@ impl Warehouse for LocalWarehouse {
         let Bound { input, files, size, plan, .. } = self.bind(job)?;
         let output = self.storage.locate(&job.output)?;
         let limit = self.memory_limit();
-        let spill_dir = self.config.spill_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let spill_dir = self.spill_dir(false);
         let how = match plan {
             Plan::Whole => "read, sorted and windowed in one piece".to_string(),
             Plan::InMemory { ranges } => format!("split into {ranges} entity ranges held in memory"),

@@ -189,10 +189,7 @@ struct StagedInput {
 
 impl StagedInput {
     fn create(dir: &Path, schema: &SchemaRef) -> Result<Self> {
-        let folder = tempfile::Builder::new()
-            .prefix(".seqhouse-spill-")
-            .tempdir_in(dir)
-            .map_err(|e| ranges::spill_error("cannot create a spill folder in", dir, e))?;
+        let folder = ranges::spill_folder(dir)?;
         let path = folder.path().join("input.parquet");
         let file = std::fs::File::create(&path).map_err(|e| ranges::spill_error("cannot create", &path, e))?;
         let writer = ArrowWriter::try_new(std::io::BufWriter::with_capacity(1 << 20, file), schema.clone(), None)

@@ -306,10 +306,7 @@ fn split_to_disk(job: &SplitJob, dir: &Path, progress: &dyn Progress) -> Result<
     let resolved = job.resolved;
     let ranges = sample_ranges(job)?;
     tracing::debug!(ranges = ranges.len(), "entity ranges");
-    let folder = tempfile::Builder::new()
-        .prefix(".seqhouse-spill-")
-        .tempdir_in(dir)
-        .map_err(|e| spill_error("cannot create a spill folder in", dir, e))?;
+    let folder = spill_folder(dir)?;
     let mut writers = (0..ranges.len())
         .map(|r| {
             let path = folder.path().join(format!("range-{r:05}.arrows"));
@@ -491,6 +488,15 @@ fn split_batch(batch: &RecordBatch, ranges: &EntityRanges, entity_idx: &[usize])
         };
     }
     Ok(pieces)
+}
+
+/// A spill folder of this job's own in `dir`: hidden, named so that it is known for seqhouse's,
+/// and removed with everything in it when dropped, whether the job succeeded or not.
+pub(crate) fn spill_folder(dir: &Path) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(".seqhouse-spill-")
+        .tempdir_in(dir)
+        .map_err(|e| spill_error("cannot create a spill folder in", dir, e))
 }
 
 /// A spill file error, with what the user can do about it (disk space is the usual cause).
