@@ -38,6 +38,9 @@ __version__: str = _seqhouse.__version__
 
 Columns = Union[str, Sequence[str]]
 Features = Union[Mapping[str, Any], Sequence[str], str]
+Splits = Union[Mapping[str, Any], str]
+"""Named split values: a dict ``{"train": 0.8, "test": 0.2}`` or the command line's text
+``"train=0.8,test=0.2"``."""
 
 
 @dataclass(frozen=True)
@@ -58,15 +61,35 @@ class JobReport:
     """Part files written."""
     output_bytes: int
     """Bytes written (parts and manifest)."""
+    split: Optional[str] = None
+    """The split, when the job was split (``split``, ``split_at`` or ``split_last``): one
+    report per split, with its own output, entities and windows."""
 
 
 # The keywords every job takes (the spec and the local engine's resources), as passed on.
 _SPEC = ("entity", "order_by", "features", "sequence_length", "mode", "stride", "padding", "min_length", "fill_null",
-         "on_null_key", "threads", "memory_limit", "spill_dir")
+         "on_null_key", "split", "split_seed", "folds", "split_at", "split_last", "target_mask", "threads",
+         "memory_limit", "spill_dir")
+# The keywords that name values per split, as the command line's NAME=VALUE,... text.
+_PAIRS = ("split", "split_at", "split_last")
+
+
+def _pair_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    # repr of a float is the shortest text that reads back as it: 0.1 stays "0.1".
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def _spec(arguments: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: arguments[name] for name in _SPEC}
+    options = {name: arguments[name] for name in _SPEC}
+    for name in _PAIRS:
+        value = options[name]
+        if isinstance(value, Mapping):
+            options[name] = ",".join(f"{key}={_pair_text(item)}" for key, item in value.items())
+    return options
 
 
 def sequence(
@@ -82,10 +105,16 @@ def sequence(
     min_length: int = 1,
     fill_null: Optional[Mapping[str, Any]] = None,
     on_null_key: str = "error",
+    split: Optional[Splits] = None,
+    split_seed: Optional[int] = None,
+    folds: Optional[int] = None,
+    split_at: Optional[Splits] = None,
+    split_last: Optional[Splits] = None,
+    target_mask: bool = False,
     threads: Optional[int] = None,
     memory_limit: Union[int, str, None] = None,
     spill_dir: Union[str, os.PathLike, None] = None,
-) -> pa.Table:
+) -> Union[pa.Table, dict[str, pa.Table]]:
     """Sequences ``data`` into windows, returned as a ``pyarrow.Table`` (nothing is written).
 
     ``data`` is a path or URL (``str`` or ``os.PathLike``: a file or folder, local or
@@ -111,6 +140,13 @@ def sequence(
     memory counts as held (a stream is read once): past the limit, what has arrived is written
     to ``spill_dir`` and the rest follows it there. The windows are the same however the job
     runs.
+
+    ``split`` (entity fractions, with ``split_seed`` and ``folds``), ``split_at`` (cutoffs on
+    the first ``order_by`` column) or ``split_last`` (each entity's last events) split the
+    windows without leakage, in the same pass; the result is then a dict of tables by split
+    name, in the order named. ``target_mask=True`` adds the ``target_mask`` column. They are the
+    command line's ``--split``, ``--split-seed``, ``--folds``, ``--split-at``, ``--split-last``
+    and ``--target-mask`` (README: "Splitting without leakage").
     """
     options = _spec(locals())
     if isinstance(data, (str, os.PathLike)):
@@ -141,6 +177,12 @@ def publish(
     min_length: int = 1,
     fill_null: Optional[Mapping[str, Any]] = None,
     on_null_key: str = "error",
+    split: Optional[Splits] = None,
+    split_seed: Optional[int] = None,
+    folds: Optional[int] = None,
+    split_at: Optional[Splits] = None,
+    split_last: Optional[Splits] = None,
+    target_mask: bool = False,
     threads: Optional[int] = None,
     memory_limit: Union[int, str, None] = None,
     spill_dir: Union[str, os.PathLike, None] = None,
@@ -151,7 +193,9 @@ def publish(
 ) -> list[JobReport]:
     """Runs the command line's ``seqhouse sequence`` job and publishes its output.
 
-    One job per subset (subset ``s`` reads ``INPUT/s/`` and writes ``OUTPUT/s_sequenced_N/``),
+    One job per subset (subset ``s`` reads ``INPUT/s/`` and writes ``OUTPUT/s_sequenced_N/``)
+    or, with ``split``, ``split_at`` or ``split_last``, one job whose splits are published as
+    ``OUTPUT/NAME_sequenced_N/`` (one report per split),
     each published atomically with its ``_manifest.json``, on ``engine`` ``"local"``,
     ``"athena"`` or ``"spark"``. ``engine_options`` are the command line's engine and S3
     options in snake case: ``athena_workgroup=``, ``athena_database=``, ``athena_results=``,

@@ -69,6 +69,8 @@ enum Kind {
     Bool,
     /// A non-negative integer.
     Count,
+    /// Any integer.
+    Int,
     /// A positive number of seconds.
     Seconds,
     /// Bytes: an integer, or text with a unit (`"2GiB"`).
@@ -84,6 +86,7 @@ fn kind_of(arg: &clap::Arg) -> Kind {
         clap::ArgAction::Append => Kind::List,
         clap::ArgAction::SetTrue => Kind::Bool,
         _ if parsed == TypeId::of::<usize>() => Kind::Count,
+        _ if parsed == TypeId::of::<i64>() => Kind::Int,
         _ if parsed == TypeId::of::<bool>() => Kind::Bool,
         _ if parsed == TypeId::of::<Duration>() => Kind::Seconds,
         _ if parsed == TypeId::of::<u64>() => Kind::Size,
@@ -193,6 +196,12 @@ fn flags_of(options: &Bound<'_, PyDict>) -> PyResult<Vec<String>> {
                     ));
                 }
                 flags.push(flag(count.to_string()));
+            }
+            Kind::Int => {
+                if !value.is_instance_of::<PyInt>() || value.is_instance_of::<PyBool>() {
+                    return Err(type_error(&name, "an int", &value));
+                }
+                flags.push(flag(value.extract::<i64>()?.to_string()));
             }
             Kind::Seconds => {
                 let number = value.is_instance_of::<PyInt>() || value.is_instance_of::<PyFloat>();
@@ -340,6 +349,21 @@ fn to_table(py: Python<'_>, schema: SchemaRef, batches: Vec<RecordBatch>) -> PyR
     Ok(table.into_pyarrow(py)?.unbind())
 }
 
+/// What `seqhouse.sequence` returns: the windows as one table, or for a split job a dict of
+/// tables by split name, in the splits' order.
+fn windows_object(py: Python<'_>, windows: seqhouse_local::Windows) -> PyResult<Py<PyAny>> {
+    let mut outputs = windows.outputs;
+    if outputs.len() == 1 && outputs[0].split.is_none() {
+        let only = outputs.pop().expect("one output");
+        return to_table(py, only.schema, only.batches);
+    }
+    let dict = PyDict::new(py);
+    for output in outputs {
+        dict.set_item(output.split.unwrap_or_default(), to_table(py, output.schema, output.batches)?)?;
+    }
+    Ok(dict.into_any().unbind())
+}
+
 /// `seqhouse.sequence` on a path or URL: reads it as the CLI reads `--input`.
 #[pyfunction]
 fn sequence_path(py: Python<'_>, options: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
@@ -351,7 +375,7 @@ fn sequence_path(py: Python<'_>, options: &Bound<'_, PyDict>) -> PyResult<Py<PyA
         .with_cancel_flag(cancel.clone());
     let job = resolved.jobs[0].clone();
     let windows = run_detached(py, &cancel, || Ok(engine.sequence_input(&job)?))?;
-    to_table(py, windows.schema, windows.batches)
+    windows_object(py, windows)
 }
 
 /// `seqhouse.sequence` on an object exporting the Arrow PyCapsule stream interface.
@@ -371,7 +395,7 @@ fn sequence_stream(py: Python<'_>, data: &Bound<'_, PyAny>, options: &Bound<'_, 
         let batches = reader.map(|batch| batch.map_err(|e| seqhouse_core::Error::corrupt("the data", e)));
         Ok(engine.sequence_batches(&job, &schema, batches, "the data")?)
     })?;
-    to_table(py, windows.schema, windows.batches)
+    windows_object(py, windows)
 }
 
 /// `seqhouse.publish`: the CLI's `sequence` command, on any engine.
@@ -382,18 +406,34 @@ fn publish(py: Python<'_>, options: &Bound<'_, PyDict>) -> PyResult<Vec<Py<PyAny
     let warehouse = seqhouse_cli::warehouse(&resolved, cancel.clone()).map_err(|e| to_python(py, &e))?;
     let jobs = resolved.jobs.clone();
     let reports = run_detached(py, &cancel, || Ok(seqhouse_core::run_jobs(warehouse.as_ref(), &jobs, &NoProgress)?))?;
-    reports.iter().map(|report| report_dict(py, report)).collect()
+    let mut dicts = Vec::new();
+    for report in &reports {
+        if report.splits.is_empty() {
+            dicts.push(report_dict(py, report, None)?);
+        }
+        for split in 0..report.splits.len() {
+            dicts.push(report_dict(py, report, Some(split))?);
+        }
+    }
+    Ok(dicts)
 }
 
-fn report_dict(py: Python<'_>, report: &JobReport) -> PyResult<Py<PyAny>> {
+/// A job's report as a dict of `JobReport`'s fields; for a split job, split `split`'s.
+fn report_dict(py: Python<'_>, report: &JobReport, split: Option<usize>) -> PyResult<Py<PyAny>> {
     let dict = PyDict::new(py);
-    dict.set_item("output", &report.output)?;
+    let stats = split.map_or_else(|| report.stats.clone(), |s| report.stats.of_output(s));
+    let (output, parts, output_bytes) = match split {
+        Some(s) => (&report.splits[s].output, report.splits[s].parts, report.splits[s].output_bytes),
+        None => (&report.output, report.parts, report.output_bytes),
+    };
+    dict.set_item("output", output)?;
     dict.set_item("subset", &report.subset)?;
-    dict.set_item("input_rows", report.stats.input_rows)?;
-    dict.set_item("entities", report.stats.entities)?;
-    dict.set_item("windows", report.stats.windows)?;
-    dict.set_item("parts", report.parts)?;
-    dict.set_item("output_bytes", report.output_bytes)?;
+    dict.set_item("split", split.map(|s| report.splits[s].name.clone()))?;
+    dict.set_item("input_rows", stats.input_rows)?;
+    dict.set_item("entities", stats.entities)?;
+    dict.set_item("windows", stats.windows)?;
+    dict.set_item("parts", parts)?;
+    dict.set_item("output_bytes", output_bytes)?;
     Ok(dict.into_any().unbind())
 }
 

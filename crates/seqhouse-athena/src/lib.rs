@@ -354,10 +354,12 @@ impl Warehouse for AthenaWarehouse {
             fixed_size_lists: false,
             ordered_output: false,
             widens_integers_to_floats: false,
+            splits: false,
         }
     }
 
     fn preflight(&self, job: &SequenceJob) -> Result<()> {
+        seqhouse_sql::refuse_splits(&job.spec)?;
         let input = self.s3_location(&job.input, Setting::Input)?;
         let output = self.s3_location(&job.output, Setting::Output)?;
         publish::check_job(&self.storage, &input, &output, job.overwrite)?;

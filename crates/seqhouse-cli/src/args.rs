@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use seqhouse_core::split::{Cutoffs, LastCounts, Shares, Split, SplitError};
 use seqhouse_core::{FeatureSpec, FillNull, Mode, NullKeyPolicy, Padding, SequenceRequest, SequenceSpec, Setting};
 use seqhouse_local::{LocalConfig, OutputCompression};
 
@@ -110,6 +111,30 @@ pub struct SequenceArgs {
     /// Subsets: subset s reads INPUT/s/ and writes OUTPUT/s_sequenced_N/.
     #[arg(long, value_delimiter = ',', value_name = "a,b,...")]
     pub subsets: Vec<String>,
+
+    /// Split the input by entity into OUTPUT/NAME_sequenced_N/ per NAME, e.g. train=0.8,validation=0.1,test=0.1 (fractions above 0, adding up to 1). Every entity goes to one split, by a hash of its key values and --split-seed (README: "Splitting without leakage").
+    #[arg(long, value_name = "NAME=FRACTION,...", value_parser = |t: &str| split_option::<Shares>(Setting::Split, t))]
+    pub split: Option<Shares>,
+
+    /// The seed of --split's entity hash: another seed, another assignment. [default: 0]
+    #[arg(long, value_name = "S", allow_negative_numbers = true)]
+    pub split_seed: Option<i64>,
+
+    /// Add an int32 column fold (0 to K-1, from the entity hash) to every window of the first --split, for cross-validation inside it; 2 <= K <= 100.
+    #[arg(long, value_name = "K")]
+    pub folds: Option<usize>,
+
+    /// Split by time on the first --order-by column (T parsed as its type): train gets the windows over the events before the first cutoff, each NAME the windows whose target events fall from its cutoff to the next, with earlier events as context, e.g. validation=2024-01-01T00:00:00,test=2024-02-01T00:00:00.
+    #[arg(long, value_name = "NAME=T,...", value_parser = |t: &str| split_option::<Cutoffs>(Setting::SplitAt, t))]
+    pub split_at: Option<Cutoffs>,
+
+    /// Hold out each entity's last events: the last K to the last NAME, the K before them to the NAME before it, and so on; train gets the rest, e.g. validation=1,test=1 (leave-one-out). Entities with too few events stay in train, counted in the manifest.
+    #[arg(long, value_name = "NAME=K,...", value_parser = |t: &str| split_option::<LastCounts>(Setting::SplitLast, t))]
+    pub split_last: Option<LastCounts>,
+
+    /// Add target_mask: N int8 values, 1 where the position is a target of the window's split that no earlier window of the entity scored, 0 for context and padding (without a split, every real event is a target).
+    #[arg(long)]
+    pub target_mask: bool,
 
     /// Replace nulls inside real events of a feature with VALUE (default: keep them as nulls). Repeatable.
     #[arg(long, value_name = "NAME=VALUE", value_parser = typed::<FillNull>)]
@@ -273,6 +298,11 @@ fn plain(message: String) -> String {
     message.strip_prefix("invalid request: ").map(str::to_string).unwrap_or(message)
 }
 
+/// A split option's value (`train=0.8,test=0.2`), with the setting named in its message.
+fn split_option<T: std::str::FromStr<Err = SplitError>>(setting: Setting, text: &str) -> Result<T, String> {
+    text.parse().map_err(|e: SplitError| format!("{setting} {text}: {e}"))
+}
+
 fn seconds(setting: Setting, text: &str) -> Result<Duration, String> {
     match text.trim().parse::<f64>() {
         Ok(value) if value.is_finite() && value > 0.0 => Ok(Duration::from_secs_f64(value)),
@@ -328,6 +358,40 @@ fn parse_size(setting: Setting, text: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// The split the split options ask for: at most one kind, with a seed and folds only for
+/// `--split`.
+fn split_of(
+    shares: Option<Shares>,
+    seed: Option<i64>,
+    folds: Option<usize>,
+    cutoffs: Option<Cutoffs>,
+    counts: Option<LastCounts>,
+) -> anyhow::Result<Option<Split>> {
+    let given: Vec<Setting> = [
+        (shares.is_some(), Setting::Split),
+        (cutoffs.is_some(), Setting::SplitAt),
+        (counts.is_some(), Setting::SplitLast),
+    ]
+    .into_iter()
+    .filter_map(|(given, setting)| given.then_some(setting))
+    .collect();
+    if let [first, second, ..] = given[..] {
+        return Err(usage(format!("{first} and {second} are two ways to split the input; pass one of them")));
+    }
+    let Some(fractions) = shares else {
+        for (given, setting) in [(seed.is_some(), Setting::SplitSeed), (folds.is_some(), Setting::Folds)] {
+            if given {
+                return Err(usage(format!("{setting} applies to an entity split; pass {} with it", Setting::Split)));
+            }
+        }
+        return Ok(cutoffs
+            .map(|cutoffs| Split::Temporal { cutoffs })
+            .or(counts.map(|counts| Split::LeaveLast { counts })));
+    };
+    let folds = folds.map(|k| u32::try_from(k).unwrap_or(u32::MAX));
+    Ok(Some(Split::Entity { fractions, seed: seed.unwrap_or(0), folds }))
+}
+
 /// Column lists are comma-separated or repeated; blanks around and between commas are dropped.
 fn columns(list: Vec<String>) -> Vec<String> {
     list.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
@@ -361,6 +425,8 @@ impl SequenceArgs {
         spec.min_length = self.min_length.unwrap_or(spec.min_length);
         spec.fill_null = self.fill_null;
         spec.on_null_key = self.on_null_key.unwrap_or(spec.on_null_key);
+        spec.target_mask = self.target_mask;
+        spec.split = split_of(self.split, self.split_seed, self.folds, self.split_at, self.split_last)?;
 
         let mut local = LocalConfig::default();
         local.csv_delimiter = self.csv_delimiter.unwrap_or(local.csv_delimiter);

@@ -541,6 +541,59 @@ pub fn subsets_go_to_their_folders(warehouse: &dyn Warehouse, fixture: &dyn Fixt
     }
 }
 
+/// Every split kind, with target masks and folds: each split at `OUTPUT/NAME_sequenced_N/`
+/// holds the reference's windows, and the manifests agree on one run with no leak counted.
+/// An engine without the capability refuses every one of them and writes nothing.
+pub fn splits_match_the_reference(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
+    use seqhouse_core::split::Split;
+    let batch = events(300, 21);
+    let input = fixture.put_parquet("splits", "events.parquet", std::slice::from_ref(&batch));
+    let kinds = [
+        (
+            Mode::Chunk,
+            Split::Entity { fractions: "train=0.6,validation=0.2,test=0.2".parse().unwrap(), seed: 11, folds: Some(3) },
+        ),
+        (Mode::Sliding, Split::Temporal { cutoffs: "validation=25,test=33".parse().unwrap() }),
+        (Mode::Prefix, Split::LeaveLast { counts: "validation=2,test=1".parse().unwrap() }),
+    ];
+    for (k, (mode, split)) in kinds.into_iter().enumerate() {
+        let mut spec = base_spec(5);
+        spec.mode = mode;
+        spec.stride = (mode == Mode::Sliding).then_some(1);
+        spec.split = Some(split.clone());
+        spec.target_mask = true;
+        let out_root = fixture.output_location(&format!("splits_out_{k}"));
+        let ran = run(warehouse, &input, &out_root, &spec, false);
+        if !warehouse.capabilities().splits {
+            let error = ran.unwrap_err();
+            assert!(matches!(error, Error::InvalidSetting { setting, .. } if setting == split.setting()), "{error:?}");
+            assert!(fixture.list(&out_root).is_empty(), "a refused split wrote at {out_root}");
+            continue;
+        }
+        let reports = ran.unwrap_or_else(|e| panic!("{split:?}: {e}"));
+        let want = reference::sequence_outputs(&spec, std::slice::from_ref(&batch)).unwrap();
+        let folders: Vec<String> = split.names().iter().map(|name| format!("{name}_sequenced_5")).collect();
+        let mut listed = fixture.list(&out_root);
+        listed.sort();
+        let mut expected_folders = folders.clone();
+        expected_folders.sort();
+        assert_eq!(listed, expected_folders, "{split:?}");
+        assert_eq!(reports[0].splits.len(), folders.len());
+        let mut runs = std::collections::BTreeSet::new();
+        for ((folder, (name, want)), report) in folders.iter().zip(want).zip(&reports[0].splits) {
+            let out = fixture.read_output(&seqhouse_core::join_location(&out_root, folder));
+            let recorded = out.manifest.split.clone().expect("a split's manifest names its split");
+            assert_eq!(Some(&recorded.name), name.as_ref());
+            assert_eq!(&report.name, &recorded.name);
+            runs.insert(recorded.run);
+            assert!(!want.is_empty(), "{folder}: the case must produce windows");
+            assert_eq!(sorted(reference::rows_of(&spec, &out.batches)), sorted(want), "{split:?}: {folder}");
+            assert!(out.manifest.counts.splits.iter().all(|s| s.leaks == Default::default()), "{folder}");
+        }
+        assert_eq!(runs.len(), 1, "the splits of one run name one run");
+    }
+}
+
 /// The manifest carries the spec, the files read and counts that agree with the parts.
 pub fn manifest_describes_the_job(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
     let batch = events(110, 16);

@@ -57,6 +57,7 @@ macro_rules! contract_tests {
             existing_output_needs_overwrite,
             failed_run_publishes_nothing,
             subsets_go_to_their_folders,
+            splits_match_the_reference,
             manifest_describes_the_job,
             same_input_same_output,
             explain_does_nothing,

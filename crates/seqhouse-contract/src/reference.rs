@@ -110,6 +110,10 @@ pub struct Row {
     pub features: Vec<Vec<Option<Value>>>,
     /// `is_pad_sequence`.
     pub mask: Vec<i8>,
+    /// `target_mask`, when the output has it.
+    pub target_mask: Option<Vec<i8>>,
+    /// `fold`, when the output has it.
+    pub fold: Option<i32>,
 }
 
 /// The windows of one entity of `len` events, straight from the definitions.
@@ -144,9 +148,22 @@ fn cuts(mode: Mode, len: usize, n: usize, stride: usize) -> Vec<(usize, usize)> 
     out
 }
 
-/// Sequences `batches` (in input order) per `spec`.
-/// Returns the rows, or the name of the first key column holding a null under the `error` policy.
+/// Sequences `batches` (in input order) per `spec`, ignoring any split: the rows of an unsplit
+/// job. Returns the rows, or the name of the first key column holding a null under the `error`
+/// policy.
 pub fn sequence(spec: &SequenceSpec, batches: &[RecordBatch]) -> Result<Vec<Row>, String> {
+    let mut unsplit = spec.clone();
+    unsplit.split = None;
+    Ok(sequence_outputs(&unsplit, batches)?.pop().expect("one output").1)
+}
+
+/// One output's name (a split's, or `None`) and its rows.
+pub type OutputRows = (Option<String>, Vec<Row>);
+
+/// Sequences `batches` (in input order) per `spec`: each output's name (a split's, or `None`)
+/// with its rows, from the definitions in the README. Returns the name of the first key column
+/// holding a null under the `error` policy.
+pub fn sequence_outputs(spec: &SequenceSpec, batches: &[RecordBatch]) -> Result<Vec<OutputRows>, String> {
     let column = |name: &str| -> (DataType, Vec<Option<Value>>) {
         let mut values = Vec::new();
         let mut data_type = DataType::Null;
@@ -159,6 +176,7 @@ pub fn sequence(spec: &SequenceSpec, batches: &[RecordBatch]) -> Result<Vec<Row>
     };
     let entity: Vec<Vec<Option<Value>>> = spec.entity.iter().map(|c| column(c).1).collect();
     let order: Vec<Vec<Option<Value>>> = spec.order_by.iter().map(|c| column(c).1).collect();
+    let first_order_type = column(&spec.order_by[0]).0;
     let features: Vec<(DataType, Vec<Option<Value>>)> = spec.features.iter().map(|f| column(&f.name)).collect();
     let rows = batches.iter().map(|b| b.num_rows()).sum::<usize>();
 
@@ -187,8 +205,12 @@ pub fn sequence(spec: &SequenceSpec, batches: &[RecordBatch]) -> Result<Vec<Row>
         .zip(&features)
         .map(|(f, (t, _))| spec.fill_null.iter().find(|x| x.column == f.name).map(|x| parse_simple(&x.value, t)))
         .collect();
+    let names: Vec<Option<String>> = match &spec.split {
+        None => vec![None],
+        Some(split) => split.names().into_iter().map(|n| Some(n.to_string())).collect(),
+    };
 
-    let mut out = Vec::new();
+    let mut out: Vec<OutputRows> = names.iter().map(|n| (n.clone(), Vec::new())).collect();
     let mut i = 0;
     while i < kept.len() {
         let mut j = i;
@@ -196,44 +218,143 @@ pub fn sequence(spec: &SequenceSpec, batches: &[RecordBatch]) -> Result<Vec<Row>
             j += 1;
         }
         let events = &kept[i..j];
-        let mut seq = 0;
-        for (s, e) in cuts(spec.mode, events.len(), n, stride) {
-            let real = &events[s..e];
-            if real.len() < spec.min_length {
-                continue;
-            }
-            let pad_count = n - real.len();
-            let mut mask = Vec::new();
-            let mut feature_values = Vec::new();
-            for (f, (_, values)) in features.iter().enumerate() {
-                let mut seqv: Vec<Option<Value>> =
-                    real.iter().map(|&r| values[r].clone().or_else(|| fills[f].clone())).collect();
-                let padding = vec![Some(pads[f].clone()); pad_count];
-                seqv = match spec.padding {
-                    Padding::Post => [seqv, padding].concat(),
-                    Padding::Pre => [padding, seqv].concat(),
+        let entity_key = key(&entity, events[0]);
+        // Each event's split, and the entity's fold.
+        let (owner, fold) = owners(spec, &entity_key, events, &order[0], &first_order_type);
+        for (split, (_, rows_out)) in out.iter_mut().enumerate() {
+            let targets: Vec<usize> = (0..events.len()).filter(|&p| owner[p] == split).collect();
+            let Some(&last_target) = targets.last() else { continue };
+            let mut scored = vec![false; events.len()];
+            let mut seq = 0;
+            for (s, e) in cuts(spec.mode, last_target + 1, n, stride) {
+                let real = &events[s..e];
+                if !(s..e).any(|p| owner[p] == split) || real.len() < spec.min_length {
+                    continue;
+                }
+                let pad_count = n - real.len();
+                let pad_side = |values: Vec<i8>| match spec.padding {
+                    Padding::Post => [values, vec![0; pad_count]].concat(),
+                    Padding::Pre => [vec![0; pad_count], values].concat(),
                 };
-                feature_values.push(seqv);
+                let marks: Vec<i8> = (s..e)
+                    .map(|p| {
+                        let mark = owner[p] == split && !scored[p];
+                        scored[p] |= mark;
+                        mark as i8
+                    })
+                    .collect();
+                let mut feature_values = Vec::new();
+                for (f, (_, values)) in features.iter().enumerate() {
+                    let mut seqv: Vec<Option<Value>> =
+                        real.iter().map(|&r| values[r].clone().or_else(|| fills[f].clone())).collect();
+                    let padding = vec![Some(pads[f].clone()); pad_count];
+                    seqv = match spec.padding {
+                        Padding::Post => [seqv, padding].concat(),
+                        Padding::Pre => [padding, seqv].concat(),
+                    };
+                    feature_values.push(seqv);
+                }
+                let mask = (0..n)
+                    .map(|k| match spec.padding {
+                        Padding::Post => k >= real.len(),
+                        Padding::Pre => k < pad_count,
+                    } as i8)
+                    .collect();
+                rows_out.push(Row {
+                    entity: entity_key.clone(),
+                    sequence_index: seq,
+                    sequence_length: real.len() as i32,
+                    features: feature_values,
+                    mask,
+                    target_mask: spec.target_mask.then(|| pad_side(marks)),
+                    fold: (split == 0).then_some(fold).flatten(),
+                });
+                seq += 1;
             }
-            for k in 0..n {
-                let is_pad = match spec.padding {
-                    Padding::Post => k >= real.len(),
-                    Padding::Pre => k < pad_count,
-                };
-                mask.push(is_pad as i8);
-            }
-            out.push(Row {
-                entity: key(&entity, events[0]),
-                sequence_index: seq,
-                sequence_length: real.len() as i32,
-                features: feature_values,
-                mask,
-            });
-            seq += 1;
         }
         i = j;
     }
     Ok(out)
+}
+
+/// Each event's split (index into the split's names; all 0 without a split) and, for an entity
+/// split with folds, the entity's fold: the definitions of the README's "Splitting without
+/// leakage", computed the plain way.
+fn owners(
+    spec: &SequenceSpec,
+    entity_key: &[Value],
+    events: &[usize],
+    first_order: &[Option<Value>],
+    first_order_type: &DataType,
+) -> (Vec<usize>, Option<i32>) {
+    use seqhouse_core::split::Split;
+    let len = events.len();
+    match &spec.split {
+        None => (vec![0; len], None),
+        Some(Split::Entity { fractions, seed, folds }) => {
+            let mut message = format!("v1|{seed}");
+            for value in entity_key {
+                let text = match value {
+                    Value::Int(v) => v.to_string(),
+                    Value::UInt(v) => v.to_string(),
+                    Value::Str(s) => s.clone(),
+                    other => panic!("entity split over {other:?}"),
+                };
+                message.push_str(&format!("|{}:{text}", text.len()));
+            }
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(message.as_bytes());
+            let bucket = u32::from_be_bytes(digest[0..4].try_into().unwrap()) as u128;
+            let bits = u32::from_be_bytes(digest[4..8].try_into().unwrap());
+            // The split holding the bucket: the first whose cumulative fraction (exact, as a
+            // ratio over 10^18) times 2^32 exceeds it.
+            let text = fractions.to_string();
+            let mut cumulative = 0u128;
+            let parts: Vec<&str> = text.split(',').collect();
+            let mut split = parts.len() - 1;
+            for (k, part) in parts.iter().enumerate().take(parts.len() - 1) {
+                let fraction = part.split_once('=').unwrap().1;
+                let (whole, digits) = fraction.split_once('.').unwrap_or((fraction, ""));
+                let units = whole.parse::<u128>().unwrap() * 10u128.pow(18)
+                    + if digits.is_empty() {
+                        0
+                    } else {
+                        digits.parse::<u128>().unwrap() * 10u128.pow(18 - digits.len() as u32)
+                    };
+                cumulative += units;
+                if bucket * 10u128.pow(18) < cumulative << 32 {
+                    split = k;
+                    break;
+                }
+            }
+            let fold = folds.filter(|_| split == 0).map(|k| (bits % k) as i32);
+            (vec![split; len], fold)
+        }
+        Some(Split::Temporal { cutoffs }) => {
+            let cutoffs: Vec<Value> = cutoffs.parts().iter().map(|(_, t)| parse_simple(t, first_order_type)).collect();
+            let owner = events
+                .iter()
+                .map(|&r| {
+                    let value = first_order[r].clone().unwrap();
+                    cutoffs.iter().filter(|c| **c <= value).count()
+                })
+                .collect();
+            (owner, None)
+        }
+        Some(Split::LeaveLast { counts }) => {
+            let counts: Vec<usize> =
+                counts.to_string().split(',').map(|p| p.split_once('=').unwrap().1.parse().unwrap()).collect();
+            let mut owner = vec![0; len];
+            if len > counts.iter().sum::<usize>() {
+                let mut end = len;
+                for (k, count) in counts.iter().enumerate().rev() {
+                    owner[end - count..end].fill(k + 1);
+                    end -= count;
+                }
+            }
+            (owner, None)
+        }
+    }
 }
 
 /// Element `row` of a list column: fixed-size lists (the local engine) or plain lists (SQL
@@ -258,6 +379,8 @@ pub fn rows_of(spec: &SequenceSpec, batches: &[RecordBatch]) -> Vec<Row> {
         let features: Vec<(String, ArrayRef)> =
             spec.features.iter().map(|f| (f.output_name(), column(&f.output_name()))).collect();
         let mask = column("is_pad_sequence");
+        let target_mask = batch.column_by_name("target_mask").cloned();
+        let fold = batch.column_by_name("fold").cloned();
         let index = cast(&column("sequence_index"), &DataType::Int64).unwrap();
         let length = cast(&column("sequence_length"), &DataType::Int32).unwrap();
         for r in 0..batch.num_rows() {
@@ -274,15 +397,24 @@ pub fn rows_of(spec: &SequenceSpec, batches: &[RecordBatch]) -> Vec<Row> {
                 sequence_index: index.as_primitive::<Int64Type>().value(r),
                 sequence_length: length.as_primitive::<Int32Type>().value(r),
                 features: features.iter().map(|(name, list)| values_of(name, list)).collect(),
-                mask: values_of("is_pad_sequence", &mask)
-                    .into_iter()
-                    .map(|v| match v {
-                        Some(Value::Int(m)) => m as i8,
-                        other => panic!("mask value {other:?}"),
-                    })
-                    .collect(),
+                mask: int8s(values_of("is_pad_sequence", &mask)),
+                target_mask: target_mask.as_ref().map(|marks| int8s(values_of("target_mask", marks))),
+                fold: fold.as_ref().map(|fold| match value_at(fold, r) {
+                    Some(Value::Int(v)) => v as i32,
+                    other => panic!("fold value {other:?}"),
+                }),
             });
         }
     }
     out
+}
+
+fn int8s(values: Vec<Option<Value>>) -> Vec<i8> {
+    values
+        .into_iter()
+        .map(|v| match v {
+            Some(Value::Int(m)) => m as i8,
+            other => panic!("mask value {other:?}"),
+        })
+        .collect()
 }

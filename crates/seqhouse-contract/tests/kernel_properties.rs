@@ -5,6 +5,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use proptest::prelude::*;
 use seqhouse_contract::reference;
+use seqhouse_core::split::Split;
 use seqhouse_core::{
     Error, FeatureSpec, FillNull, Mode, NullKeyPolicy, Padding, ResolvedSpec, SequenceSpec, Sequencer,
 };
@@ -35,7 +36,41 @@ fn event() -> impl Strategy<Value = Event> {
         })
 }
 
+/// No split, or one of each kind: over the entity keys, the order column's values (0..6) or
+/// the entities' last events.
+fn split_strategy() -> impl Strategy<Value = Option<Split>> {
+    prop_oneof![
+        Just(None),
+        (
+            prop::sample::select(vec!["train=0.5,test=0.5", "train=0.6,validation=0.2,test=0.2", "a=0.1,b=0.9"]),
+            -3i64..3,
+            prop::option::of(2u32..6)
+        )
+            .prop_map(|(fractions, seed, folds)| Some(Split::Entity {
+                fractions: fractions.parse().unwrap(),
+                seed,
+                folds
+            })),
+        prop::collection::btree_set(-1i64..8, 1..4).prop_map(|cutoffs| {
+            let text: Vec<String> = cutoffs.iter().enumerate().map(|(k, c)| format!("s{k}={c}")).collect();
+            Some(Split::Temporal { cutoffs: text.join(",").parse().unwrap() })
+        }),
+        prop::collection::vec(1usize..3, 1..3).prop_map(|counts| {
+            let text: Vec<String> = counts.iter().enumerate().map(|(k, c)| format!("h{k}={c}")).collect();
+            Some(Split::LeaveLast { counts: text.join(",").parse().unwrap() })
+        }),
+    ]
+}
+
 fn spec_strategy() -> impl Strategy<Value = SequenceSpec> {
+    (spec_without_split(), split_strategy(), any::<bool>()).prop_map(|(mut spec, split, target_mask)| {
+        spec.split = split;
+        spec.target_mask = target_mask;
+        spec
+    })
+}
+
+fn spec_without_split() -> impl Strategy<Value = SequenceSpec> {
     (
         1usize..7,
         prop::sample::select(vec![Mode::Chunk, Mode::Sliding, Mode::Last, Mode::Prefix]),
@@ -110,25 +145,42 @@ proptest! {
         let resolved = ResolvedSpec::new(&spec, &raw[0].schema(), "test").unwrap();
         let input: Vec<RecordBatch> = raw.iter().map(|b| resolved.conform(b, "test").unwrap()).collect();
         let sources = vec!["test"; input.len()];
-        let want = reference::sequence(&spec, &input);
+        let want = reference::sequence_outputs(&spec, &input);
         match Sequencer::prepare(&resolved, input.clone(), &sources) {
             Ok(sequencer) => {
                 let want = want.expect("the kernel accepted input the reference rejects");
-                // Materialise in uneven slices: the result must not depend on slicing.
-                let mut out = Vec::new();
-                let mut at = 0;
-                while at < sequencer.num_windows() {
-                    let to = (at + slice).min(sequencer.num_windows());
-                    out.push(sequencer.build(at..to).unwrap());
-                    at = to;
+                prop_assert_eq!(want.len(), resolved.output_schemas.len());
+                let stats = sequencer.stats();
+                let mut total = 0;
+                for (output, (name, want)) in want.iter().enumerate() {
+                    let windows = sequencer.output(output);
+                    // Materialise in uneven slices: the result must not depend on slicing.
+                    let mut out = Vec::new();
+                    let mut at = 0;
+                    while at < windows.len() {
+                        let to = (at + slice).min(windows.len());
+                        out.push(windows.build(at..to).unwrap());
+                        at = to;
+                    }
+                    // Rows come ordered by entity, then sequence_index, exactly like the reference.
+                    prop_assert_eq!(&reference::rows_of(&spec, &out), want, "output {:?}", name);
+                    total += want.len() as u64;
+                    if let Some(counts) = stats.splits.get(output) {
+                        prop_assert_eq!(counts.windows, want.len() as u64);
+                        prop_assert_eq!(&counts.leaks, &Default::default());
+                        if spec.target_mask {
+                            let marked: i64 = want.iter().flat_map(|r| r.target_mask.clone().unwrap()).map(i64::from).sum();
+                            prop_assert_eq!(counts.scored_events, marked as u64);
+                        }
+                    }
                 }
-                // Rows come ordered by entity, then sequence_index, exactly like the reference.
-                prop_assert_eq!(reference::rows_of(&spec, &out), want.clone());
-                prop_assert_eq!(sequencer.stats().windows, want.len() as u64);
-                prop_assert_eq!(
-                    sequencer.stats().sequenced_rows + sequencer.stats().dropped_null_key_rows,
-                    events.len() as u64
-                );
+                prop_assert_eq!(stats.windows, total);
+                prop_assert_eq!(stats.sequenced_rows + stats.dropped_null_key_rows, events.len() as u64);
+                if spec.split.is_some() {
+                    // Every sequenced event is the target of exactly one split.
+                    let targets: u64 = stats.splits.iter().map(|s| s.target_events).sum();
+                    prop_assert_eq!(targets, stats.sequenced_rows);
+                }
             }
             Err(Error::NullKey { column, .. }) => {
                 prop_assert_eq!(Err(column), want.map(|_| ()));
@@ -162,7 +214,7 @@ fn kernel_output_is_independent_of_thread_count() {
     let run = |threads: usize| {
         rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| {
             let s = Sequencer::prepare(&resolved, input.clone(), &["t"; 3]).unwrap();
-            s.build(0..s.num_windows()).unwrap()
+            s.output(0).build(0..s.num_windows()).unwrap()
         })
     };
     let one = run(1);

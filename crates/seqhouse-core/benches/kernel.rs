@@ -75,7 +75,7 @@ fn kernel(c: &mut Criterion) {
                         let total = sequencer.num_windows();
                         (0..total)
                             .step_by(10_000)
-                            .map(|at| sequencer.build(at..(at + 10_000).min(total)).unwrap().num_rows())
+                            .map(|at| sequencer.output(0).build(at..(at + 10_000).min(total)).unwrap().num_rows())
                             .sum::<usize>()
                     })
                 })

@@ -28,7 +28,10 @@ use crate::error::{Error, Result};
 use crate::order::order_rows;
 use crate::resolve::ResolvedSpec;
 use crate::setting::Setting;
-use crate::spec::{Mode, NullKeyPolicy, Padding};
+use crate::spec::{FOLD, IS_PAD, Mode, NullKeyPolicy, Padding};
+use crate::split::{
+    KeyText, LastCounts, Shares, Split, SplitWindow, entity_hash, fold_of, split_windows, write_message,
+};
 
 /// Counts a job reports in its manifest. Every engine computes the same numbers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +52,66 @@ pub struct SequenceStats {
     pub windows_below_min_length: u64,
     /// Per feature, nulls among the sequenced rows (counted before `--fill-null`).
     pub feature_nulls: BTreeMap<String, u64>,
+    /// Per split of a split job, in order, its counts (empty when the job is not split). The
+    /// job's `windows` and `windows_below_min_length` are their sums.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub splits: Vec<SplitCounts>,
+}
+
+/// What one split of a split job holds, and the checks that nothing leaked into it, as counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitCounts {
+    /// The split's name.
+    pub name: String,
+    /// Entities with at least one window in the split.
+    pub entities: u64,
+    /// Windows written.
+    pub windows: u64,
+    /// Windows that held targets but were dropped for holding fewer than `--min-length` events.
+    pub windows_below_min_length: u64,
+    /// Events that are the split's targets (every event of its entities for an entity split).
+    pub target_events: u64,
+    /// Positions its target masks mark (`target_mask` 1), each event at most once.
+    pub scored_events: u64,
+    /// Target events that no kept window scores: `--mode last` scores only an entity's last
+    /// window, and `--min-length` drops windows (the other modes cover every event). Not a leak.
+    pub unscored_target_events: u64,
+    /// Leave-last, `train` only: entities with no more events than the held-out splits take
+    /// together, kept whole in `train`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entities_too_short_to_hold_out: Option<u64>,
+    /// The leakage checks, each 0 when nothing leaked.
+    pub leaks: LeakCounts,
+}
+
+/// Counted over a split's windows against the events' own splits, apart from how the windows
+/// were cut: each is 0 when nothing leaked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeakCounts {
+    /// Events in the split's windows that belong to a later split (temporal, leave-last: the
+    /// future) or, for an entity split, to another split.
+    pub events_of_later_splits: u64,
+    /// Marked positions whose event is not one of the split's targets.
+    pub scored_non_targets: u64,
+    /// Marked positions whose event an earlier window of the entity marked already.
+    pub scored_twice: u64,
+}
+
+impl SplitCounts {
+    fn add(&mut self, other: &SplitCounts) {
+        self.entities += other.entities;
+        self.windows += other.windows;
+        self.windows_below_min_length += other.windows_below_min_length;
+        self.target_events += other.target_events;
+        self.scored_events += other.scored_events;
+        self.unscored_target_events += other.unscored_target_events;
+        if let Some(short) = other.entities_too_short_to_hold_out {
+            *self.entities_too_short_to_hold_out.get_or_insert(0) += short;
+        }
+        self.leaks.events_of_later_splits += other.leaks.events_of_later_splits;
+        self.leaks.scored_non_targets += other.leaks.scored_non_targets;
+        self.leaks.scored_twice += other.leaks.scored_twice;
+    }
 }
 
 impl SequenceStats {
@@ -63,6 +126,25 @@ impl SequenceStats {
         for (name, nulls) in &range.feature_nulls {
             *self.feature_nulls.entry(name.clone()).or_insert(0) += nulls;
         }
+        if self.splits.is_empty() {
+            self.splits =
+                range.splits.iter().map(|s| SplitCounts { name: s.name.clone(), ..SplitCounts::default() }).collect();
+        }
+        for (total, part) in self.splits.iter_mut().zip(&range.splits) {
+            total.add(part);
+        }
+    }
+
+    /// The counts an output of this job reports: those of split `split` (its entities and
+    /// windows) beside the job's input counts, or the job's own when it is not split.
+    pub fn of_output(&self, split: usize) -> SequenceStats {
+        let Some(counts) = self.splits.get(split) else { return self.clone() };
+        SequenceStats {
+            entities: counts.entities,
+            windows: counts.windows,
+            windows_below_min_length: counts.windows_below_min_length,
+            ..self.clone()
+        }
     }
 }
 
@@ -73,8 +155,12 @@ struct Window {
     start: u32,
     /// Number of real events.
     len: u32,
-    /// Index among the entity's kept windows.
+    /// Index among the entity's kept windows (of its split).
     seq: u32,
+    /// Leading real events the target mask leaves 0 (context, or scored before).
+    unscored: u32,
+    /// The cross-validation fold (first split, with `--folds`), else 0.
+    fold: u8,
 }
 
 /// The cuts `[start, end)` (relative to the entity's first event) that `mode` makes of `len` events.
@@ -109,8 +195,33 @@ pub struct Sequencer {
     sorted_features: Vec<ArrayRef>,
     /// Input positions in (entity, order-by, input position) order.
     order: Vec<u32>,
-    windows: Vec<Window>,
+    /// Per output (one per split, or one), its windows in output order.
+    windows: Vec<Vec<Window>>,
     stats: SequenceStats,
+}
+
+/// The windows of one output of a [`Sequencer`] (a split's, or the job's when unsplit).
+#[derive(Clone, Copy)]
+pub struct OutputWindows<'a> {
+    sequencer: &'a Sequencer,
+    output: usize,
+}
+
+impl OutputWindows<'_> {
+    /// Number of windows.
+    pub fn len(&self) -> usize {
+        self.sequencer.windows[self.output].len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Materialises windows `range` (in output order) as one batch of the output's schema.
+    pub fn build(&self, range: std::ops::Range<usize>) -> Result<RecordBatch> {
+        self.sequencer.build_output(self.output, range)
+    }
 }
 
 impl Sequencer {
@@ -155,27 +266,20 @@ impl Sequencer {
             .collect();
         let concatenated = started.elapsed();
         let ordered = order_rows(&entities, &orders, rows)?;
-        drop(orders);
-        let sorted = started.elapsed();
         let order = ordered.order;
 
         let spec = &resolved.spec;
-        let (n, stride, min_len) = (spec.sequence_length, spec.effective_stride(), spec.min_length);
-        let mut windows = Vec::new();
-        let mut below_min = 0u64;
         let entity_count = (ordered.entity_starts.len() - 1) as u64;
+        let cutter = Cutter::new(resolved, &entities, &orders)?;
+        drop(orders);
+        let mut windows: Vec<Vec<Window>> = vec![Vec::new(); spec.output_names().len()];
+        let mut splits = cutter.counts();
+        let mut below_min = 0u64;
+        let mut scratch = Scratch::default();
         for run in ordered.entity_starts.windows(2) {
-            let (group_start, group_end) = (run[0], run[1]);
-            let mut seq = 0u32;
-            for (s, e) in window_bounds(spec.mode, group_end - group_start, n, stride) {
-                if e - s < min_len {
-                    below_min += 1;
-                    continue;
-                }
-                windows.push(Window { start: (group_start + s) as u32, len: (e - s) as u32, seq });
-                seq += 1;
-            }
+            below_min += cutter.cut(&order[run[0]..run[1]], run[0], &mut windows, &mut splits, &mut scratch);
         }
+        let sorted = started.elapsed();
 
         // Each feature in sorted order (nulls filled if asked): every window is then one
         // contiguous slice of it, copied instead of gathered value by value.
@@ -221,21 +325,22 @@ impl Sequencer {
             null_key_rows_by_column: null_keys.by_column,
             sequenced_rows: rows as u64,
             entities: entity_count,
-            windows: windows.len() as u64,
+            windows: windows.iter().map(|w| w.len() as u64).sum(),
             windows_below_min_length: below_min,
             feature_nulls,
+            splits,
         };
         Ok(Sequencer { resolved: resolved.clone(), entities, sorted_features, order, windows, stats })
     }
 
-    /// Number of output rows (kept windows).
+    /// Number of output rows (kept windows) of every output together.
     pub fn num_windows(&self) -> usize {
-        self.windows.len()
+        self.windows.iter().map(Vec::len).sum()
     }
 
-    /// The schema of every batch [`Sequencer::build`] returns.
-    pub fn output_schema(&self) -> arrow::datatypes::SchemaRef {
-        self.resolved.output_schema.clone()
+    /// The windows of output `output` (split `output`'s, or the job's when it is not split).
+    pub fn output(&self, output: usize) -> OutputWindows<'_> {
+        OutputWindows { sequencer: self, output }
     }
 
     /// The job's counts.
@@ -243,14 +348,15 @@ impl Sequencer {
         &self.stats
     }
 
-    /// Materialises windows `range` (in output order) as one record batch of the output schema.
-    pub fn build(&self, range: std::ops::Range<usize>) -> Result<RecordBatch> {
-        let windows = &self.windows[range];
+    /// Materialises windows `range` of output `output` (in output order) as one record batch
+    /// of that output's schema.
+    fn build_output(&self, output: usize, range: std::ops::Range<usize>) -> Result<RecordBatch> {
+        let windows = &self.windows[output][range];
         let n = self.resolved.spec.sequence_length;
         let pre = self.resolved.spec.padding == Padding::Pre;
         let firsts = UInt32Array::from_iter_values(windows.iter().map(|w| self.order[w.start as usize]));
 
-        let schema = self.resolved.output_schema.clone();
+        let schema = self.resolved.output_schemas[output].clone();
         let mut columns: Vec<ArrayRef> = self
             .entities
             .iter()
@@ -277,12 +383,304 @@ impl Sequencer {
             mask.extend(std::iter::repeat_n(first.0, first.1));
             mask.extend(std::iter::repeat_n(then.0, then.1));
         }
-        let mask_field = list_item(schema.field(schema.fields().len() - 1).data_type());
-        let mask = FixedSizeListArray::try_new(mask_field, n as i32, Arc::new(Int8Array::from(mask)), None)
+        let mask_field = list_item(schema.field_with_name(IS_PAD).map_err(Error::internal)?.data_type());
+        let mask = FixedSizeListArray::try_new(mask_field.clone(), n as i32, Arc::new(Int8Array::from(mask)), None)
             .map_err(Error::internal)?;
         columns.push(Arc::new(mask));
+        if self.resolved.spec.target_mask {
+            let mut marks = Vec::with_capacity(windows.len() * n);
+            for w in windows {
+                let (real, pads) = (w.len as usize, n - w.len as usize);
+                if pre {
+                    marks.extend(std::iter::repeat_n(0i8, pads));
+                }
+                marks.extend(std::iter::repeat_n(0i8, w.unscored as usize));
+                marks.extend(std::iter::repeat_n(1i8, real - w.unscored as usize));
+                if !pre {
+                    marks.extend(std::iter::repeat_n(0i8, pads));
+                }
+            }
+            let marks = FixedSizeListArray::try_new(mask_field, n as i32, Arc::new(Int8Array::from(marks)), None)
+                .map_err(Error::internal)?;
+            columns.push(Arc::new(marks));
+        }
+        if schema.column_with_name(FOLD).is_some() {
+            columns.push(Arc::new(Int32Array::from_iter_values(windows.iter().map(|w| i32::from(w.fold)))));
+        }
         RecordBatch::try_new(schema, columns).map_err(Error::internal)
     }
+}
+
+/// How a job cuts each entity's events into the windows of its outputs: the split kind, with
+/// what it needs from the data.
+struct Cutter<'a> {
+    resolved: &'a ResolvedSpec,
+    kind: Kind<'a>,
+}
+
+enum Kind<'a> {
+    /// One output holding every event.
+    Whole,
+    /// Every entity to one split, by the entity hash of its key values.
+    Entity { entities: &'a [ArrayRef], seed: i64, thresholds: Vec<u64>, folds: Option<u32> },
+    /// Per input row, the number of cutoffs at or before its first order-by value: the index
+    /// of the split whose time range holds it.
+    Temporal { periods: Vec<u8> },
+    /// Per entity, its last events.
+    LeaveLast(&'a LastCounts),
+}
+
+/// Buffers [`Cutter::cut`] reuses from entity to entity.
+#[derive(Default)]
+struct Scratch {
+    message: String,
+    owner: Vec<u8>,
+    targets: Vec<std::ops::Range<usize>>,
+    cuts: Vec<SplitWindow>,
+    below_min: Vec<u64>,
+    /// Per split, prefix counts over the entity's positions: events of that split, and of a
+    /// later one.
+    own: Vec<Vec<u32>>,
+    later: Vec<Vec<u32>>,
+}
+
+impl<'a> Cutter<'a> {
+    /// `entities` in input order; `orders` the order-by columns, in input order.
+    fn new(resolved: &'a ResolvedSpec, entities: &'a [ArrayRef], orders: &[ArrayRef]) -> Result<Self> {
+        let kind = match &resolved.spec.split {
+            None => Kind::Whole,
+            Some(Split::Entity { fractions, seed, folds }) => {
+                Kind::Entity { entities, seed: *seed, thresholds: fractions.thresholds(), folds: *folds }
+            }
+            Some(Split::Temporal { .. }) => {
+                let first = &orders[0];
+                let mut periods = vec![0u8; first.len()];
+                for cutoff in &resolved.cutoffs {
+                    let before = arrow::compute::kernels::cmp::lt(first, &arrow::array::Scalar::new(cutoff))
+                        .map_err(Error::internal)?;
+                    for (period, before) in periods.iter_mut().zip(before.values().iter()) {
+                        *period += u8::from(!before);
+                    }
+                }
+                Kind::Temporal { periods }
+            }
+            Some(Split::LeaveLast { counts }) => Kind::LeaveLast(counts),
+        };
+        Ok(Cutter { resolved, kind })
+    }
+
+    /// The counts of each split, all zero (none when the job is not split).
+    fn counts(&self) -> Vec<SplitCounts> {
+        let names = self.resolved.spec.output_names();
+        let mut counts: Vec<SplitCounts> = names
+            .iter()
+            .flatten()
+            .map(|name| SplitCounts { name: name.to_string(), ..SplitCounts::default() })
+            .collect();
+        if let (Kind::LeaveLast(_), Some(train)) = (&self.kind, counts.first_mut()) {
+            train.entities_too_short_to_hold_out = Some(0);
+        }
+        counts
+    }
+
+    /// Cuts one entity, whose events are input rows `rows` in order, starting at position
+    /// `first` of the job's order: appends its windows to their outputs' and counts them.
+    /// Returns the windows dropped for `--min-length`.
+    fn cut(
+        &self,
+        rows: &[u32],
+        first: usize,
+        windows: &mut [Vec<Window>],
+        counts: &mut [SplitCounts],
+        scratch: &mut Scratch,
+    ) -> u64 {
+        let spec = &self.resolved.spec;
+        let len = rows.len();
+        let outputs = windows.len();
+        let mut fold = 0u8;
+        scratch.targets.clear();
+        scratch.owner.clear();
+        match &self.kind {
+            Kind::Whole => scratch.targets.push(0..len),
+            Kind::Entity { entities, seed, thresholds, folds } => {
+                let (bucket, bits) = entity_hash(entity_message(entities, rows[0] as usize, *seed, scratch));
+                let split = Shares::split_of(thresholds, bucket);
+                scratch.targets.extend((0..outputs).map(|s| if s == split { 0..len } else { len..len }));
+                scratch.owner.resize(len, split as u8);
+                if split == 0
+                    && let Some(folds) = folds
+                {
+                    fold = fold_of(bits, *folds) as u8;
+                }
+            }
+            Kind::Temporal { periods } => {
+                scratch.owner.extend(rows.iter().map(|&row| periods[row as usize]));
+                // The events before cutoff k: those whose period is at most k (a prefix, as
+                // the events are in time order).
+                let mut before = vec![0usize; outputs - 1];
+                for &period in &scratch.owner {
+                    for (k, count) in before.iter_mut().enumerate() {
+                        *count += usize::from(usize::from(period) <= k);
+                    }
+                }
+                scratch.targets.extend(crate::split::Cutoffs::targets(len, &before));
+            }
+            Kind::LeaveLast(last) => {
+                let (targets, too_few) = last.targets(len);
+                if too_few {
+                    *counts[0].entities_too_short_to_hold_out.get_or_insert(0) += 1;
+                }
+                scratch.owner.resize(len, 0);
+                for (split, range) in targets.iter().enumerate() {
+                    scratch.owner[range.clone()].fill(split as u8);
+                }
+                scratch.targets.extend(targets);
+            }
+        }
+        scratch.cuts.clear();
+        scratch.below_min.clear();
+        scratch.below_min.resize(outputs, 0);
+        let (n, stride) = (spec.sequence_length, spec.effective_stride());
+        split_windows(
+            spec.mode,
+            n,
+            stride,
+            spec.min_length,
+            &scratch.targets,
+            &mut scratch.cuts,
+            &mut scratch.below_min,
+        );
+        let mut seq = [0u32; 256];
+        for cut in &scratch.cuts {
+            windows[cut.split].push(Window {
+                start: (first + cut.start) as u32,
+                len: (cut.end - cut.start) as u32,
+                seq: seq[cut.split],
+                unscored: (cut.mask_from - cut.start) as u32,
+                fold: if cut.split == 0 { fold } else { 0 },
+            });
+            seq[cut.split] += 1;
+        }
+        if !counts.is_empty() {
+            self.check(scratch, counts, &seq);
+        }
+        scratch.below_min.iter().sum()
+    }
+
+    /// Counts what one entity's cuts hold per split and checks them against each event's own
+    /// split (`scratch.owner`), apart from how they were cut.
+    fn check(&self, scratch: &mut Scratch, counts: &mut [SplitCounts], windows_per_split: &[u32]) {
+        let len = scratch.owner.len();
+        let entity_split = matches!(self.kind, Kind::Entity { .. });
+        if entity_split {
+            return Self::check_entity(scratch, counts, windows_per_split);
+        }
+        scratch.own.resize_with(counts.len(), Vec::new);
+        scratch.later.resize_with(counts.len(), Vec::new);
+        for split in 0..counts.len() {
+            let (own, later) = (&mut scratch.own[split], &mut scratch.later[split]);
+            own.clear();
+            later.clear();
+            own.push(0);
+            later.push(0);
+            for &owner in &scratch.owner {
+                let owner = usize::from(owner);
+                // For an entity split every other split's event is foreign, not only a later one's.
+                let foreign = if entity_split { owner != split } else { owner > split };
+                own.push(own.last().copied().unwrap_or(0) + u32::from(owner == split));
+                later.push(later.last().copied().unwrap_or(0) + u32::from(foreign));
+            }
+            let count = &mut counts[split];
+            count.target_events += u64::from(own[len]);
+            count.windows_below_min_length += scratch.below_min[split];
+            count.windows += u64::from(windows_per_split[split]);
+            count.entities += u64::from(windows_per_split[split] > 0);
+        }
+        Self::check_cuts(scratch, counts);
+    }
+
+    /// [`Cutter::check`] for an entity split, whose events all belong to one split: the same
+    /// counts in closed form, as that split's windows must hold no other split's events.
+    fn check_entity(scratch: &Scratch, counts: &mut [SplitCounts], windows_per_split: &[u32]) {
+        let (len, owner) = (scratch.owner.len(), usize::from(scratch.owner.first().copied().unwrap_or(0)));
+        for (split, count) in counts.iter_mut().enumerate() {
+            count.windows_below_min_length += scratch.below_min[split];
+            count.windows += u64::from(windows_per_split[split]);
+            count.entities += u64::from(windows_per_split[split] > 0);
+            if split == owner {
+                count.target_events += len as u64;
+            }
+        }
+        let mut scored_to = 0usize;
+        let mut scored_targets = 0u64;
+        for cut in &scratch.cuts {
+            let count = &mut counts[cut.split];
+            let scored = (cut.end - cut.mask_from) as u64;
+            count.scored_events += scored;
+            if cut.split != owner {
+                count.leaks.events_of_later_splits += (cut.end - cut.start) as u64;
+                count.leaks.scored_non_targets += scored;
+                continue;
+            }
+            let twice = cut.end.min(scored_to).saturating_sub(cut.mask_from);
+            count.leaks.scored_twice += twice as u64;
+            scored_targets += scored - twice as u64;
+            if cut.end > cut.mask_from {
+                scored_to = scored_to.max(cut.end);
+            }
+        }
+        counts[owner].unscored_target_events += (len as u64).saturating_sub(scored_targets);
+    }
+
+    /// The counts of `scratch.cuts` against the prefix counts of [`Cutter::check`].
+    fn check_cuts(scratch: &Scratch, counts: &mut [SplitCounts]) {
+        let len = scratch.owner.len();
+        let mut scored_to = vec![0usize; counts.len()];
+        let mut scored_targets = vec![0u64; counts.len()];
+        for cut in &scratch.cuts {
+            let (own, later) = (&scratch.own[cut.split], &scratch.later[cut.split]);
+            let count = &mut counts[cut.split];
+            let between = |prefix: &[u32], from: usize, to: usize| u64::from(prefix[to] - prefix[from]);
+            count.leaks.events_of_later_splits += between(later, cut.start, cut.end);
+            let scored = (cut.end - cut.mask_from) as u64;
+            count.scored_events += scored;
+            let own_scored = between(own, cut.mask_from, cut.end);
+            count.leaks.scored_non_targets += scored - own_scored;
+            let twice = cut.end.min(scored_to[cut.split]).saturating_sub(cut.mask_from);
+            count.leaks.scored_twice += twice as u64;
+            scored_targets[cut.split] += own_scored.saturating_sub(twice as u64);
+            if cut.end > cut.mask_from {
+                scored_to[cut.split] = scored_to[cut.split].max(cut.end);
+            }
+        }
+        for (split, count) in counts.iter_mut().enumerate() {
+            count.unscored_target_events += u64::from(scratch.own[split][len]).saturating_sub(scored_targets[split]);
+        }
+    }
+}
+
+/// The entity-hash message of the entity whose key values are at input row `row`.
+fn entity_message<'s>(entities: &[ArrayRef], row: usize, seed: i64, scratch: &'s mut Scratch) -> &'s str {
+    use arrow::datatypes::*;
+    let mut keys: Vec<KeyText> = Vec::with_capacity(entities.len());
+    for column in entities {
+        let column = column.as_ref();
+        keys.push(match column.data_type() {
+            DataType::Int8 => KeyText::Int(column.as_primitive::<Int8Type>().value(row).into()),
+            DataType::Int16 => KeyText::Int(column.as_primitive::<Int16Type>().value(row).into()),
+            DataType::Int32 => KeyText::Int(column.as_primitive::<Int32Type>().value(row).into()),
+            DataType::Int64 => KeyText::Int(column.as_primitive::<Int64Type>().value(row)),
+            DataType::UInt8 => KeyText::UInt(column.as_primitive::<UInt8Type>().value(row).into()),
+            DataType::UInt16 => KeyText::UInt(column.as_primitive::<UInt16Type>().value(row).into()),
+            DataType::UInt32 => KeyText::UInt(column.as_primitive::<UInt32Type>().value(row).into()),
+            DataType::UInt64 => KeyText::UInt(column.as_primitive::<UInt64Type>().value(row)),
+            DataType::Utf8 => KeyText::Str(column.as_string::<i32>().value(row)),
+            DataType::LargeUtf8 => KeyText::Str(column.as_string::<i64>().value(row)),
+            other => unreachable!("the entity split refuses {other} keys when it is bound"),
+        });
+    }
+    write_message(&mut scratch.message, seed, &keys);
+    &scratch.message
 }
 
 /// One batch of `batches` (in order), releasing each input column once it is copied, so the

@@ -15,12 +15,15 @@ pub mod spec;
 pub mod split;
 
 pub use error::{Error, Result};
-pub use kernel::{BatchNulls, NullKeyCounts, NullKeys, SequenceStats, Sequencer, window_bounds};
+pub use kernel::{
+    BatchNulls, NullKeyCounts, NullKeys, OutputWindows, SequenceStats, Sequencer, SplitCounts, window_bounds,
+};
 pub use manifest::{MANIFEST_FILE, Manifest};
 pub use orchestrator::{SequenceRequest, explain, explain_jobs, join_location, run, run_jobs};
 pub use order::MulHasher;
 pub use port::{
-    Capabilities, Explanation, JobReport, NoProgress, Progress, SequenceJob, Step, Warehouse, check_window_count,
+    Capabilities, Explanation, JobReport, NoProgress, Progress, SequenceJob, SplitReport, Step, Warehouse,
+    check_window_count,
 };
 pub use resolve::ResolvedSpec;
 pub use setting::{Setting, SettingNames, SettingValue, name_settings};

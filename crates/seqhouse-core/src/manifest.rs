@@ -74,8 +74,42 @@ pub struct Manifest {
     pub parts: Vec<OutputPart>,
     /// The output schema.
     pub columns: Vec<OutputColumn>,
-    /// Counts.
+    /// Counts. For one split of a split job: the split's entities and windows, the input's
+    /// rows and nulls, and in `splits` every split's counts and leakage checks.
     pub counts: SequenceStats,
+    /// For one split of a split job: which split this output is, and the run it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<SplitOutput>,
+}
+
+/// Which split of a split job an output holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitOutput {
+    /// The split's name.
+    pub name: String,
+    /// The same in every split's manifest of one run: a digest of the seqhouse version, the
+    /// spec and the input files read (their paths, sizes and rows). Splits whose manifests
+    /// differ here were not published by one run.
+    pub run: String,
+    /// Every split's output folder, in order: the folder names beside this one
+    /// (`train_sequenced_100`, `test_sequenced_100`).
+    pub outputs: Vec<String>,
+}
+
+impl SplitOutput {
+    /// The run digest of a split job (see [`SplitOutput::run`]).
+    pub fn run_digest(spec: &SequenceSpec, input_files: &[InputFile]) -> String {
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(crate::VERSION.as_bytes());
+        hasher.update(b"\0");
+        hasher.update(serde_json::to_vec(spec).expect("a spec serialises"));
+        for file in input_files {
+            hasher.update(b"\0");
+            hasher.update(serde_json::to_vec(file).expect("an input file serialises"));
+        }
+        hasher.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 impl OutputColumn {
@@ -112,6 +146,7 @@ impl Manifest {
             parts,
             columns,
             counts,
+            split: None,
         }
     }
 }

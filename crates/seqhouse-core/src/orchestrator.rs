@@ -34,6 +34,18 @@ impl SequenceRequest {
     /// Subset `s` reads `INPUT/s/` and writes `OUTPUT/s_sequenced_N/`.
     pub fn jobs(&self) -> Result<Vec<SequenceJob>> {
         self.spec.validate()?;
+        if let Some(split) = &self.spec.split
+            && !self.subsets.is_empty()
+        {
+            let setting = split.setting();
+            return Err(Error::setting_message(
+                setting,
+                format!(
+                    "{setting} splits one input into subsets itself, so it cannot be combined with {}, which reads subsets split beforehand; pass one of them",
+                    Setting::Subsets
+                ),
+            ));
+        }
         if self.subsets.is_empty() {
             return Ok(vec![SequenceJob {
                 input: self.input.clone(),
@@ -114,6 +126,19 @@ pub fn run_jobs(warehouse: &dyn Warehouse, jobs: &[SequenceJob], progress: &dyn 
             "published {}",
             report.output
         );
+        for (split, output) in s.splits.iter().zip(report.splits.iter().map(|r| &r.output)) {
+            let leaks = &split.leaks;
+            tracing::info!(
+                split = %split.name,
+                entities = split.entities,
+                windows = split.windows,
+                target_events = split.target_events,
+                scored_events = split.scored_events,
+                leaked = leaks.events_of_later_splits + leaks.scored_non_targets + leaks.scored_twice,
+                "published split {}: {output}",
+                split.name
+            );
+        }
         reports.push(report);
     }
     progress.finish();

@@ -26,6 +26,24 @@ pub struct SequenceJob {
     pub overwrite: bool,
 }
 
+impl SequenceJob {
+    /// Where the job publishes, with the split each output holds: `OUTPUT/NAME_sequenced_N` for
+    /// each split of a split job, in order, else the job's output alone.
+    pub fn outputs(&self) -> Vec<(Option<&str>, String)> {
+        self.spec
+            .output_names()
+            .into_iter()
+            .map(|name| match name {
+                Some(name) => (
+                    Some(name),
+                    crate::join_location(&self.output, &format!("{name}_sequenced_{}", self.spec.sequence_length)),
+                ),
+                None => (None, self.output.clone()),
+            })
+            .collect()
+    }
+}
+
 /// What an engine can and cannot promise, so the contract suite checks each engine fairly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capabilities {
@@ -42,6 +60,10 @@ pub struct Capabilities {
     /// floats, value by value, where every value converts exactly (else refused). SQL engines,
     /// which cannot check values, refuse every such mix before running anything.
     pub widens_integers_to_floats: bool,
+    /// Computes splits (`--split`, `--split-at`, `--split-last`) and target masks. An engine
+    /// that does not refuses them with [`crate::Error::InvalidSetting`] before running
+    /// anything, rather than publish one unsplit output.
+    pub splits: bool,
 }
 
 /// What a finished job reports.
@@ -57,8 +79,24 @@ pub struct JobReport {
     pub parts: usize,
     /// Bytes of output parts.
     pub output_bytes: u64,
-    /// The job's counts (as in the manifest).
+    /// The job's counts (as in the manifest; per split in `stats.splits` for a split job).
     pub stats: SequenceStats,
+    /// For a split job, each split's published output, in order (their counts are in
+    /// `stats.splits`).
+    pub splits: Vec<SplitReport>,
+}
+
+/// One published split of a split job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitReport {
+    /// The split's name.
+    pub name: String,
+    /// Its output folder.
+    pub output: String,
+    /// Its part files.
+    pub parts: usize,
+    /// Bytes of its parts.
+    pub output_bytes: u64,
 }
 
 /// What an engine would do for one job, without doing it (what `--explain` prints).
@@ -87,6 +125,7 @@ impl JobReport {
             parts: parts.len(),
             output_bytes: parts.iter().map(|p| p.bytes).sum(),
             stats,
+            splits: Vec::new(),
         }
     }
 }

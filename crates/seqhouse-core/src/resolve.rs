@@ -10,7 +10,8 @@ use arrow::util::display::FormatOptions;
 
 use crate::error::{Error, Result};
 use crate::setting::Setting;
-use crate::spec::{IS_PAD, SEQUENCE_INDEX, SEQUENCE_LENGTH, SequenceSpec};
+use crate::spec::{FOLD, IS_PAD, SEQUENCE_INDEX, SEQUENCE_LENGTH, SequenceSpec, TARGET_MASK};
+use crate::split::{Cutoffs, Split};
 
 /// Whether seqhouse can group, order and pad a column of this type.
 ///
@@ -126,8 +127,14 @@ pub struct ResolvedSpec {
     pub pads: Vec<ArrayRef>,
     /// One-element arrays holding each feature's null replacement, if any.
     pub fills: Vec<Option<ArrayRef>>,
-    /// The schema of every output part.
+    /// The schema of every output part (of the first split's, when the job is split).
     pub output_schema: SchemaRef,
+    /// Per output ([`SequenceSpec::output_names`]), its parts' schema: the first split's has
+    /// the `fold` column when folds are asked for.
+    pub output_schemas: Vec<SchemaRef>,
+    /// For a temporal split, each cutoff as a one-element array of the first order-by
+    /// column's type, in increasing order.
+    pub cutoffs: Vec<ArrayRef>,
 }
 
 impl ResolvedSpec {
@@ -195,8 +202,27 @@ impl ResolvedSpec {
             let item = Field::new_list_field(input_schema.field(idx).data_type().clone(), true);
             out_fields.push(Field::new(feature.output_name(), DataType::FixedSizeList(Arc::new(item), n), false));
         }
-        let mask_item = Field::new_list_field(DataType::Int8, false);
-        out_fields.push(Field::new(IS_PAD, DataType::FixedSizeList(Arc::new(mask_item), n), false));
+        let mask_item = Arc::new(Field::new_list_field(DataType::Int8, false));
+        out_fields.push(Field::new(IS_PAD, DataType::FixedSizeList(mask_item.clone(), n), false));
+        if spec.target_mask {
+            out_fields.push(Field::new(TARGET_MASK, DataType::FixedSizeList(mask_item, n), false));
+        }
+        let output_schema = Arc::new(Schema::new(out_fields.clone()));
+        let mut output_schemas = vec![output_schema.clone(); spec.output_names().len()];
+        if spec.split.as_ref().and_then(Split::folds).is_some() {
+            out_fields.push(Field::new(FOLD, DataType::Int32, false));
+            output_schemas[0] = Arc::new(Schema::new(out_fields));
+        }
+        let cutoffs = match &spec.split {
+            Some(Split::Temporal { cutoffs }) => {
+                typed_cutoffs(cutoffs, &spec.order_by[0], input_schema.field(order_idx[0]).data_type())?
+            }
+            Some(Split::Entity { .. }) => {
+                check_hashable(spec, &input_schema, &entity_idx)?;
+                Vec::new()
+            }
+            _ => Vec::new(),
+        };
 
         Ok(ResolvedSpec {
             spec: spec.clone(),
@@ -206,7 +232,9 @@ impl ResolvedSpec {
             feature_idx,
             pads,
             fills,
-            output_schema: Arc::new(Schema::new(out_fields)),
+            output_schema: output_schemas[0].clone(),
+            output_schemas,
+            cutoffs,
         })
     }
 
@@ -224,6 +252,53 @@ impl ResolvedSpec {
             .chain(self.spec.order_by.iter().zip(&self.order_idx))
             .map(|(name, &idx)| (name.as_str(), idx))
     }
+}
+
+/// The cutoffs of a temporal split parsed as the first order-by column's type, refused unless
+/// each is later than the one before (so the splits' time ranges follow in the order named).
+fn typed_cutoffs(cutoffs: &Cutoffs, column: &str, data_type: &DataType) -> Result<Vec<ArrayRef>> {
+    let mut typed: Vec<ArrayRef> = Vec::new();
+    for (name, text) in cutoffs.parts() {
+        let value = parse_value(Setting::SplitAt, column, text, data_type)?;
+        if value.is_null(0)
+            || matches!(data_type, DataType::Float32 | DataType::Float64) && text.trim().eq_ignore_ascii_case("nan")
+        {
+            return Err(Error::setting(
+                Setting::SplitAt,
+                format!("cutoff '{text}' of split '{name}' is not a value of column '{column}' ({data_type})"),
+            ));
+        }
+        if let Some(previous) = typed.last()
+            && !arrow::compute::kernels::cmp::lt(previous, &value).map_err(Error::internal)?.value(0)
+        {
+            let (before, _) = &cutoffs.parts()[typed.len() - 1];
+            return Err(Error::setting(
+                Setting::SplitAt,
+                format!(
+                    "cutoff '{text}' of split '{name}' is not later than the cutoff of split '{before}'; give the cutoffs in increasing order"
+                ),
+            ));
+        }
+        typed.push(value);
+    }
+    Ok(typed)
+}
+
+/// Refuses an entity split over entity columns the entity hash does not define (it hashes
+/// integers and strings, which every engine prints the same way).
+fn check_hashable(spec: &SequenceSpec, input_schema: &Schema, entity_idx: &[usize]) -> Result<()> {
+    for (name, &idx) in spec.entity.iter().zip(entity_idx) {
+        let data_type = input_schema.field(idx).data_type();
+        if !matches!(type_kind(data_type).as_str(), "integer" | "string") {
+            return Err(Error::setting(
+                Setting::Split,
+                format!(
+                    "hashes integer and string entity columns, and '{name}' is {data_type}; cast it to an integer or a string upstream"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Projects a decoded batch onto `schema` (some or all of a job's input columns, by name) and

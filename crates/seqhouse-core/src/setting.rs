@@ -39,6 +39,18 @@ pub enum Setting {
     MinLength,
     /// The subset folders.
     Subsets,
+    /// An entity split by hash: named fractions.
+    Split,
+    /// The seed of the entity hash.
+    SplitSeed,
+    /// Cross-validation folds inside the first split.
+    Folds,
+    /// A global temporal split: named cutoffs.
+    SplitAt,
+    /// A leave-last split: named event counts.
+    SplitLast,
+    /// Add the `target_mask` column.
+    TargetMask,
     /// Replacements for nulls in features.
     FillNull,
     /// What to do with null keys.
@@ -105,6 +117,12 @@ impl Setting {
         Setting::Padding,
         Setting::MinLength,
         Setting::Subsets,
+        Setting::Split,
+        Setting::SplitSeed,
+        Setting::Folds,
+        Setting::SplitAt,
+        Setting::SplitLast,
+        Setting::TargetMask,
         Setting::FillNull,
         Setting::OnNullKey,
         Setting::Overwrite,
@@ -146,6 +164,12 @@ impl Setting {
             Setting::Padding => "padding",
             Setting::MinLength => "min_length",
             Setting::Subsets => "subsets",
+            Setting::Split => "split",
+            Setting::SplitSeed => "split_seed",
+            Setting::Folds => "folds",
+            Setting::SplitAt => "split_at",
+            Setting::SplitLast => "split_last",
+            Setting::TargetMask => "target_mask",
             Setting::FillNull => "fill_null",
             Setting::OnNullKey => "on_null_key",
             Setting::Overwrite => "overwrite",

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::setting::Setting;
+use crate::split::{FOLDS, Split};
 
 /// Name of the output column numbering an entity's kept windows (0, 1, 2, ...).
 pub const SEQUENCE_INDEX: &str = "sequence_index";
@@ -15,6 +16,13 @@ pub const SEQUENCE_INDEX: &str = "sequence_index";
 pub const SEQUENCE_LENGTH: &str = "sequence_length";
 /// Name of the output mask column: N int8 values, 1 where padded, 0 where real.
 pub const IS_PAD: &str = "is_pad_sequence";
+/// Name of the output column marking the positions a window scores: N int8 values, 1 where the
+/// event is a target of the window's split not scored by an earlier window (`--target-mask`).
+pub const TARGET_MASK: &str = "target_mask";
+/// Name of the output column holding a window's cross-validation fold (`--folds`).
+pub const FOLD: &str = "fold";
+/// The most splits a job may publish (each is an output folder).
+pub const MAX_SPLITS: usize = 64;
 /// Suffix of every feature's output column (`NAME_sequence`).
 pub const FEATURE_SUFFIX: &str = "_sequence";
 
@@ -163,6 +171,12 @@ pub struct SequenceSpec {
     pub fill_null: Vec<FillNull>,
     /// What to do with null entity/order values.
     pub on_null_key: NullKeyPolicy,
+    /// How the input is split into named outputs; `None` is one output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<Split>,
+    /// Write the `target_mask` column.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub target_mask: bool,
 }
 
 impl SequenceSpec {
@@ -179,6 +193,8 @@ impl SequenceSpec {
             min_length: 1,
             fill_null: Vec::new(),
             on_null_key: NullKeyPolicy::Error,
+            split: None,
+            target_mask: false,
         }
     }
 
@@ -277,8 +293,29 @@ impl SequenceSpec {
                 ));
             }
         }
+        if let Some(split) = &self.split
+            && split.names().len() > MAX_SPLITS
+        {
+            return Err(Error::setting(
+                split.setting(),
+                format!("names {} splits; at most {MAX_SPLITS} are allowed", split.names().len()),
+            ));
+        }
+        if let Some(folds) = self.split.as_ref().and_then(Split::folds)
+            && !FOLDS.contains(&folds)
+        {
+            return Err(Error::setting(
+                Setting::Folds,
+                format!("must be between {} and {}, got {folds}", FOLDS.start(), FOLDS.end()),
+            ));
+        }
         let mut output_names: HashSet<String> = self.entity.iter().cloned().collect();
-        for reserved in [SEQUENCE_INDEX, SEQUENCE_LENGTH, IS_PAD] {
+        // The columns a split adds are reserved only when asked for: an entity named `fold`
+        // stays valid in a job without folds.
+        let folds = self.split.as_ref().and_then(Split::folds).is_some();
+        let optional = [(self.target_mask, TARGET_MASK), (folds, FOLD)];
+        let added = optional.into_iter().filter_map(|(asked, name)| asked.then_some(name));
+        for reserved in [SEQUENCE_INDEX, SEQUENCE_LENGTH, IS_PAD].into_iter().chain(added) {
             if !output_names.insert(reserved.to_string()) {
                 return Err(Error::setting_message(
                     Setting::Entity,
@@ -299,6 +336,14 @@ impl SequenceSpec {
             }
         }
         Ok(())
+    }
+
+    /// The names of the outputs: one per split, in order, or `None` alone for an unsplit job.
+    pub fn output_names(&self) -> Vec<Option<&str>> {
+        match &self.split {
+            Some(split) => split.names().into_iter().map(Some).collect(),
+            None => vec![None],
+        }
     }
 
     /// The input columns a job reads, each once: entity, then order-by, then features.

@@ -306,6 +306,116 @@ impl Cutoffs {
     }
 }
 
+/// How a job splits its input, as the spec holds it and the manifest records it.
+///
+/// Every kind gives each entity a range of target events per split ([`Split::names`] in order):
+/// the whole entity to one split (`entity`), the events between global cutoffs (`temporal`), or
+/// the entity's last events (`leave_last`). The windows follow from those ranges by
+/// [`split_windows`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Split {
+    /// Every entity to one split, by the entity hash.
+    Entity {
+        /// The named fractions, in order.
+        fractions: Shares,
+        /// The seed of the hash.
+        seed: i64,
+        /// Cross-validation folds inside the first split, if asked for.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        folds: Option<u32>,
+    },
+    /// Global cutoffs on the first order-by column.
+    Temporal {
+        /// The named cutoffs, in order.
+        cutoffs: Cutoffs,
+    },
+    /// Per entity, its last events.
+    LeaveLast {
+        /// The named counts, in order (the last split's events come last).
+        counts: LastCounts,
+    },
+}
+
+/// The folds a split may have.
+pub const FOLDS: std::ops::RangeInclusive<u32> = 2..=100;
+
+impl Split {
+    /// The splits' names, in output order.
+    pub fn names(&self) -> Vec<&str> {
+        match self {
+            Split::Entity { fractions, .. } => fractions.names().collect(),
+            Split::Temporal { cutoffs } => cutoffs.names(),
+            Split::LeaveLast { counts } => counts.names(),
+        }
+    }
+
+    /// The option that asked for this split.
+    pub fn setting(&self) -> crate::Setting {
+        match self {
+            Split::Entity { .. } => crate::Setting::Split,
+            Split::Temporal { .. } => crate::Setting::SplitAt,
+            Split::LeaveLast { .. } => crate::Setting::SplitLast,
+        }
+    }
+
+    /// The folds of the first split, if any.
+    pub fn folds(&self) -> Option<u32> {
+        match self {
+            Split::Entity { folds, .. } => *folds,
+            _ => None,
+        }
+    }
+}
+
+macro_rules! text_serde {
+    ($ty:ty) => {
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+text_serde!(Shares);
+text_serde!(Cutoffs);
+text_serde!(LastCounts);
+
+/// `NAME=VALUE,...` as the options write it.
+fn write_pairs<V: fmt::Display>(f: &mut fmt::Formatter<'_>, parts: &[(String, V)]) -> fmt::Result {
+    for (i, (name, value)) in parts.iter().enumerate() {
+        if i > 0 {
+            f.write_str(",")?;
+        }
+        write!(f, "{name}={value}")?;
+    }
+    Ok(())
+}
+
+impl fmt::Display for Shares {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_pairs(f, &self.parts)
+    }
+}
+
+impl fmt::Display for Cutoffs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_pairs(f, &self.parts)
+    }
+}
+
+impl fmt::Display for LastCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_pairs(f, &self.parts)
+    }
+}
+
 /// One entity key value as the hash reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyText<'a> {
@@ -378,21 +488,30 @@ pub struct SplitWindow {
 /// An entity split gives the entity's split the range of all its events and the others none;
 /// a temporal or leave-last split gives `train` the events before the first cutoff and each
 /// later split its own; no split at all is one split holding every event.
+///
+/// The windows are appended to `windows` (a buffer reused across entities), split by split;
+/// `below_min_length[s]` counts split `s`'s windows dropped for holding targets but fewer than
+/// `min_length` events.
 pub fn split_windows(
     mode: crate::Mode,
     n: usize,
     stride: usize,
     min_length: usize,
     targets: &[std::ops::Range<usize>],
-) -> Vec<SplitWindow> {
-    let mut windows = Vec::new();
+    windows: &mut Vec<SplitWindow>,
+    below_min_length: &mut [u64],
+) {
     for (split, range) in targets.iter().enumerate() {
         if range.is_empty() {
             continue;
         }
         let mut scored_to = range.start;
         for (start, end) in crate::window_bounds(mode, range.end, n, stride) {
-            if end <= range.start || end - start < min_length {
+            if end <= range.start {
+                continue;
+            }
+            if end - start < min_length {
+                below_min_length[split] += 1;
                 continue;
             }
             let mask_from = start.max(scored_to).min(end);
@@ -400,7 +519,6 @@ pub fn split_windows(
             scored_to = scored_to.max(end);
         }
     }
-    windows
 }
 
 /// The fold (0 … `folds` − 1) of an entity of the first split, from its fold bits.
@@ -578,7 +696,9 @@ mod tests {
             let targets: Vec<std::ops::Range<usize>> = bounds.windows(2).map(|w| w[0]..w[1]).collect();
             // As the spec allows: 1 ≤ stride ≤ N in sliding mode, N otherwise.
             let stride = if mode == crate::Mode::Sliding { stride.min(n) } else { n };
-            let got = split_windows(mode, n, stride, min_length, &targets);
+            let mut got = Vec::new();
+            let mut below = vec![0; targets.len()];
+            split_windows(mode, n, stride, min_length, &targets, &mut got, &mut below);
             let expected: Vec<_> = targets.iter().enumerate()
                 .flat_map(|(s, t)| naive(mode, n, stride, min_length, s, t.clone()))
                 .collect();

@@ -73,6 +73,36 @@ fn validation_names_the_problem() {
 }
 
 #[test]
+fn split_columns_are_reserved_only_when_asked_for() {
+    use seqhouse_core::split::Split;
+    let entity_split = |folds| Split::Entity { fractions: "train=0.5,test=0.5".parse().unwrap(), seed: 0, folds };
+    // Entities named as the columns a split adds are fine in a job that does not add them.
+    let mut s = spec();
+    s.entity = vec!["fold".into(), "target_mask".into()];
+    assert!(s.validate().is_ok());
+    s.split = Some(entity_split(None));
+    assert!(s.validate().is_ok());
+    s.split = Some(entity_split(Some(5)));
+    assert!(invalid_setting(&s, Setting::Entity).contains("'fold' clashes"));
+    s.split = None;
+    s.target_mask = true;
+    assert!(invalid_setting(&s, Setting::Entity).contains("'target_mask' clashes"));
+    let mut s = spec();
+    for (folds, ok) in [(1, false), (2, true), (100, true), (101, false)] {
+        s.split = Some(entity_split(Some(folds)));
+        assert_eq!(s.validate().is_ok(), ok, "{folds} folds");
+    }
+    s.split = Some(entity_split(Some(101)));
+    assert_eq!(invalid_setting(&s, Setting::Folds), "folds must be between 2 and 100, got 101");
+    // A split's options written back as they were read (the manifest records them so).
+    let text = "validation=2024-01-01T00:00:00,test=7";
+    let split = Split::Temporal { cutoffs: text.parse().unwrap() };
+    let json = serde_json::to_string(&split).unwrap();
+    assert_eq!(json, format!(r#"{{"kind":"temporal","cutoffs":"{text}"}}"#));
+    assert_eq!(serde_json::from_str::<Split>(&json).unwrap(), split);
+}
+
+#[test]
 fn pad_values_parse_as_their_type() {
     let v = parse_value(Setting::Feature, "c", "-1", &DataType::Int8).unwrap();
     assert_eq!(v.as_primitive::<Int8Type>().value(0), -1);

@@ -11,13 +11,14 @@ mod ranges;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use seqhouse_core::manifest::OutputColumn;
+use seqhouse_core::manifest::{OutputColumn, SplitOutput};
 use seqhouse_core::{
     Capabilities, Error, Explanation, JobReport, Manifest, Progress, ResolvedSpec, Result, SequenceJob, SequenceStats,
-    Sequencer, Setting, Step, Warehouse,
+    Sequencer, Setting, SplitReport, Step, Warehouse,
 };
 
-pub use memory::{Windows, read_published};
+pub use memory::{OutputBatches, Windows, read_published};
+use output::PartSinks;
 pub use output::{OutputCompression, PartLayout, PartSink};
 pub use seqhouse_storage::S3Options;
 
@@ -226,10 +227,11 @@ impl LocalWarehouse {
         Ok(())
     }
 
-    fn run_job(&self, job: &SequenceJob, lock: OutputLock, progress: &dyn Progress) -> Result<JobReport> {
+    fn run_job(&self, job: &SequenceJob, locks: Vec<OutputLock>, progress: &dyn Progress) -> Result<JobReport> {
         let storage = &self.storage;
         let Bound { input, files, resolved, size, plan } = self.bind(job)?;
-        let output = storage.locate(&job.output)?;
+        let outputs =
+            job.outputs().into_iter().map(|(_, output)| storage.locate(&output)).collect::<Result<Vec<_>>>()?;
         let delimiter = self.config.csv_delimiter;
         self.check_window_memory(&resolved)?;
 
@@ -237,26 +239,42 @@ impl LocalWarehouse {
         let layout = PartLayout::for_length(job.spec.sequence_length, self.config.rows_per_part);
         let compression = self.config.compression;
         let on_rows = |rows| progress.advance(rows);
-        // Writes into a freshly begun target (only once the input is known good), or removes
-        // what was written when that fails.
-        let write = |target: Target, fill: &mut dyn FnMut(&mut PartSink) -> Result<SequenceStats>| {
+        // Begins a target per output (only once the input is known good) and writes into them,
+        // or removes what was written when that fails.
+        let write = |locks: Vec<OutputLock>, fill: &mut dyn FnMut(&mut PartSinks) -> Result<SequenceStats>| {
+            let mut targets = Vec::with_capacity(outputs.len());
+            for (lock, output) in locks.into_iter().zip(&outputs) {
+                match Target::begin(storage, &input, output, job.overwrite, lock) {
+                    Ok(target) => targets.push(target),
+                    Err(e) => {
+                        targets.into_iter().for_each(|target: Target| target.abort(storage));
+                        return Err(e);
+                    }
+                }
+            }
             let written = (|| {
                 failpoint::hit("local.writing")?;
                 let cancelled = || self.check_cancelled();
-                let mut sink = PartSink::new(storage, &target, &resolved, layout, compression, &on_rows, &cancelled)?;
-                let stats = fill(&mut sink)?;
-                Ok((sink.finish()?, stats))
+                let sinks = (targets.iter().enumerate())
+                    .map(|(i, target)| {
+                        PartSink::new(storage, target, &resolved, i, layout, compression, &on_rows, &cancelled)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let mut sinks = PartSinks(sinks);
+                let stats = fill(&mut sinks)?;
+                let parts = sinks.0.into_iter().map(PartSink::finish).collect::<Result<Vec<_>>>()?;
+                Ok((parts, stats))
             })();
             match written {
-                Ok((parts, stats)) => Ok((target, parts, stats)),
+                Ok((parts, stats)) => Ok((targets, parts, stats)),
                 Err(e) => {
-                    target.abort(storage);
+                    targets.into_iter().for_each(|target| target.abort(storage));
                     Err(e)
                 }
             }
         };
 
-        let (target, parts, stats, input_files) = if plan == Plan::Whole {
+        let (targets, parts, stats, input_files) = if plan == Plan::Whole {
             progress.stage("read", files.len() as u64);
             let decoded = input::read_all(storage, &input, &files, &resolved, delimiter, &|| progress.advance(1))?;
             let batch_sources: Vec<&str> = decoded.batch_file.iter().map(|&i| files[i].shown.as_str()).collect();
@@ -266,10 +284,9 @@ impl LocalWarehouse {
             let sequencer = Sequencer::prepare(&resolved, decoded.batches, &batch_sources)?;
             let sequence_done = started.elapsed();
             self.check_cancelled()?;
-            let target = Target::begin(storage, &input, &output, job.overwrite, lock)?;
             progress.stage("write", sequencer.num_windows() as u64);
-            let (target, parts, stats) = write(target, &mut |sink| {
-                sink.push(&sequencer)?;
+            let (targets, parts, stats) = write(locks, &mut |sinks| {
+                ranges::WindowSink::push(sinks, &sequencer)?;
                 Ok(sequencer.stats().clone())
             })?;
             tracing::debug!(
@@ -278,30 +295,99 @@ impl LocalWarehouse {
                 write = ?(started.elapsed() - sequence_done),
                 "phases"
             );
-            (target, parts, stats, decoded.files)
+            (targets, parts, stats, decoded.files)
         } else {
             let source = ranges::Source::Files { storage, location: &input, files: &files, delimiter };
             let split = self.split(source, &resolved, size.rows, plan, progress)?;
             let split_done = started.elapsed();
             self.check_cancelled()?;
             let input_files = split.files.clone();
-            let target = Target::begin(storage, &input, &output, job.overwrite, lock)?;
             progress.stage("sequence and write", 0);
             let mut split = Some(split);
-            let (target, parts, stats) = write(target, &mut |sink| {
-                split.take().expect("sequenced once").sequence(&resolved, sink, &|| self.check_cancelled())
+            let (targets, parts, stats) = write(locks, &mut |sinks| {
+                split.take().expect("sequenced once").sequence(&resolved, sinks, &|| self.check_cancelled())
             })?;
             tracing::debug!(split = ?split_done, sequence_and_write = ?(started.elapsed() - split_done), "phases");
-            (target, parts, stats, input_files)
+            (targets, parts, stats, input_files)
         };
 
-        let columns = OutputColumn::of_schema(&resolved.output_schema);
-        let input_location = seqhouse_storage::manifest_input_location(&input, &output);
-        let manifest =
-            Manifest::new(self.name(), job, input_location, input_files, parts.clone(), columns, stats.clone());
-        let json = serde_json::to_vec_pretty(&manifest).map_err(Error::internal)?;
-        target.commit_unless_stopped(storage, json, || self.check_cancelled())?;
-        Ok(JobReport::new(job, files.len(), &parts, stats))
+        let names = job.spec.output_names();
+        let run = SplitOutput::run_digest(&job.spec, &input_files);
+        let folders: Vec<String> = outputs
+            .iter()
+            .map(|o| o.shown.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_string())
+            .collect();
+        let manifests = (0..outputs.len())
+            .map(|i| {
+                let columns = OutputColumn::of_schema(&resolved.output_schemas[i]);
+                let input_location = seqhouse_storage::manifest_input_location(&input, &outputs[i]);
+                let mut manifest = Manifest::new(
+                    self.name(),
+                    job,
+                    input_location,
+                    input_files.clone(),
+                    parts[i].clone(),
+                    columns,
+                    stats.of_output(i),
+                );
+                manifest.split = names[i].map(|name| SplitOutput {
+                    name: name.to_string(),
+                    run: run.clone(),
+                    outputs: folders.clone(),
+                });
+                serde_json::to_vec_pretty(&manifest).map_err(Error::internal)
+            })
+            .collect::<Result<Vec<_>>>();
+        let manifests = match manifests.and_then(|m| self.check_cancelled().map(|()| m)) {
+            Ok(manifests) => manifests,
+            Err(e) => {
+                targets.into_iter().for_each(|target| target.abort(storage));
+                return Err(e);
+            }
+        };
+        // Every output's parts are written: the outputs are committed one after the other, with
+        // no more work (or stop) between them, so a reader sees all splits of one run, unless
+        // a commit itself fails (each split's manifest names its run).
+        let mut targets = targets.into_iter();
+        for (i, (target, json)) in targets.by_ref().zip(manifests).enumerate() {
+            if let Err(e) = target.commit(storage, json) {
+                targets.for_each(|target| target.abort(storage));
+                if i > 0 {
+                    tracing::error!(
+                        published = ?&folders[..i],
+                        "publishing split {} failed after the splits before it were published; run the job again",
+                        folders[i]
+                    );
+                }
+                return Err(e);
+            }
+        }
+        let all_parts: Vec<_> = parts.concat();
+        let mut report = JobReport::new(job, files.len(), &all_parts, stats);
+        for (name, (output, parts)) in names.iter().zip(outputs.iter().zip(&parts)) {
+            if let Some(name) = name {
+                report.splits.push(SplitReport {
+                    name: name.to_string(),
+                    output: output.shown.clone(),
+                    parts: parts.len(),
+                    output_bytes: parts.iter().map(|p| p.bytes).sum(),
+                });
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// A split's options as the user wrote them (`train=0.8,test=0.2`, seed and folds apart).
+fn split_text(split: &seqhouse_core::split::Split) -> String {
+    use seqhouse_core::split::Split;
+    match split {
+        Split::Entity { fractions, seed, folds } => {
+            let folds = folds.map(|k| format!(", {}", Setting::Folds.with(k))).unwrap_or_default();
+            format!("{fractions} ({}{folds})", Setting::SplitSeed.with(seed))
+        }
+        Split::Temporal { cutoffs } => cutoffs.to_string(),
+        Split::LeaveLast { counts } => counts.to_string(),
     }
 }
 
@@ -429,7 +515,6 @@ pub fn default_memory_limit() -> u64 {
 impl Warehouse for LocalWarehouse {
     fn explain(&self, job: &SequenceJob) -> Result<Explanation> {
         let Bound { input, files, size, plan, .. } = self.bind(job)?;
-        let output = self.storage.locate(&job.output)?;
         let limit = self.memory_limit();
         let spill_dir = self.spill_dir(false);
         let how = match plan {
@@ -437,13 +522,8 @@ impl Warehouse for LocalWarehouse {
             Plan::InMemory { ranges } => format!("split into {ranges} entity ranges held in memory"),
             Plan::Spilled { ranges } => format!("split into {ranges} entity ranges spilled to {}", spill_dir.display()),
         };
-        let state = match publish::check_job(&self.storage, &input, &output, job.overwrite) {
-            Ok(publish::OutputState::Absent) => "written new".to_string(),
-            Ok(publish::OutputState::Replaceable) => "replaces the seqhouse output there".to_string(),
-            Err(e) => format!("refused: {e}"),
-        };
         let layout = PartLayout::for_length(job.spec.sequence_length, self.config.rows_per_part);
-        let notes = [
+        let mut notes = vec![
             format!(
                 "input: {} ({} file(s), {} rows, about {} of the needed columns decoded)",
                 input.shown,
@@ -456,11 +536,27 @@ impl Warehouse for LocalWarehouse {
                 self.pool.current_num_threads(),
                 human_bytes(limit)
             ),
-            format!(
-                "output: {} ({state}), parts of up to {} windows in row groups of {}, {} compression",
-                output.shown, layout.rows_per_part, layout.rows_per_row_group, self.config.compression
-            ),
         ];
+        if let Some(split) = &job.spec.split {
+            notes.push(format!(
+                "split: {} into {}, in the same pass",
+                split.setting().with(split_text(split)),
+                split.names().join(", ")
+            ));
+        }
+        for (split, output) in job.outputs() {
+            let output = self.storage.locate(&output)?;
+            let state = match publish::check_job(&self.storage, &input, &output, job.overwrite) {
+                Ok(publish::OutputState::Absent) => "written new".to_string(),
+                Ok(publish::OutputState::Replaceable) => "replaces the seqhouse output there".to_string(),
+                Err(e) => format!("refused: {e}"),
+            };
+            let what = split.map(|name| format!(" split {name}:")).unwrap_or_default();
+            notes.push(format!(
+                "output:{what} {} ({state}), parts of up to {} windows in row groups of {}, {} compression",
+                output.shown, layout.rows_per_part, layout.rows_per_row_group, self.config.compression
+            ));
+        }
         Ok(Explanation { steps: notes.into_iter().map(Step::Note).collect() })
     }
 
@@ -474,12 +570,12 @@ impl Warehouse for LocalWarehouse {
             fixed_size_lists: true,
             ordered_output: true,
             widens_integers_to_floats: true,
+            splits: true,
         }
     }
 
     fn preflight(&self, job: &SequenceJob) -> Result<()> {
         let input = self.storage.locate(&job.input)?;
-        let output = self.storage.locate(&job.output)?;
         if let Some(path) = &input.local
             && !path.exists()
         {
@@ -488,14 +584,20 @@ impl Warehouse for LocalWarehouse {
                 hint: format!("no such file or folder; check {}", Setting::Input),
             });
         }
-        publish::check_job(&self.storage, &input, &output, job.overwrite)?;
+        for (_, output) in job.outputs() {
+            publish::check_job(&self.storage, &input, &self.storage.locate(&output)?, job.overwrite)?;
+        }
         Ok(())
     }
 
     fn sequence(&self, job: &SequenceJob, progress: &dyn Progress) -> Result<JobReport> {
-        // Held from the start, so a second run on this output fails at once, not after its work.
-        let lock = OutputLock::acquire(&self.storage, &self.storage.locate(&job.output)?)?;
-        self.pool.install(|| self.run_job(job, lock, progress))
+        // Held from the start, so a second run on these outputs fails at once, not after its work.
+        let locks = job
+            .outputs()
+            .iter()
+            .map(|(_, output)| OutputLock::acquire(&self.storage, &self.storage.locate(output)?))
+            .collect::<Result<Vec<_>>>()?;
+        self.pool.install(|| self.run_job(job, locks, progress))
     }
 }
 

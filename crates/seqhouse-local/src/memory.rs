@@ -18,15 +18,24 @@ use seqhouse_storage::input::{self, InputSize};
 use crate::ranges::{self, SplitInput, WindowSink};
 use crate::{LocalWarehouse, PartLayout, Plan};
 
-/// Windows in memory: batches of at most [`PartLayout`]'s row-group size, in output order.
+/// Windows in memory, per output: one, or one per split of a split job.
 #[derive(Debug)]
 pub struct Windows {
+    /// The outputs, in order ([`seqhouse_core::SequenceSpec::output_names`]).
+    pub outputs: Vec<OutputBatches>,
+    /// What the job counted (per split in `splits`), as a manifest would record it.
+    pub stats: SequenceStats,
+}
+
+/// One output's windows: batches of at most [`PartLayout`]'s row-group size, in output order.
+#[derive(Debug)]
+pub struct OutputBatches {
+    /// The split the output holds, for a split job.
+    pub split: Option<String>,
     /// The output contract's schema.
     pub schema: SchemaRef,
     /// The windows, ordered by entity, then window.
     pub batches: Vec<RecordBatch>,
-    /// What the job counted, as a manifest would record it.
-    pub stats: SequenceStats,
 }
 
 impl LocalWarehouse {
@@ -131,43 +140,63 @@ impl LocalWarehouse {
         self.check_cancelled()?;
         let mut sink = MemorySink::new(self, resolved);
         sink.push(&sequencer)?;
-        Ok(Windows { schema: resolved.output_schema.clone(), batches: sink.batches, stats: sequencer.stats().clone() })
+        Ok(sink.into_windows(resolved, sequencer.stats().clone()))
     }
 
     /// A job split by entity range, a range at a time.
     fn sequence_split(&self, resolved: &ResolvedSpec, split: SplitInput) -> Result<Windows> {
         let mut sink = MemorySink::new(self, resolved);
         let stats = split.sequence(resolved, &mut sink, &|| self.check_cancelled())?;
-        Ok(Windows { schema: resolved.output_schema.clone(), batches: sink.batches, stats })
+        Ok(sink.into_windows(resolved, stats))
     }
 }
 
-/// Windows built into batches of at most a row group each, in parallel, in order.
+/// Windows built into batches of at most a row group each, in parallel, in order, per output.
 struct MemorySink<'a> {
     warehouse: &'a LocalWarehouse,
     rows_per_batch: usize,
-    batches: Vec<RecordBatch>,
+    outputs: Vec<Vec<RecordBatch>>,
 }
 
 impl<'a> MemorySink<'a> {
     fn new(warehouse: &'a LocalWarehouse, resolved: &ResolvedSpec) -> Self {
         let layout = PartLayout::for_length(resolved.spec.sequence_length, warehouse.config.rows_per_part);
-        MemorySink { warehouse, rows_per_batch: layout.rows_per_row_group.max(1), batches: Vec::new() }
+        let outputs = vec![Vec::new(); resolved.output_schemas.len()];
+        MemorySink { warehouse, rows_per_batch: layout.rows_per_row_group.max(1), outputs }
+    }
+
+    fn into_windows(self, resolved: &ResolvedSpec, stats: SequenceStats) -> Windows {
+        let names = resolved.spec.output_names();
+        let outputs = self
+            .outputs
+            .into_iter()
+            .zip(&resolved.output_schemas)
+            .zip(names)
+            .map(|((batches, schema), name)| OutputBatches {
+                split: name.map(str::to_string),
+                schema: schema.clone(),
+                batches,
+            })
+            .collect();
+        Windows { outputs, stats }
     }
 }
 
 impl WindowSink for MemorySink<'_> {
     fn push(&mut self, sequencer: &Sequencer) -> Result<()> {
-        let (step, windows) = (self.rows_per_batch, sequencer.num_windows());
-        let starts: Vec<usize> = (0..windows).step_by(step).collect();
-        let built = starts
-            .into_par_iter()
-            .map(|start| {
-                self.warehouse.check_cancelled()?;
-                sequencer.build(start..(start + step).min(windows))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        self.batches.extend(built);
+        let step = self.rows_per_batch;
+        for (output, batches) in self.outputs.iter_mut().enumerate() {
+            let windows = sequencer.output(output);
+            let starts: Vec<usize> = (0..windows.len()).step_by(step).collect();
+            let built = starts
+                .into_par_iter()
+                .map(|start| {
+                    self.warehouse.check_cancelled()?;
+                    windows.build(start..(start + step).min(windows.len()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            batches.extend(built);
+        }
         Ok(())
     }
 }

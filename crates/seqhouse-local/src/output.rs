@@ -15,8 +15,9 @@ use parquet::file::properties::WriterProperties;
 use parquet::file::writer::{SerializedFileWriter, SerializedRowGroupWriter};
 use parquet::schema::types::ColumnDescPtr;
 use rayon::prelude::*;
+use seqhouse_core::kernel::OutputWindows;
 use seqhouse_core::manifest::OutputPart;
-use seqhouse_core::spec::{FEATURE_SUFFIX, IS_PAD, Mode, SequenceSpec};
+use seqhouse_core::spec::{FEATURE_SUFFIX, IS_PAD, Mode, SequenceSpec, TARGET_MASK};
 use seqhouse_core::{Error, ResolvedSpec, Result, Sequencer, Setting};
 
 use seqhouse_storage::Storage;
@@ -199,25 +200,33 @@ struct OpenPart {
     file: SerializedFileWriter<PartWriter>,
 }
 
-impl crate::ranges::WindowSink for PartSink<'_> {
+/// One sink per output of the job, in order: each gets its split's windows.
+pub(crate) struct PartSinks<'a>(pub(crate) Vec<PartSink<'a>>);
+
+impl crate::ranges::WindowSink for PartSinks<'_> {
     fn push(&mut self, sequencer: &Sequencer) -> Result<()> {
-        // The inherent method, which the front ends of this crate call directly.
-        PartSink::push(self, sequencer)
+        for (output, sink) in self.0.iter_mut().enumerate() {
+            sink.push(sequencer.output(output))?;
+        }
+        Ok(())
     }
 }
 
 impl<'a> PartSink<'a> {
-    /// A sink writing parts into `target`.
+    /// A sink writing parts of output `output` (of [`ResolvedSpec::output_schemas`]) into
+    /// `target`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         storage: &'a Storage,
         target: &'a Target,
         resolved: &ResolvedSpec,
+        output: usize,
         layout: PartLayout,
         compression: OutputCompression,
         on_rows_done: &'a (dyn Fn(u64) + Sync),
         cancelled: &'a (dyn Fn() -> Result<()> + Sync),
     ) -> Result<Self> {
-        let schema = resolved.output_schema.clone();
+        let schema = resolved.output_schemas[output].clone();
         let mut props = WriterProperties::builder()
             .set_compression(compression.to_parquet()?)
             .set_max_row_group_row_count(Some(layout.rows_per_row_group));
@@ -227,7 +236,7 @@ impl<'a> PartSink<'a> {
             .map_err(|e| Error::internal(format!("cannot set up the Parquet writer: {e}")))?;
         for leaf in leaves.columns() {
             let root = &leaf.path().parts()[0];
-            if ordered.contains(root) || root == IS_PAD {
+            if ordered.contains(root) || root == IS_PAD || root == TARGET_MASK {
                 props = props.set_column_dictionary_enabled(leaf.path().clone(), false);
             }
             // Integer order-by features run up within a window, which DELTA_BINARY_PACKED stores
@@ -283,10 +292,10 @@ impl<'a> PartSink<'a> {
         (part_start + (in_part + 1) * self.layout.rows_per_row_group).min(part_start + self.layout.rows_per_part)
     }
 
-    /// Appends every window of `sequencer` to the output.
-    pub fn push(&mut self, sequencer: &Sequencer) -> Result<()> {
+    /// Appends `windows` (one output's, of one sequencer) to the output.
+    pub fn push(&mut self, windows: OutputWindows<'_>) -> Result<()> {
         let base = self.received;
-        let count = sequencer.num_windows();
+        let count = windows.len();
         self.received += count;
         let mut complete = Vec::new();
         let mut at = self.encoded;
@@ -298,11 +307,20 @@ impl<'a> PartSink<'a> {
             complete.push((at, end));
             at = end;
         }
-        // Windows of `sequencer` from `from` (a position in the whole output) to `upto`, with
-        // the pending windows of earlier sequencers in front when the row group began there.
         let mut pending = std::mem::take(&mut self.pending);
+        // The windows of a row group still open: pieces of each push, concatenated once, when
+        // the group completes (small outputs, such as a split's, fill a group over many pushes).
+        if at < base {
+            if count > 0 {
+                pending.push(windows.build(0..count)?);
+            }
+            self.pending = pending;
+            return Ok(());
+        }
+        // Windows `from..upto` (positions in the whole output), with the pending windows of
+        // earlier pushes in front when the row group began there.
         let mut build = |from: usize, upto: usize| -> Result<RecordBatch> {
-            let own = sequencer.build(from.max(base) - base..upto - base)?;
+            let own = windows.build(from.max(base) - base..upto - base)?;
             if from >= base {
                 return Ok(own);
             }
@@ -323,7 +341,7 @@ impl<'a> PartSink<'a> {
                 .map(|(i, &(from, upto))| {
                     let batch = match (i, &head) {
                         (0, Some(batch)) => batch.clone(),
-                        _ => sequencer.build(from - base..upto - base)?,
+                        _ => windows.build(from - base..upto - base)?,
                     };
                     self.encode(from, &batch)
                 })

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use arrow::array::{ArrayRef, Int64Array, RecordBatch};
 use seqhouse_contract::cases::{edge_case_events, edge_case_specs, events};
 use seqhouse_contract::fixture::parquet_bytes;
+use seqhouse_core::split::Split;
 use seqhouse_core::{
     Error, Mode, NoProgress, NullKeyPolicy, Padding, Progress, SequenceJob, SequenceRequest, SequenceSpec, Warehouse,
 };
@@ -46,15 +47,20 @@ fn job(input: &Path, output: &Path, spec: &SequenceSpec) -> SequenceJob {
     request.jobs().unwrap().remove(0)
 }
 
-/// Every file of an output folder with its bytes.
+/// Every file of an output folder (and of the splits' folders in it) with its bytes.
 fn folder_bytes(path: &Path) -> BTreeMap<String, Vec<u8>> {
-    std::fs::read_dir(path)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap())
-        })
-        .collect()
+    let mut files = BTreeMap::new();
+    for entry in std::fs::read_dir(path).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type().unwrap().is_dir() {
+            files
+                .extend(folder_bytes(&entry.path()).into_iter().map(|(file, bytes)| (format!("{name}/{file}"), bytes)));
+        } else {
+            files.insert(name, std::fs::read(entry.path()).unwrap());
+        }
+    }
+    files
 }
 
 /// A log of three files and about 200 users (negative ids too) in two courses, so that ranges
@@ -94,7 +100,24 @@ fn specs() -> Vec<(String, SequenceSpec)> {
     strings_first.entity = vec!["course".into(), "user".into()];
     strings_first.order_by = vec!["ts".into(), "row_id".into()];
     strings_first.min_length = 2;
-    specs.push(("course_user_chunk".into(), strings_first));
+    specs.push(("course_user_chunk".into(), strings_first.clone()));
+    // One of each split kind, each with target masks, over both key columns and modes.
+    let mut by_entity = strings_first;
+    by_entity.split = Some(Split::Entity {
+        fractions: "train=0.6,validation=0.2,test=0.2".parse().unwrap(),
+        seed: 3,
+        folds: Some(4),
+    });
+    by_entity.target_mask = true;
+    specs.push(("split_entity_chunk".into(), by_entity));
+    let mut by_time = specs[1].1.clone();
+    by_time.split = Some(Split::Temporal { cutoffs: "validation=25,test=33".parse().unwrap() });
+    by_time.target_mask = true;
+    specs.push(("split_temporal_sliding".into(), by_time));
+    let mut by_last = specs[3].1.clone();
+    by_last.split = Some(Split::LeaveLast { counts: "validation=1,test=2".parse().unwrap() });
+    by_last.target_mask = true;
+    specs.push(("split_last_prefix".into(), by_last));
     specs
 }
 
@@ -236,15 +259,20 @@ fn a_cancelled_job_stops_and_cleans_up() {
     }
 }
 
-/// The windows of a published output, as one batch.
-fn published(output: &Path) -> RecordBatch {
-    let (schema, batches) = seqhouse_local::read_published(Default::default(), &output.display().to_string()).unwrap();
-    arrow::compute::concat_batches(&schema, &batches).unwrap()
+/// The windows of each published output of `job` (one, or one per split), each as one batch.
+fn published(job: &SequenceJob) -> Vec<RecordBatch> {
+    job.outputs()
+        .into_iter()
+        .map(|(_, output)| {
+            let (schema, batches) = seqhouse_local::read_published(Default::default(), &output).unwrap();
+            arrow::compute::concat_batches(&schema, &batches).unwrap()
+        })
+        .collect()
 }
 
-/// Windows returned in memory, as one batch.
-fn in_memory(windows: seqhouse_local::Windows) -> RecordBatch {
-    arrow::compute::concat_batches(&windows.schema, &windows.batches).unwrap()
+/// Windows returned in memory, each output as one batch.
+fn in_memory(windows: seqhouse_local::Windows) -> Vec<RecordBatch> {
+    windows.outputs.iter().map(|o| arrow::compute::concat_batches(&o.schema, &o.batches).unwrap()).collect()
 }
 
 /// `batch` as a stream of small batches, as a reader would hand them over.
@@ -272,15 +300,19 @@ fn windows_returned_in_memory_are_the_published_ones_however_the_job_is_planned(
     let edge_cases = edge_case_specs().into_iter().map(|(name, spec)| (name, spec, edge_input.clone(), &edge_events));
     for (name, spec, input, events) in cases.chain(edge_cases) {
         let published_at = dir.path().join(format!("{name}-published"));
-        warehouse(Run::Whole, 2, &spill).sequence(&job(&input, &published_at, &spec), &NoProgress).unwrap();
-        let expected = published(&published_at);
+        let publish = job(&input, &published_at, &spec);
+        warehouse(Run::Whole, 2, &spill).sequence(&publish, &NoProgress).unwrap();
+        let expected = published(&publish);
         let job = job(&input, &dir.path().join("unused"), &spec);
         for (run, threads) in [(Run::Whole, 2), (Run::InMemoryRanges, 2), (Run::Spilled, 2), (Run::Spilled, 1)] {
             let engine = warehouse(run, threads, &spill);
             let from_path = in_memory(engine.sequence_input(&job).unwrap());
             assert!(from_path == expected, "{name}: the input read from its path differs when run {run:?}");
             let windows = engine.sequence_batches(&job, &events.schema(), stream(events), "the data").unwrap();
-            assert!(windows.batches.iter().all(|b| b.num_rows() > 0), "{name}: no empty batches");
+            assert!(
+                windows.outputs.iter().flat_map(|o| &o.batches).all(|b| b.num_rows() > 0),
+                "{name}: no empty batches"
+            );
             assert_eq!(windows.stats.input_rows, events.num_rows() as u64, "{name} {run:?}");
             let from_batches = in_memory(windows);
             assert!(from_batches == expected, "{name}: the batches differ when run {run:?} on {threads} threads");

@@ -460,10 +460,12 @@ impl Warehouse for SparkWarehouse {
             fixed_size_lists: false,
             ordered_output: false,
             widens_integers_to_floats: false,
+            splits: false,
         }
     }
 
     fn preflight(&self, job: &SequenceJob) -> Result<()> {
+        seqhouse_sql::refuse_splits(&job.spec)?;
         let (input, _) = self.local_location(&job.input, Setting::Input)?;
         let (output, _) = self.local_location(&job.output, Setting::Output)?;
         publish::check_job(&self.storage, &input, &output, job.overwrite)?;

@@ -117,10 +117,29 @@ pub fn literal(value: &dyn Array, dialect: Dialect) -> Result<String> {
     })
 }
 
+/// Splits and target masks are computed by the local engine only, so far: a push-down engine
+/// refuses them before running anything (in its preflight, and in every statement built) rather
+/// than publish one unsplit output.
+pub fn refuse_splits(spec: &SequenceSpec) -> Result<()> {
+    let setting = match &spec.split {
+        Some(split) => split.setting(),
+        None if spec.target_mask => seqhouse_core::Setting::TargetMask,
+        None => return Ok(()),
+    };
+    Err(Error::setting_message(
+        setting,
+        format!(
+            "{setting} runs on the local engine only for now; run the job with {}",
+            seqhouse_core::Setting::Engine.with("local")
+        ),
+    ))
+}
+
 /// Renders the SELECT that computes the output rows of `resolved` from `source` (an already
 /// quoted table name). Columns come out in the output contract's order.
 pub fn select(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> Result<String> {
     let spec = &resolved.spec;
+    refuse_splits(spec)?;
     let q = |name: &str| ident(name, dialect);
     let n = spec.sequence_length;
     let trino = dialect == Dialect::Trino;
@@ -283,6 +302,7 @@ pub fn stats_from_row(spec: &SequenceSpec, values: &[u64], input: &str) -> Resul
         windows: tail[1],
         windows_below_min_length: tail[2],
         feature_nulls: spec.features.iter().map(|f| f.name.clone()).zip(feature_nulls.iter().copied()).collect(),
+        splits: Vec::new(),
     })
 }
 

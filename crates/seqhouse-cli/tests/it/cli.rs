@@ -306,6 +306,12 @@ const CONFIG_KEYS: &[(&str, &str)] = &[
     ("padding", "'pre'"),
     ("min-length", "3"),
     ("subsets", "['train', 'test']"),
+    ("split", "'train=0.8,test=0.2'"),
+    ("split-seed", "-3"),
+    ("folds", "5"),
+    ("split-at", "'validation=2024-01-01T00:00:00,test=2024-02-01T00:00:00'"),
+    ("split-last", "'validation=1,test=1'"),
+    ("target-mask", "true"),
     ("fill-null", "['elapsed=0']"),
     ("on-null-key", "'drop'"),
     ("overwrite", "true"),
@@ -363,8 +369,8 @@ fn every_config_key_means_what_its_flag_means() {
                 toml::Value::Boolean(b) => b.to_string(),
                 other => panic!("no such value in CONFIG_KEYS: {other:?}"),
             };
-            if *key == "overwrite" {
-                flags.push("--overwrite".into());
+            if ["overwrite", "target-mask"].contains(key) {
+                flags.push(format!("--{key}"));
             } else {
                 flags.push(format!("--{key}={text}"));
             }

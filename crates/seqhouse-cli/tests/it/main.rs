@@ -7,4 +7,5 @@ mod real_data;
 mod s3;
 mod safety;
 mod spark;
+mod splits;
 mod util;

@@ -10,7 +10,7 @@ use seqhouse_contract::reference::{self, Row, Value};
 use crate::util::*;
 
 /// ASSISTments 2015 read directly: per user, (log_order, skill_id, correct) sorted by log_order.
-fn assistments_by_user() -> BTreeMap<i64, Vec<(i64, i64, i64)>> {
+pub(crate) fn assistments_by_user() -> BTreeMap<i64, Vec<(i64, i64, i64)>> {
     let file = std::fs::File::open(shared_data().join("assist2015/events.parquet")).unwrap();
     let reader = ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
     let mut users: BTreeMap<i64, Vec<(i64, i64, i64)>> = BTreeMap::new();
@@ -108,7 +108,7 @@ fn assistments_chunk_200_min_3() {
 }
 
 /// MovieLens ratings (CSV) parsed by hand: (userId, movieId, rating, timestamp) in file order.
-fn movielens() -> Vec<(i64, i64, f64, i64)> {
+pub(crate) fn movielens() -> Vec<(i64, i64, f64, i64)> {
     let text = std::fs::read_to_string(shared_data().join("movielens-latest-small/ratings.csv")).unwrap();
     text.lines()
         .skip(1)
