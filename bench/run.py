@@ -20,6 +20,10 @@ RUNS = 3
 MEMORY_LIMITS = {10_000_000: ["512MiB"], 100_000_000: ["2GiB"]}
 # Sizes where seqhouse runs only under its limits (the issue's 100M target is under 2 GiB).
 LIMITED_ONLY = {100_000_000}
+# "seqhouse+split" is the same job split by entity into three outputs in the same pass (issue
+# 18: within 10% of the unsplit job's wall time), at these sizes.
+SPLIT = "train=0.8,validation=0.1,test=0.1"
+SPLIT_SIZES = {1_000_000, 10_000_000}
 SEQHOUSE = os.path.join(ROOT, "target", "release", "seqhouse")
 GENERATOR = os.path.join(ROOT, "..", "shared", "tools", "gen_events.py")
 
@@ -36,6 +40,7 @@ def data(rows):
 def command(tool, src, out, rows):
     if tool.startswith("seqhouse"):
         limit = ["--memory-limit", tool.split("@")[1]] if "@" in tool else []
+        limit += ["--split", SPLIT] if tool == "seqhouse+split" else []
         return [SEQHOUSE, "sequence"] + limit + [ "--input", src, "--output", out, "--entity", "user_id",
                 "--order-by", "timestamp,row_id", "--feature", "content_id=-1", "--feature", "answered_correctly=-1",
                 "--feature", "timestamp=-1", "--feature", "prior_question_elapsed_time=0", "-n", "100",
@@ -70,7 +75,8 @@ def measure(tool, src, out, rows):
 
 def size(path):
     if os.path.isdir(path):
-        return sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path) if f.endswith(".parquet"))
+        return sum(size(os.path.join(path, f)) for f in os.listdir(path) if f.endswith(".parquet") or
+                   os.path.isdir(os.path.join(path, f)))
     return os.path.getsize(path)
 
 
@@ -80,8 +86,10 @@ def folder_bytes(path):
 
 def rows_of(path):
     import pyarrow.parquet as pq
-    return pq.read_metadata(path).num_rows if os.path.isfile(path) else sum(
-        pq.read_metadata(os.path.join(path, f)).num_rows for f in os.listdir(path) if f.endswith(".parquet"))
+    if os.path.isfile(path):
+        return pq.read_metadata(path).num_rows
+    return sum(rows_of(os.path.join(path, f)) for f in os.listdir(path)
+               if f.endswith(".parquet") or os.path.isdir(os.path.join(path, f)))
 
 
 def main():
@@ -90,7 +98,8 @@ def main():
     for rows in sizes:
         src = data(rows)
         ours = ([] if rows in LIMITED_ONLY else ["seqhouse"]) + [f"seqhouse@{m}" for m in MEMORY_LIMITS.get(rows, [])]
-        tools = ours + ["duckdb", "polars"] + (["pandas"] if rows <= 1_000_000 else [])
+        split = ["seqhouse+split"] if rows in SPLIT_SIZES and "seqhouse" in ours else []
+        tools = ours + split + ["duckdb", "polars"] + (["pandas"] if rows <= 1_000_000 else [])
         results, outputs = {}, {}
         for tool in tools:
             out = os.path.join(DATA, f"out_{tool}_{rows}" + ("" if tool.startswith("seqhouse") else ".parquet"))
@@ -106,7 +115,14 @@ def main():
         if not all(t in results for t in ours):
             raise SystemExit(f"seqhouse failed on {rows:,} rows")
         tools = [t for t in tools if t in results]
-        subprocess.run([PYTHON, os.path.join(HERE, "compare.py")] + [outputs[t] for t in tools], check=True)
+        if split:
+            if "seqhouse+split" not in results:
+                raise SystemExit(f"seqhouse+split failed on {rows:,} rows")
+            # The splits hold the unsplit job's windows, distributed by entity.
+            if rows_of(outputs["seqhouse+split"]) != rows_of(outputs["seqhouse"]):
+                raise SystemExit("the splits do not hold the unsplit job's windows")
+        compared = [t for t in tools if t != "seqhouse+split"]
+        subprocess.run([PYTHON, os.path.join(HERE, "compare.py")] + [outputs[t] for t in compared], check=True)
         # Memory limits change how seqhouse runs, never what it writes.
         for other in ours[1:]:
             if folder_bytes(outputs[other]) != folder_bytes(outputs[ours[0]]):
@@ -117,6 +133,9 @@ def main():
         if not peers:
             print(f"\n{rows:,} rows: no peer completed")
             continue
+        if split:
+            ratio = results["seqhouse+split"]["wall"] / results["seqhouse"]["wall"]
+            print(f"--split {SPLIT}: wall {ratio:.2f}x the unsplit job's")
         fastest = min(peers, key=lambda t: results[t]["wall"])
         leanest = min(peers, key=lambda t: results[t]["rss"])
         print(f"\n{rows:,} rows, chunk mode, N = 100, 4 features, zstd 3")
