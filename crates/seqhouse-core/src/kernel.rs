@@ -3,7 +3,7 @@
 //! [`Sequencer::prepare`] takes the decoded input, concatenates it (in input order, freeing each
 //! input column once copied), applies the null-key policy,
 //! orders every row by (entity, order-by, input position) and cuts each entity's events into
-//! windows. The windows are then materialised in slices with [`Sequencer::build`], so output that
+//! windows. The windows are then materialised in slices with [`OutputWindows::build`], so output that
 //! is much larger than the input (sliding with stride 1, prefix mode) never exists whole in memory.
 //!
 //! Ties on the order-by columns keep input order because the input position is the last sort key;
