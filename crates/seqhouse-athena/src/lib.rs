@@ -115,6 +115,7 @@ impl AthenaWarehouse {
 
     /// The statements `job` runs, without running any (reads only the input's Parquet footers).
     pub fn plan(&self, job: &SequenceJob) -> Result<Plan> {
+        seqhouse_sql::refuse_splits(&job.spec)?;
         let input = self.s3_location(&job.input, Setting::Input)?;
         let output = self.s3_location(&job.output, Setting::Output)?;
         let listed = input::list_files(&self.storage, &input)?;

@@ -239,6 +239,11 @@ impl FromStr for LastCounts {
 }
 
 impl LastCounts {
+    /// The held-out splits' counts, in order.
+    pub fn counts(&self) -> Vec<usize> {
+        self.parts.iter().map(|(_, k)| *k).collect()
+    }
+
     /// The splits' names: `train`, then the held-out ones in order.
     pub fn names(&self) -> Vec<&str> {
         std::iter::once(TRAIN).chain(self.parts.iter().map(|(name, _)| name.as_str())).collect()

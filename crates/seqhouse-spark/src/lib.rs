@@ -181,6 +181,7 @@ impl SparkWarehouse {
 
     /// The statements `job` runs, without running any (reads only the input's Parquet footers).
     pub fn plan(&self, job: &SequenceJob) -> Result<Plan> {
+        seqhouse_sql::refuse_splits(&job.spec)?;
         let (input, input_path) = self.local_location(&job.input, Setting::Input)?;
         let listed = input::list_files(&self.storage, &input)?;
         let files = input::describe(&self.storage, &input, listed, b',')?;

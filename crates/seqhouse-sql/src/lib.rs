@@ -137,9 +137,14 @@ pub fn refuse_splits(spec: &SequenceSpec) -> Result<()> {
 
 /// Renders the SELECT that computes the output rows of `resolved` from `source` (an already
 /// quoted table name). Columns come out in the output contract's order.
+///
+/// A split job (or one with a target mask) gets one row per window of every split, with the
+/// split's index in [`SPLIT_COLUMN`] (0 for an unsplit job), `target_mask` and, in the first
+/// split's rows, `fold` (null in the others): each event is copied once per split whose history
+/// holds it, and the windows are cut over each split's history as [`seqhouse_core::split`]
+/// defines them.
 pub fn select(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> Result<String> {
     let spec = &resolved.spec;
-    refuse_splits(spec)?;
     let q = |name: &str| ident(name, dialect);
     let n = spec.sequence_length;
     let trino = dialect == Dialect::Trino;
@@ -170,21 +175,28 @@ pub fn select(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> Result
         .collect::<Vec<_>>()
         .join(" AND ");
 
+    // 1b. For a split job: each event's split, a copy of it per split whose history holds it
+    // (its events up to the split's last target), and windows cut over that history.
+    let splitting = spec.split.is_some() || spec.target_mask;
+    let (owner, split_index, first, marks, fold) = (q("__owner"), q("__s"), q("__first"), q("__marks"), q("__fold"));
+    let (history, rows_of) = if splitting { (q("__end"), "hist") } else { (len.clone(), "numbered") };
+
     // 2. Which window(s) each event belongs to, as window ordinals within its entity.
     let assigned = match spec.mode {
-        Mode::Chunk => format!("SELECT *, {pos} {div} {n} AS {win} FROM numbered"),
-        Mode::Last => format!("SELECT *, 0 AS {win} FROM numbered WHERE {pos} >= {len} - {n}"),
+        Mode::Chunk => format!("SELECT *, {pos} {div} {n} AS {win} FROM {rows_of}"),
+        Mode::Last => format!("SELECT *, 0 AS {win} FROM {rows_of} WHERE {pos} >= {history} - {n}"),
         Mode::Sliding => {
             let s = spec.effective_stride();
             // Window k covers [kS, kS+N); the last start K is the first with KS + N >= len.
             let first = format!("IF({pos} < {n}, 0, ({pos} - {n} + {s}) {div} {s})");
-            let last = format!("least(IF({len} <= {n}, 0, ({len} - {n} + {s} - 1) {div} {s}), {pos} {div} {s})");
-            unnest(dialect, &format!("sequence({first}, {last})"), &win, "")
+            let last =
+                format!("least(IF({history} <= {n}, 0, ({history} - {n} + {s} - 1) {div} {s}), {pos} {div} {s})");
+            unnest(dialect, rows_of, &format!("sequence({first}, {last})"), &win, "")
         }
         Mode::Prefix => {
             // Window k (1-based) ends at event k: event p is in windows p+1 ..= min(len, p+N).
-            let ends = format!("sequence({pos} + 1, least({len}, {pos} + {n}))");
-            unnest(dialect, &ends, &win, " - 1")
+            let ends = format!("sequence({pos} + 1, least({history}, {pos} + {n}))");
+            unnest(dialect, rows_of, &ends, &win, " - 1")
         }
     };
 
@@ -192,16 +204,27 @@ pub fn select(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> Result
     // Spark's array_repeat takes an INT count, and `N - count(*)` would be BIGINT.
     let window_length = if trino { "count(*)".to_string() } else { "CAST(count(*) AS INT)".to_string() };
     let mut aggregates = vec![format!("{window_length} AS {count}")];
+    let ordered_array = |value: &str, alias: &str| match dialect {
+        Dialect::Trino => format!("array_agg({value} ORDER BY {pos}) AS {alias}"),
+        // Spark has no ordered aggregate: sort (position, value) structs, keep the values.
+        Dialect::Spark => {
+            format!("transform(array_sort(collect_list(struct({pos} AS p, {value} AS v))), x -> x.v) AS {alias}")
+        }
+    };
     for i in 0..spec.features.len() {
-        let value = feature_alias(i);
-        aggregates.push(match dialect {
-            Dialect::Trino => format!("array_agg({value} ORDER BY {pos}) AS {}", array_alias(i)),
-            // Spark has no ordered aggregate: sort (position, value) structs, keep the values.
-            Dialect::Spark => format!(
-                "transform(array_sort(collect_list(struct({pos} AS p, {value} AS v))), x -> x.v) AS {}",
-                array_alias(i)
-            ),
-        });
+        aggregates.push(ordered_array(&feature_alias(i), &array_alias(i)));
+    }
+    let folds = resolved.output_schemas[0].column_with_name(seqhouse_core::spec::FOLD).is_some();
+    if splitting {
+        aggregates.push(format!("sum(IF({owner} = {split_index}, 1, 0)) AS {}", q("__targets")));
+        if spec.target_mask {
+            // An event is scored by the first kept window of its own split that holds it.
+            let mark = format!("CAST(IF({owner} = {split_index} AND {win} = {first}, 1, 0) AS TINYINT)");
+            aggregates.push(ordered_array(&mark, &marks));
+        }
+        if folds {
+            aggregates.push(format!("max({fold}) AS {fold}"));
+        }
     }
 
     // 4. Padding to N, on the requested side.
@@ -226,6 +249,29 @@ pub fn select(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> Result
     let padded = repeat(dialect, one, &format!("{n} - {count}"), n);
     let mask = if pre { format!("concat({padded}, {real})") } else { format!("concat({real}, {padded})") };
     outputs.push(format!("{mask} AS {}", q(seqhouse_core::spec::IS_PAD)));
+    if splitting {
+        if spec.target_mask {
+            outputs.push(format!("{} AS {}", pad_to_n(marks.clone(), zero), q(seqhouse_core::spec::TARGET_MASK)));
+        }
+        if folds {
+            let int = sql_type(&DataType::Int32, dialect)?;
+            outputs.push(format!(
+                "CASE WHEN {split_index} = 0 THEN CAST({fold} AS {int}) END AS {}",
+                q(seqhouse_core::spec::FOLD)
+            ));
+        }
+        outputs.push(format!("{split_index} AS {}", q(SPLIT_COLUMN)));
+        return split_select(SplitSql {
+            resolved,
+            dialect,
+            src: src_columns.join(", "),
+            source,
+            not_null: &not_null,
+            assigned: &assigned,
+            aggregates: &aggregates,
+            outputs: &outputs,
+        });
+    }
 
     let indent = |items: &[String]| items.join(",\n       ");
     Ok(format!(
@@ -242,21 +288,169 @@ pub fn select(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> Result
     ))
 }
 
-/// `FROM numbered` joined with one row per element of `array`, named `alias` (plus `offset`).
-fn unnest(dialect: Dialect, array: &str, alias: &str, offset: &str) -> String {
+/// `FROM rows` joined with one row per element of `array`, named `alias` (plus `offset`).
+fn unnest(dialect: Dialect, rows: &str, array: &str, alias: &str, offset: &str) -> String {
+    let element = ident("__k", dialect);
     match dialect {
+        Dialect::Trino => format!(
+            "SELECT {rows}.*, {element}{offset} AS {alias}\n  FROM {rows} CROSS JOIN UNNEST({array}) AS t({element})"
+        ),
+        Dialect::Spark => format!(
+            "SELECT {rows}.*, {element}{offset} AS {alias}\n  FROM {rows} LATERAL VIEW explode({array}) t AS {element}"
+        ),
+    }
+}
+
+/// The column of a split job's SELECT that holds each window's split (its index in
+/// [`SequenceSpec::output_names`]); not part of the output contract.
+pub const SPLIT_COLUMN: &str = "__seqhouse_split";
+
+/// The parts of a split job's SELECT that [`select`] shares with the unsplit one.
+struct SplitSql<'a> {
+    resolved: &'a ResolvedSpec,
+    dialect: Dialect,
+    src: String,
+    source: &'a str,
+    not_null: &'a str,
+    assigned: &'a str,
+    aggregates: &'a [String],
+    outputs: &'a [String],
+}
+
+/// The SELECT of a split job (see [`select`]): each event's split (`owned`), a copy per split
+/// (`exploded`; for an entity split only its own) kept where the split's history holds it
+/// (`hist`: up to its last target), the windows cut over that history, and with target masks
+/// each event's first kept window.
+fn split_select(sql: SplitSql) -> Result<String> {
+    let SplitSql { resolved, dialect, src, source, not_null, assigned, aggregates, outputs } = sql;
+    let spec = &resolved.spec;
+    let q = |name: &str| ident(name, dialect);
+    let (pos, len, win, count, idx) = (q("__pos"), q("__len"), q("__win"), q("__n"), q("__idx"));
+    let (owner, split_index, end, first, fold) = (q("__owner"), q("__s"), q("__end"), q("__first"), q("__fold"));
+    let (window_length, window_targets) = (q("__wlen"), q("__wtargets"));
+    let entity_list = spec.entity.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
+    let order_list = spec.order_by.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
+    let part = format!("{entity_list}, {split_index}");
+    let (owned, fold_bits) = owner_of_events(resolved, dialect)?;
+    let fold_bits = fold_bits.map(|bits| format!(", {bits} AS {fold}")).unwrap_or_default();
+    let splits = format!("sequence(0, {})", spec.output_names().len() - 1);
+    let element = q("__k");
+    let one_split_per_entity = matches!(spec.split, None | Some(seqhouse_core::split::Split::Entity { .. }));
+    let exploded = match dialect {
+        // Every event of an entity in one split: no copies to make.
+        _ if one_split_per_entity => format!("SELECT owned.*, {owner} AS {split_index}\n  FROM owned"),
         Dialect::Trino => {
-            let element = ident("__k", dialect);
             format!(
-                "SELECT numbered.*, {element}{offset} AS {alias}\n  FROM numbered CROSS JOIN UNNEST({array}) AS t({element})"
+                "SELECT owned.*, {element} AS {split_index}\n  FROM owned CROSS JOIN UNNEST({splits}) AS t({element})"
             )
         }
         Dialect::Spark => {
-            let element = ident("__k", dialect);
             format!(
-                "SELECT numbered.*, {element}{offset} AS {alias}\n  FROM numbered LATERAL VIEW explode({array}) t AS {element}"
+                "SELECT owned.*, {element} AS {split_index}\n  FROM owned LATERAL VIEW explode({splits}) t AS {element}"
             )
         }
+    };
+    let targets = format!("IF({owner} = {split_index}, 1, 0)");
+    let (marked, windows_from) = if spec.target_mask {
+        let kept = format!("{window_length} >= {} AND {window_targets} > 0", spec.min_length);
+        let marked = format!(
+            "counted AS (\n  SELECT *,\n         count(*) OVER (PARTITION BY {part}, {win}) AS {window_length},\n         sum({targets}) OVER (PARTITION BY {part}, {win}) AS {window_targets}\n  FROM assigned\n),\n\
+             firsts AS (\n  SELECT *, min(CASE WHEN {kept} THEN {win} END) OVER (PARTITION BY {part}, {pos}) AS {first}\n  FROM counted\n),\n"
+        );
+        (marked, "firsts")
+    } else {
+        (String::new(), "assigned")
+    };
+    Ok(format!(
+        "WITH src AS (\n  SELECT {src}\n  FROM {source}\n  WHERE {not_null}\n),\n\
+         numbered AS (\n  SELECT *,\n         row_number() OVER (PARTITION BY {entity_list} ORDER BY {order_list}) - 1 AS {pos},\n         count(*) OVER (PARTITION BY {entity_list}) AS {len}\n  FROM src\n),\n\
+         owned AS (\n  SELECT *, {owned} AS {owner}{fold_bits}\n  FROM numbered\n),\n\
+         exploded AS (\n  {exploded}\n),\n\
+         ended AS (\n  SELECT *, max(IF({owner} = {split_index}, {pos} + 1, 0)) OVER (PARTITION BY {part}) AS {end}\n  FROM exploded\n),\n\
+         hist AS (\n  SELECT * FROM ended WHERE {pos} < {end}\n),\n\
+         assigned AS (\n  {assigned}\n),\n\
+         {marked}\
+         windows AS (\n  SELECT {part}, {win},\n         {aggs}\n  FROM {windows_from}\n  GROUP BY {part}, {win}\n),\n\
+         kept AS (\n  SELECT *, row_number() OVER (PARTITION BY {part} ORDER BY {win}) - 1 AS {idx}\n  FROM windows\n  WHERE {count} >= {min} AND {window_count_targets} > 0\n)\n\
+         SELECT {outputs}\nFROM kept",
+        aggs = aggregates.join(",\n         "),
+        min = spec.min_length,
+        window_count_targets = q("__targets"),
+        outputs = outputs.join(",\n       "),
+    ))
+}
+
+/// Each event's split as a SQL expression over `numbered` (its columns, `__pos` and `__len`),
+/// and for folds the expression of the entity's fold: the definitions of
+/// [`seqhouse_core::split`], the entity hash computed in SQL.
+fn owner_of_events(resolved: &ResolvedSpec, dialect: Dialect) -> Result<(String, Option<String>)> {
+    use seqhouse_core::split::Split;
+    let spec = &resolved.spec;
+    let q = |name: &str| ident(name, dialect);
+    let (pos, len) = (q("__pos"), q("__len"));
+    Ok(match &spec.split {
+        None => ("0".to_string(), None),
+        Some(Split::Entity { fractions, seed, folds }) => {
+            let hex = entity_hash_hex(resolved, *seed, dialect);
+            // Digits `from..from+8` of the hex digest: one big-endian 32-bit word, unsigned.
+            let word = |from: usize| match dialect {
+                Dialect::Trino => format!("from_base(substr({hex}, {from}, 8), 16)"),
+                Dialect::Spark => format!("CAST(conv(substr({hex}, {from}, 8), 16, 10) AS BIGINT)"),
+            };
+            let bucket = word(1);
+            let thresholds = fractions.thresholds();
+            let cases: Vec<String> =
+                thresholds.iter().enumerate().map(|(k, end)| format!("WHEN {bucket} < {end} THEN {k}")).collect();
+            let owner = format!("CASE {} ELSE {} END", cases.join(" "), thresholds.len());
+            (owner, folds.map(|k| format!("{} % {k}", word(9))))
+        }
+        Some(Split::Temporal { .. }) => {
+            let column = q(&spec.order_by[0]);
+            let steps = (resolved.cutoffs.iter())
+                .map(|cutoff| Ok(format!("IF({column} >= {}, 1, 0)", literal(cutoff.as_ref(), dialect)?)))
+                .collect::<Result<Vec<_>>>()?;
+            (format!("({})", steps.join(" + ")), None)
+        }
+        Some(Split::LeaveLast { counts }) => {
+            // The last K events to the last split, the K before them to the one before, ...;
+            // an entity with no more events than all of them together stays in train.
+            let mut cases = Vec::new();
+            let mut from_end = 0;
+            for (k, count) in counts.counts().iter().enumerate().rev() {
+                from_end += count;
+                cases.push(format!("WHEN {pos} >= {len} - {from_end} THEN {}", k + 1));
+            }
+            (format!("CASE WHEN {len} <= {from_end} THEN 0 {} ELSE 0 END", cases.join(" ")), None)
+        }
+    })
+}
+
+/// The SHA-256 of each event's entity-hash message, in hexadecimal (see
+/// [`seqhouse_core::split`]): integers as their decimal text, strings as they are, each after
+/// its length in UTF-8 bytes.
+fn entity_hash_hex(resolved: &ResolvedSpec, seed: i64, dialect: Dialect) -> String {
+    let spec = &resolved.spec;
+    let text_type = match dialect {
+        Dialect::Trino => "VARCHAR",
+        Dialect::Spark => "STRING",
+    };
+    let mut parts = vec![string(&format!("v1|{seed}"), dialect)];
+    for (name, &idx) in spec.entity.iter().zip(&resolved.entity_idx) {
+        let column = ident(name, dialect);
+        let text = match resolved.input_schema.field(idx).data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 => column,
+            _ => format!("CAST({column} AS {text_type})"),
+        };
+        let bytes = match dialect {
+            Dialect::Trino => format!("length(to_utf8({text}))"),
+            Dialect::Spark => format!("octet_length({text})"),
+        };
+        parts.extend([string("|", dialect), format!("CAST({bytes} AS {text_type})"), string(":", dialect), text]);
+    }
+    let message = format!("concat({})", parts.join(", "));
+    match dialect {
+        Dialect::Trino => format!("to_hex(sha256(to_utf8({message})))"),
+        Dialect::Spark => format!("sha2({message}, 256)"),
     }
 }
 

@@ -7,9 +7,10 @@ plays `events`) and `out` (where to write the result as Parquet); `stats` result
 JSON lines. Syntax: `trino-query-parser` (Trino's own ANTLR grammar) parses the SELECT;
 `trino-sql-validator` validates whole statements including UNLOAD, function names and arity,
 and the DDL in the Hive dialect Athena runs it with. Meaning: sqlglot transpiles the SELECT to
-DuckDB, which runs it. Two documented gaps of that transpile are bridged: Trino divides integers
-as integers (DuckDB: `SET integer_division`), and Trino's `repeat(element, n)` is DuckDB's
-`repeat([element], n)`.
+DuckDB, which runs it. Documented gaps of that transpile are bridged: Trino divides integers
+as integers (DuckDB: `SET integer_division`); Trino's `repeat(element, n)` is DuckDB's
+`repeat([element], n)`; Trino's `from_base(hex, 16)` is DuckDB's `CAST('0x' || hex AS BIGINT)`;
+and Trino's `length(varbinary)` is DuckDB's `octet_length(blob)`.
 """
 import json
 import sys
@@ -34,6 +35,13 @@ def to_duckdb(sql):
     def bridge(node):
         if isinstance(node, exp.Repeat):
             node.set("this", exp.Array(expressions=[node.this]))
+        if isinstance(node, exp.FromBase):
+            assert node.expression.name == "16", f"from_base in base {node.expression.name}"
+            # A replaced node's subtree is not visited again: bridge it first.
+            digits = node.this.transform(bridge)
+            return exp.cast(exp.DPipe(this=exp.Literal.string("0x"), expression=digits), "BIGINT")
+        if isinstance(node, exp.Length) and isinstance(node.this, exp.Encode):
+            return exp.Anonymous(this="octet_length", expressions=[node.this])
         return node
 
     return sqlglot.parse_one(sql, read="trino").transform(bridge).sql(dialect="duckdb")

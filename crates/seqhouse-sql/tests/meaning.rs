@@ -157,3 +157,120 @@ fn identifiers_and_literals_cannot_break_out() {
         "UNLOAD (\nSELECT 1\n) TO 's3://b/it''s/' WITH (format = 'PARQUET', compression = 'ZSTD')"
     );
 }
+
+/// Split jobs: the SELECT's rows of each split (by its split column) against the local
+/// engine's published split, for every kind, with target masks and folds.
+#[test]
+fn splits_on_assistments_match_the_local_engine() {
+    use seqhouse_core::split::Split;
+    let base = |mode: Mode, n: usize| {
+        let mut spec = SequenceSpec::new(
+            vec!["user_id".into()],
+            vec!["log_order".into()],
+            vec!["skill_id=-1".parse().unwrap(), "correct=-1".parse().unwrap()],
+            n,
+        );
+        spec.mode = mode;
+        spec
+    };
+    let mut cases = Vec::new();
+    let mut by_entity = base(Mode::Chunk, 50);
+    by_entity.split = Some(Split::Entity {
+        fractions: "train=0.7,validation=0.15,test=0.15".parse().unwrap(),
+        seed: -5,
+        folds: Some(5),
+    });
+    by_entity.target_mask = true;
+    cases.push(("entity_chunk", by_entity));
+    let mut by_entity_last = base(Mode::Last, 30);
+    by_entity_last.split = Some(Split::Entity { fractions: "a=0.5,b=0.5".parse().unwrap(), seed: 3, folds: None });
+    cases.push(("entity_last", by_entity_last));
+    // Sizes kept small: DuckDB holds every (event, split, window) row of overlapping modes.
+    let mut by_time = base(Mode::Sliding, 20);
+    by_time.stride = Some(6);
+    by_time.min_length = 3;
+    by_time.padding = Padding::Pre;
+    by_time.split = Some(Split::Temporal { cutoffs: "validation=66,test=99".parse().unwrap() });
+    by_time.target_mask = true;
+    cases.push(("temporal_sliding", by_time));
+    let mut by_last = base(Mode::Prefix, 6);
+    by_last.min_length = 2;
+    by_last.split = Some(Split::LeaveLast { counts: "validation=2,test=1".parse().unwrap() });
+    by_last.target_mask = true;
+    cases.push(("leave_last_prefix", by_last));
+    let mut masked = base(Mode::Sliding, 12);
+    masked.stride = Some(4);
+    masked.target_mask = true;
+    cases.push(("unsplit_masked_sliding", masked));
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut payload = Vec::new();
+    for (name, spec) in &cases {
+        let schema = read_parquet(&assistments())[0].schema();
+        let resolved = ResolvedSpec::new(spec, &schema, "events").unwrap();
+        let select = select(&resolved, "\"events\"", Dialect::Trino).unwrap();
+        let mut unsplit = spec.clone();
+        unsplit.split = None;
+        unsplit.target_mask = false;
+        let counts = stats(&ResolvedSpec::new(&unsplit, &schema, "events").unwrap(), "\"events\"", Dialect::Trino);
+        payload.push(serde_json::json!({
+            "name": name,
+            "select": select,
+            "stats": counts.unwrap(),
+            "data": assistments(),
+            "out": dir.path().join(format!("{name}.parquet")),
+        }));
+    }
+    let mut child = Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_sql.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the SQL checker");
+    child.stdin.take().unwrap().write_all(serde_json::to_string(&payload).unwrap().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "SQL check failed:\n{}", String::from_utf8_lossy(&out.stderr));
+
+    let warehouse = LocalWarehouse::new(LocalConfig::default()).unwrap();
+    for (name, spec) in &cases {
+        let local_out = dir.path().join(format!("{name}_local"));
+        let request = SequenceRequest {
+            input: assistments().display().to_string(),
+            output: local_out.display().to_string(),
+            subsets: vec![],
+            spec: spec.clone(),
+            overwrite: false,
+        };
+        seqhouse_core::run(&warehouse, &request, &NoProgress).unwrap();
+        let sql = read_parquet(&dir.path().join(format!("{name}.parquet")));
+        let job = request.jobs().unwrap().remove(0);
+        for (split, (_, output)) in job.outputs().into_iter().enumerate() {
+            let local = LocalFixture::new().read_output(&output);
+            // This split's rows of the SELECT, without the columns its output does not have.
+            let rows: Vec<RecordBatch> = sql
+                .iter()
+                .map(|batch| {
+                    let column = batch.column_by_name(seqhouse_sql::SPLIT_COLUMN).unwrap();
+                    let column = arrow::compute::cast(column, &arrow::datatypes::DataType::Int64).unwrap();
+                    let wanted = arrow::array::Int64Array::new_scalar(split as i64);
+                    let keep = arrow::compute::kernels::cmp::eq(&column, &wanted).unwrap();
+                    let batch = arrow::compute::filter_record_batch(batch, &keep).unwrap();
+                    let names: Vec<usize> = (0..batch.num_columns())
+                        .filter(|&c| {
+                            local.batches[0].schema().column_with_name(batch.schema().field(c).name()).is_some()
+                        })
+                        .collect();
+                    batch.project(&names).unwrap()
+                })
+                .collect();
+            let local_rows = reference::rows_of(spec, &local.batches);
+            assert!(!local_rows.is_empty(), "{name} split {split}: the case produces windows");
+            assert_eq!(
+                sorted(reference::rows_of(spec, &rows)),
+                sorted(local_rows),
+                "{name} split {split}: SQL output differs from the local engine"
+            );
+        }
+    }
+}

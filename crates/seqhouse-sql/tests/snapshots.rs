@@ -106,3 +106,32 @@ fn athena_statements() {
     insta::assert_snapshot!("athena_drop", athena::drop_table("kt", "seqhouse_tmp_1"));
     insta::assert_snapshot!("athena_unload", athena::unload("SELECT 1", "s3://bucket/out/_seqhouse-unload-1"));
 }
+
+#[test]
+fn select_for_every_split_kind_and_dialect() {
+    use seqhouse_core::split::Split;
+    let kinds = [
+        (
+            "entity",
+            Mode::Chunk,
+            Split::Entity { fractions: "train=0.8,test=0.2".parse().unwrap(), seed: 7, folds: Some(5) },
+        ),
+        (
+            "temporal",
+            Mode::Sliding,
+            Split::Temporal { cutoffs: "validation=2024-01-01T00:00:00,test=2024-02-01T00:00:00".parse().unwrap() },
+        ),
+        ("leave_last", Mode::Prefix, Split::LeaveLast { counts: "validation=1,test=2".parse().unwrap() }),
+    ];
+    for (dialect, name, source) in
+        [(Dialect::Trino, "trino", "\"db\".\"events\""), (Dialect::Spark, "spark", "`events`")]
+    {
+        for (kind, mode, split) in &kinds {
+            let mut spec = spec(*mode, Padding::Post);
+            spec.split = Some(split.clone());
+            spec.target_mask = true;
+            let sql = select(&resolved(&spec), source, dialect).unwrap();
+            insta::assert_snapshot!(format!("select_split_{name}_{kind}"), sql);
+        }
+    }
+}
