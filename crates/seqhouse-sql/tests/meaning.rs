@@ -39,6 +39,22 @@ fn sorted(mut rows: Vec<reference::Row>) -> Vec<reference::Row> {
     rows
 }
 
+/// Runs tests/check_sql.py on `payload` (its cases): each case's statements validated, its
+/// SELECT's rows written to its `out`; returns the counts query's result per case.
+fn run_checker(payload: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    let mut child = Command::new(python())
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_sql.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the SQL checker");
+    child.stdin.take().unwrap().write_all(serde_json::to_string(payload).unwrap().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "SQL check failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
 /// Renders every case, runs the checker once for all, and compares each result with the local engine.
 fn check(cases: Vec<Case>) {
     let dir = tempfile::tempdir().unwrap();
@@ -62,18 +78,7 @@ fn check(cases: Vec<Case>) {
         }));
         resolved_specs.push(resolved);
     }
-    let mut child = Command::new(python())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_sql.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the SQL checker");
-    child.stdin.take().unwrap().write_all(serde_json::to_string(&payload).unwrap().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "SQL check failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    let stats_lines: Vec<serde_json::Value> =
-        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let stats_lines = run_checker(&payload);
 
     let warehouse = LocalWarehouse::new(LocalConfig::default()).unwrap();
     for (i, case) in cases.iter().enumerate() {
@@ -221,16 +226,7 @@ fn splits_on_assistments_match_the_local_engine() {
             "out": dir.path().join(format!("{name}.parquet")),
         }));
     }
-    let mut child = Command::new(python())
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_sql.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the SQL checker");
-    child.stdin.take().unwrap().write_all(serde_json::to_string(&payload).unwrap().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "SQL check failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    run_checker(&payload);
 
     let warehouse = LocalWarehouse::new(LocalConfig::default()).unwrap();
     for (name, spec) in &cases {
