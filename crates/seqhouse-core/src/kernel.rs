@@ -571,8 +571,7 @@ impl<'a> Cutter<'a> {
     /// split (`scratch.owner`), apart from how they were cut.
     fn check(&self, scratch: &mut Scratch, counts: &mut [SplitCounts], windows_per_split: &[u32]) {
         let len = scratch.owner.len();
-        let entity_split = matches!(self.kind, Kind::Entity { .. });
-        if entity_split {
+        if matches!(self.kind, Kind::Entity { .. }) {
             return Self::check_entity(scratch, counts, windows_per_split);
         }
         scratch.own.resize_with(counts.len(), Vec::new);
@@ -585,10 +584,8 @@ impl<'a> Cutter<'a> {
             later.push(0);
             for &owner in &scratch.owner {
                 let owner = usize::from(owner);
-                // For an entity split every other split's event is foreign, not only a later one's.
-                let foreign = if entity_split { owner != split } else { owner > split };
                 own.push(own.last().copied().unwrap_or(0) + u32::from(owner == split));
-                later.push(later.last().copied().unwrap_or(0) + u32::from(foreign));
+                later.push(later.last().copied().unwrap_or(0) + u32::from(owner > split));
             }
             let count = &mut counts[split];
             count.target_events += u64::from(own[len]);
