@@ -3,8 +3,10 @@
 //! Flow: read the input's schema from a Parquet footer on S3 (and bind the spec to it, so bad
 //! columns and pad values fail before any query); create a temporary external table over the
 //! input prefix (or use `--athena-table`); run one counts query for the manifest (and the
-//! null-key check); `UNLOAD` the sequences as ZSTD Parquet into an empty staging prefix inside the
-//! output folder; copy the parts into place and write `_manifest.json` last. The temporary table
+//! null-key check) and, for a split job, one for each split's counts and leakage checks;
+//! `UNLOAD` the sequences as ZSTD Parquet into an empty staging prefix inside the (first)
+//! output folder, partitioned by split for a split job; copy the parts into place and write
+//! each `_manifest.json` last. The temporary table
 //! is dropped and the staging prefix removed whatever happens; a timed-out or interrupted query is
 //! cancelled. Athena's failure reason is reported verbatim with the query id.
 //!
@@ -24,14 +26,13 @@ use arrow::datatypes::DataType;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use seqhouse_core::manifest::{OutputColumn, OutputPart};
 use seqhouse_core::{
-    Capabilities, Error, Explanation, JobReport, Manifest, Progress, ResolvedSpec, Result, SequenceJob, SequenceStats,
-    Setting, Step, Warehouse, check_window_count,
+    Capabilities, Error, Explanation, JobReport, Progress, ResolvedSpec, Result, SequenceJob, SequenceStats, Setting,
+    Step, Warehouse,
 };
 use seqhouse_sql::{Dialect, athena};
 use seqhouse_storage::input::{self, SourceFile};
 use seqhouse_storage::lock::OutputLock;
-use seqhouse_storage::manifest_input_location;
-use seqhouse_storage::publish::{self, Target, UNLOAD_PREFIX, run_id};
+use seqhouse_storage::publish::{self, Publication, Target, UNLOAD_PREFIX, WrittenOutput, run_id};
 use seqhouse_storage::{Location, S3Options, Storage};
 
 pub use api::{ApiError, AthenaOptions, QueryApi, QueryState, SdkQueryApi};
@@ -43,15 +44,38 @@ pub struct Plan {
     pub create_table: Option<String>,
     /// The counts for the manifest (and the null-key check).
     pub stats: String,
-    /// The `UNLOAD` of the sequences.
-    pub unload: String,
+    /// For a split job, the counts of each split.
+    pub split_stats: Option<String>,
+    /// The `UNLOAD`s of the sequences: one, or with `--folds` two (the first split has a
+    /// column the others lack).
+    pub unloads: Vec<String>,
     /// `DROP TABLE` of the temporary table.
     pub drop_table: Option<String>,
     resolved: ResolvedSpec,
     files: Vec<SourceFile>,
     input: Location,
     staging: Location,
+    groups: Vec<std::ops::Range<usize>>,
     table: (String, String),
+}
+
+impl Plan {
+    /// Where UNLOAD `group` writes.
+    fn unload_prefix(&self, group: usize) -> Location {
+        match seqhouse_sql::has_split_column(&self.resolved.spec) {
+            true => self.staging.child(&group.to_string()),
+            false => self.staging.clone(),
+        }
+    }
+
+    /// Where the unloaded files of output `output` are.
+    fn unloaded(&self, output: usize) -> Location {
+        if !seqhouse_sql::has_split_column(&self.resolved.spec) {
+            return self.staging.clone();
+        }
+        let group = self.groups.iter().position(|g| g.contains(&output)).expect("every output is unloaded");
+        self.unload_prefix(group).child(&format!("{}={output}", seqhouse_sql::SPLIT_COLUMN))
+    }
 }
 
 /// The Athena engine (`--engine athena`).
@@ -115,9 +139,8 @@ impl AthenaWarehouse {
 
     /// The statements `job` runs, without running any (reads only the input's Parquet footers).
     pub fn plan(&self, job: &SequenceJob) -> Result<Plan> {
-        seqhouse_sql::refuse_splits(&job.spec)?;
         let input = self.s3_location(&job.input, Setting::Input)?;
-        let output = self.s3_location(&job.output, Setting::Output)?;
+        let outputs = self.outputs(job)?;
         let listed = input::list_files(&self.storage, &input)?;
         let files = input::describe(&self.storage, &input, listed, b',')?;
         input::require_parquet(&files, "athena")?;
@@ -148,19 +171,37 @@ impl AthenaWarehouse {
             }
         };
         let source = athena::table_ref(&database, &table);
-        let staging = output.child(&format!("{UNLOAD_PREFIX}{id}"));
-        let select = seqhouse_sql::select(&resolved, &source, Dialect::Trino)?;
-        Ok(Plan {
+        // Inside the first output, whose lock this run holds.
+        let staging = outputs[0].child(&format!("{UNLOAD_PREFIX}{id}"));
+        let groups = seqhouse_sql::output_groups(&resolved);
+        let mut plan = Plan {
             create_table,
             stats: seqhouse_sql::stats(&resolved, &source, Dialect::Trino)?,
-            unload: athena::unload(&select, &staging.shown),
+            split_stats: seqhouse_sql::split_stats(&resolved, &source, Dialect::Trino)?,
+            unloads: Vec::new(),
             drop_table,
             resolved,
             files,
             input,
             staging,
+            groups,
             table: (database, table),
-        })
+        };
+        for (group, outputs) in plan.groups.iter().enumerate() {
+            let select = seqhouse_sql::select_outputs(&plan.resolved, &source, Dialect::Trino, outputs.clone())?;
+            let prefix = plan.unload_prefix(group);
+            plan.unloads.push(match seqhouse_sql::has_split_column(&plan.resolved.spec) {
+                true => athena::unload_by_split(&select, &prefix.shown),
+                false => athena::unload(&select, &prefix.shown),
+            });
+        }
+        Ok(plan)
+    }
+
+    /// The job's output folders on S3 (one per split of a split job).
+    fn outputs(&self, job: &SequenceJob) -> Result<Vec<Location>> {
+        self.s3_location(&job.output, Setting::Output)?;
+        job.outputs().iter().map(|(_, output)| self.s3_location(output, Setting::Output)).collect()
     }
 
     fn s3_location(&self, text: &str, setting: Setting) -> Result<Location> {
@@ -224,66 +265,86 @@ impl AthenaWarehouse {
             .map(|v| v.as_deref().unwrap_or("0").parse::<u64>())
             .collect::<std::result::Result<_, _>>()
             .map_err(|e| failed(&id, format!("unexpected counts: {e}")))?;
-        seqhouse_sql::stats_from_row(&job.spec, &values, &job.input)
+        let mut stats = seqhouse_sql::stats_from_row(&job.spec, &values, &job.input)?;
+        if let Some(split_stats) = &plan.split_stats {
+            let id = self.run(split_stats, "split counts query")?;
+            let rows = self.api.rows(&id).map_err(|e| self.api_failed(&id, "read the split counts", e))?;
+            let rows: Vec<Vec<u64>> = rows
+                .iter()
+                .map(|row| row.iter().map(|v| v.as_deref().unwrap_or("0").parse::<u64>()).collect())
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| failed(&id, format!("unexpected split counts: {e}")))?;
+            seqhouse_sql::split_stats_from_rows(&job.spec, &rows, &mut stats)?;
+        }
+        Ok(stats)
     }
 
-    /// Copies the unloaded files in as parts and commits them with the manifest (see
-    /// [`Target`]: the old output stays trusted until the manifest is replaced).
+    /// Copies the unloaded files of each output in as its parts and commits them with the
+    /// manifests (see [`Target`]: an old output stays trusted until its manifest is replaced).
     fn publish(
         &self,
         plan: &Plan,
         job: &SequenceJob,
-        output: &Location,
         counts: SequenceStats,
-        lock: OutputLock,
+        locks: Vec<OutputLock>,
     ) -> Result<JobReport> {
-        let mut unloaded = self.storage.list_recursive(&plan.staging)?;
-        unloaded.sort_by(|a, b| a.location.cmp(&b.location));
-        let target = Target::begin(&self.storage, &plan.input, output, job.overwrite, lock)?;
-        let copied = (|| {
-            let mut parts = Vec::new();
-            let mut columns = Vec::new();
-            for (index, object) in unloaded.iter().enumerate() {
-                let name = target.part_name(index);
-                let mut reader = self.storage.parquet_reader(&plan.staging, object);
-                let footer = self
-                    .storage
-                    .block_on(ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()))
-                    .map_err(|e| Error::storage("cannot read", plan.staging.show(&object.location), e))?;
-                if columns.is_empty() {
-                    columns = OutputColumn::of_schema(footer.schema());
-                }
-                target.copy_part(&self.storage, &plan.staging.object(&object.location), &name)?;
-                parts.push(OutputPart {
-                    path: name,
-                    rows: footer.metadata().file_metadata().num_rows() as u64,
-                    bytes: object.size,
-                });
-            }
-            if columns.is_empty() {
-                // Athena wrote nothing (no windows): describe the columns it would have written.
-                columns = OutputColumn::of_schema(&plan.resolved.output_schema);
-            }
-            check_window_count("Athena", parts.iter().map(|p| p.rows).sum(), counts.windows)?;
-            let input_files = plan.files.iter().map(|f| f.manifest_entry(f.rows().unwrap_or(0))).collect();
-            let input_location = manifest_input_location(&plan.input, output);
-            let manifest =
-                Manifest::new("athena", job, input_location, input_files, parts.clone(), columns, counts.clone());
-            Ok((parts, serde_json::to_vec_pretty(&manifest).map_err(Error::internal)?))
-        })();
-        let (parts, json) = match copied {
+        let outputs = self.outputs(job)?;
+        let targets = publish::begin_outputs(&self.storage, &plan.input, &outputs, job.overwrite, locks)?;
+        let copied = targets.iter().enumerate().map(|(i, target)| self.copy_in(plan, i, target)).collect();
+        let copied: Vec<(Vec<OutputPart>, Vec<OutputColumn>)> = match copied {
             Ok(copied) => copied,
             Err(e) => {
-                target.abort(&self.storage);
+                publish::abort_outputs(&self.storage, targets);
                 return Err(e);
             }
         };
-        target.commit_unless_stopped(&self.storage, json, || self.check_cancelled())?;
-        Ok(JobReport::new(job, plan.files.len(), &parts, counts))
+        let written = (targets.into_iter().zip(copied))
+            .map(|(target, (parts, columns))| WrittenOutput { target, parts, columns })
+            .collect();
+        let input_files = plan.files.iter().map(|f| f.manifest_entry(f.rows().unwrap_or(0))).collect();
+        let publication = Publication { engine: "athena", job, input: &plan.input, input_files, stats: counts };
+        publish::commit_outputs(&self.storage, publication, written, &|| self.check_cancelled())
     }
 
-    fn run_plan(&self, plan: &Plan, job: &SequenceJob, lock: OutputLock, progress: &dyn Progress) -> Result<JobReport> {
-        let output = self.s3_location(&job.output, Setting::Output)?;
+    /// Copies the unloaded files of output `output` into `target` as parts; returns them and
+    /// the columns they hold.
+    fn copy_in(&self, plan: &Plan, output: usize, target: &Target) -> Result<(Vec<OutputPart>, Vec<OutputColumn>)> {
+        let unloaded = plan.unloaded(output);
+        let mut objects = self.storage.list_recursive(&unloaded)?;
+        objects.sort_by(|a, b| a.location.cmp(&b.location));
+        let mut parts = Vec::new();
+        let mut columns = Vec::new();
+        for (index, object) in objects.iter().enumerate() {
+            let name = target.part_name(index);
+            let mut reader = self.storage.parquet_reader(&unloaded, object);
+            let footer = self
+                .storage
+                .block_on(ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()))
+                .map_err(|e| Error::storage("cannot read", unloaded.show(&object.location), e))?;
+            if columns.is_empty() {
+                columns = OutputColumn::of_schema(footer.schema());
+            }
+            target.copy_part(&self.storage, &unloaded.object(&object.location), &name)?;
+            parts.push(OutputPart {
+                path: name,
+                rows: footer.metadata().file_metadata().num_rows() as u64,
+                bytes: object.size,
+            });
+        }
+        if columns.is_empty() {
+            // Athena wrote nothing (no windows): describe the columns it would have written.
+            columns = OutputColumn::of_schema(&plan.resolved.output_schemas[output]);
+        }
+        Ok((parts, columns))
+    }
+
+    fn run_plan(
+        &self,
+        plan: &Plan,
+        job: &SequenceJob,
+        locks: Vec<OutputLock>,
+        progress: &dyn Progress,
+    ) -> Result<JobReport> {
         progress.stage("athena", 3);
         if let Some(create) = &plan.create_table {
             self.run(create, "temporary table")?;
@@ -293,10 +354,12 @@ impl AthenaWarehouse {
         if !self.storage.list_recursive(&plan.staging)?.is_empty() {
             return Err(Error::invalid(format!("the UNLOAD target {} is not empty", plan.staging.shown)));
         }
-        self.run(&plan.unload, "UNLOAD")?;
+        for unload in &plan.unloads {
+            self.run(unload, "UNLOAD")?;
+        }
         progress.advance(1);
         self.check_cancelled()?;
-        let report = self.publish(plan, job, &output, counts, lock)?;
+        let report = self.publish(plan, job, counts, locks)?;
         progress.advance(1);
         Ok(report)
     }
@@ -341,8 +404,12 @@ impl AthenaWarehouse {
 impl Warehouse for AthenaWarehouse {
     fn explain(&self, job: &SequenceJob) -> Result<Explanation> {
         let plan = self.plan(job)?;
-        let statements = [plan.create_table.as_ref(), Some(&plan.stats), Some(&plan.unload), plan.drop_table.as_ref()];
-        Ok(Explanation { steps: statements.into_iter().flatten().map(|s| Step::Statement(s.clone())).collect() })
+        let statements = [plan.create_table.as_ref(), Some(&plan.stats), plan.split_stats.as_ref()]
+            .into_iter()
+            .flatten()
+            .chain(&plan.unloads)
+            .chain(plan.drop_table.as_ref());
+        Ok(Explanation { steps: statements.map(|s| Step::Statement(s.clone())).collect() })
     }
 
     fn name(&self) -> &str {
@@ -355,25 +422,27 @@ impl Warehouse for AthenaWarehouse {
             fixed_size_lists: false,
             ordered_output: false,
             widens_integers_to_floats: false,
-            splits: false,
         }
     }
 
     fn preflight(&self, job: &SequenceJob) -> Result<()> {
-        seqhouse_sql::refuse_splits(&job.spec)?;
         let input = self.s3_location(&job.input, Setting::Input)?;
-        let output = self.s3_location(&job.output, Setting::Output)?;
-        publish::check_job(&self.storage, &input, &output, job.overwrite)?;
+        for output in self.outputs(job)? {
+            publish::check_job(&self.storage, &input, &output, job.overwrite)?;
+        }
         Ok(())
     }
 
     fn sequence(&self, job: &SequenceJob, progress: &dyn Progress) -> Result<JobReport> {
-        // Held from the start, so a second run on this output fails at once, not after its queries.
-        let output = self.s3_location(&job.output, Setting::Output)?;
-        let lock = OutputLock::acquire(&self.storage, &output)?;
-        self.remove_dead_unloads(&output)?;
+        // Held from the start, so a second run on these outputs fails at once, not after its queries.
+        let outputs = self.outputs(job)?;
+        let locks =
+            outputs.iter().map(|output| OutputLock::acquire(&self.storage, output)).collect::<Result<Vec<_>>>()?;
+        for output in &outputs {
+            self.remove_dead_unloads(output)?;
+        }
         let plan = self.plan(job)?;
-        let result = self.run_plan(&plan, job, lock, progress);
+        let result = self.run_plan(&plan, job, locks, progress);
         self.clean_up(&plan);
         result
     }

@@ -190,11 +190,23 @@ impl QueryApi for Fake {
                 (sql.to_string(), None)
             };
             let out = target.as_ref().map(|_| self.scratch.path().join(format!("{id}.parquet")));
-            let reply = self.execute(serde_json::json!({"sql": query, "tables": tables, "out": out}));
+            let partition =
+                sql.contains("partitioned_by = ARRAY['").then(|| between(sql, "partitioned_by = ARRAY['", "'"));
+            let reply =
+                self.execute(serde_json::json!({"sql": query, "tables": tables, "out": out, "partition": partition}));
             if let Some(error) = reply.get("error") {
                 self.failures.lock().unwrap().insert(id.clone(), error.as_str().unwrap().to_string());
             } else if let (Some(target), Some(out)) = (target, out) {
-                if reply["rows"].as_u64().unwrap() > 0 {
+                if let Some(files) = reply.get("files") {
+                    // `col=VALUE/` folders, each file named by query id as Athena does.
+                    for (k, file) in files.as_array().unwrap().iter().enumerate() {
+                        let file = file.as_str().unwrap();
+                        let folder = file.rsplit_once('/').unwrap().0;
+                        let key = format!("{}{folder}/{id}_{k:05}", self.key(&target));
+                        let bytes = std::fs::read(out.join(file)).unwrap();
+                        block_on(self.store.put(&ObjectPath::from(key), bytes.into())).unwrap();
+                    }
+                } else if reply["rows"].as_u64().unwrap() > 0 {
                     // Athena names UNLOAD files by query id, without an extension.
                     let key = format!("{}{id}_00000", self.key(&target));
                     block_on(self.store.put(&ObjectPath::from(key), std::fs::read(out).unwrap().into())).unwrap();

@@ -3,7 +3,10 @@
 
 One JSON request per line on stdin, one JSON reply per line on stdout:
   {"sql": "...", "tables": {"db.table": ["/local/file.parquet", ...]}, "out": "/path.parquet" | null}
-For a SELECT with `out`, the rows are written there as Parquet and {"rows": N} is returned;
+For a SELECT with `out`, the rows are written there as Parquet and {"rows": N} is returned; with
+`"partition": "col"` too, `out` is a folder that receives `col=VALUE/` folders of Parquet files
+without that column (as Athena's partitioned UNLOAD writes them) and {"rows": N, "files": [...]}
+lists them relative to `out`;
 otherwise {"result": [[...], ...]} with every value as text (like Athena's GetQueryResults).
 Errors come back as {"error": "..."}. The Trino -> DuckDB transpile is check_sql.py's.
 """
@@ -30,9 +33,17 @@ def main():
             query = to_duckdb(request["sql"])
             if request.get("out"):
                 count = con.execute(f"SELECT count(*) FROM ({query})").fetchone()[0]
-                if count:
-                    con.execute(f"COPY ({query}) TO '{request['out']}' (FORMAT PARQUET)")
                 reply = {"rows": count}
+                partition = request.get("partition")
+                if count and partition:
+                    out = request["out"]
+                    column = '"' + partition.replace('"', '""') + '"'
+                    con.execute(f"COPY ({query}) TO '{out}' (FORMAT PARQUET, PARTITION_BY ({column}))")
+                    reply["files"] = sorted(
+                        os.path.relpath(os.path.join(root, f), out) for root, _, fs in os.walk(out) for f in fs
+                    )
+                elif count:
+                    con.execute(f"COPY ({query}) TO '{request['out']}' (FORMAT PARQUET)")
             else:
                 rows = con.execute(query).fetchall()
                 reply = {"result": [[None if v is None else str(v) for v in row] for row in rows]}

@@ -542,8 +542,9 @@ pub fn subsets_go_to_their_folders(warehouse: &dyn Warehouse, fixture: &dyn Fixt
 }
 
 /// Every split kind, with target masks and folds: each split at `OUTPUT/NAME_sequenced_N/`
-/// holds the reference's windows, and the manifests agree on one run with no leak counted.
-/// An engine without the capability refuses every one of them and writes nothing.
+/// holds the reference's windows and columns (`fold` in the first split only), and the
+/// manifests agree on one run, count each split's windows, no leak, and every event as the
+/// target of exactly one split.
 pub fn splits_match_the_reference(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
     use seqhouse_core::split::Split;
     let batch = events(300, 21);
@@ -564,12 +565,6 @@ pub fn splits_match_the_reference(warehouse: &dyn Warehouse, fixture: &dyn Fixtu
         spec.target_mask = true;
         let out_root = fixture.output_location(&format!("splits_out_{k}"));
         let ran = run(warehouse, &input, &out_root, &spec, false);
-        if !warehouse.capabilities().splits {
-            let error = ran.unwrap_err();
-            assert!(matches!(error, Error::InvalidSetting { setting, .. } if setting == split.setting()), "{error:?}");
-            assert!(fixture.list(&out_root).is_empty(), "a refused split wrote at {out_root}");
-            continue;
-        }
         let reports = ran.unwrap_or_else(|e| panic!("{split:?}: {e}"));
         let want = reference::sequence_outputs(&spec, std::slice::from_ref(&batch)).unwrap();
         let folders: Vec<String> = split.names().iter().map(|name| format!("{name}_sequenced_5")).collect();
@@ -587,8 +582,19 @@ pub fn splits_match_the_reference(warehouse: &dyn Warehouse, fixture: &dyn Fixtu
             assert_eq!(&report.name, &recorded.name);
             runs.insert(recorded.run);
             assert!(!want.is_empty(), "{folder}: the case must produce windows");
+            let names: Vec<&str> = out.manifest.columns.iter().map(|c| c.name.as_str()).collect();
+            let has_fold = split.folds().is_some() && folder == &folders[0];
+            assert_eq!(names.contains(&seqhouse_core::spec::FOLD), has_fold, "{folder}: {names:?}");
+            assert!(names.contains(&seqhouse_core::spec::TARGET_MASK) && !names.iter().any(|n| n.starts_with("__")));
+            let counts = &out.manifest.counts;
+            assert_eq!(counts.windows, want.len() as u64, "{folder}: the manifest counts the split's windows");
             assert_eq!(sorted(reference::rows_of(&spec, &out.batches)), sorted(want), "{split:?}: {folder}");
-            assert!(out.manifest.counts.splits.iter().all(|s| s.leaks == Default::default()), "{folder}");
+            assert!(counts.splits.iter().all(|s| s.leaks == Default::default()), "{folder}");
+            let split_counts = counts.splits.iter().find(|s| Some(&s.name) == name.as_ref()).expect("its counts");
+            assert_eq!(split_counts.windows, counts.windows, "{folder}");
+            // Every sequenced event is the target of exactly one split.
+            let targets: u64 = counts.splits.iter().map(|s| s.target_events).sum();
+            assert_eq!(targets, counts.sequenced_rows, "{folder}");
         }
         assert_eq!(runs.len(), 1, "the splits of one run name one run");
     }

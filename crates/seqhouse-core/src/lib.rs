@@ -16,10 +16,11 @@ pub mod split;
 
 pub use error::{Error, Result};
 pub use kernel::{
-    BatchNulls, NullKeyCounts, NullKeys, OutputWindows, SequenceStats, Sequencer, SplitCounts, window_bounds,
+    BatchNulls, LeakCounts, NullKeyCounts, NullKeys, OutputWindows, SequenceStats, Sequencer, SplitCounts,
+    window_bounds,
 };
 pub use manifest::{MANIFEST_FILE, Manifest};
-pub use orchestrator::{SequenceRequest, explain, explain_jobs, join_location, run, run_jobs};
+pub use orchestrator::{SequenceRequest, explain, explain_jobs, join_location, run, run_jobs, sequenced_folder};
 pub use order::MulHasher;
 pub use port::{
     Capabilities, Explanation, JobReport, NoProgress, Progress, SequenceJob, SplitReport, Step, Warehouse,

@@ -28,6 +28,11 @@ pub fn join_location(base: &str, child: &str) -> String {
     format!("{}/{child}", base.trim_end_matches('/'))
 }
 
+/// The folder a subset or split `name` is published in: `NAME_sequenced_N`.
+pub fn sequenced_folder(name: &str, sequence_length: usize) -> String {
+    format!("{name}_sequenced_{sequence_length}")
+}
+
 impl SequenceRequest {
     /// The jobs this request stands for, in the order they run.
     ///
@@ -79,7 +84,7 @@ impl SequenceRequest {
                     input: join_location(&self.input, subset),
                     output: join_location(
                         &self.output,
-                        &format!("{subset}_sequenced_{}", self.spec.sequence_length),
+                        &sequenced_folder(subset, self.spec.sequence_length),
                     ),
                     subset: Some(subset.clone()),
                     spec: self.spec.clone(),

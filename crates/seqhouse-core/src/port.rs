@@ -36,7 +36,7 @@ impl SequenceJob {
             .map(|name| match name {
                 Some(name) => (
                     Some(name),
-                    crate::join_location(&self.output, &format!("{name}_sequenced_{}", self.spec.sequence_length)),
+                    crate::join_location(&self.output, &crate::sequenced_folder(name, self.spec.sequence_length)),
                 ),
                 None => (None, self.output.clone()),
             })
@@ -60,10 +60,6 @@ pub struct Capabilities {
     /// floats, value by value, where every value converts exactly (else refused). SQL engines,
     /// which cannot check values, refuse every such mix before running anything.
     pub widens_integers_to_floats: bool,
-    /// Computes splits (`--split`, `--split-at`, `--split-last`) and target masks. An engine
-    /// that does not refuses them with [`crate::Error::InvalidSetting`] before running
-    /// anything, rather than publish one unsplit output.
-    pub splits: bool,
 }
 
 /// What a finished job reports.

@@ -11,10 +11,10 @@ mod ranges;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use seqhouse_core::manifest::{OutputColumn, SplitOutput};
+use seqhouse_core::manifest::OutputColumn;
 use seqhouse_core::{
-    Capabilities, Error, Explanation, JobReport, Manifest, Progress, ResolvedSpec, Result, SequenceJob, SequenceStats,
-    Sequencer, Setting, SplitReport, Step, Warehouse,
+    Capabilities, Error, Explanation, JobReport, Progress, ResolvedSpec, Result, SequenceJob, SequenceStats, Sequencer,
+    Setting, Step, Warehouse,
 };
 
 pub use memory::{OutputBatches, Windows, read_published};
@@ -24,7 +24,7 @@ pub use seqhouse_storage::S3Options;
 
 use seqhouse_storage::failpoint;
 use seqhouse_storage::lock::OutputLock;
-use seqhouse_storage::publish::{self, Target};
+use seqhouse_storage::publish::{self, Publication, WrittenOutput};
 use seqhouse_storage::{Location, Storage, input};
 
 /// Settings of the local engine that do not change what is computed, only how.
@@ -242,16 +242,7 @@ impl LocalWarehouse {
         // Begins a target per output (only once the input is known good) and writes into them,
         // or removes what was written when that fails.
         let write = |locks: Vec<OutputLock>, fill: &mut dyn FnMut(&mut PartSinks) -> Result<SequenceStats>| {
-            let mut targets = Vec::with_capacity(outputs.len());
-            for (lock, output) in locks.into_iter().zip(&outputs) {
-                match Target::begin(storage, &input, output, job.overwrite, lock) {
-                    Ok(target) => targets.push(target),
-                    Err(e) => {
-                        targets.into_iter().for_each(|target: Target| target.abort(storage));
-                        return Err(e);
-                    }
-                }
-            }
+            let targets = publish::begin_outputs(storage, &input, &outputs, job.overwrite, locks)?;
             let written = (|| {
                 failpoint::hit("local.writing")?;
                 let cancelled = || self.check_cancelled();
@@ -268,7 +259,7 @@ impl LocalWarehouse {
             match written {
                 Ok((parts, stats)) => Ok((targets, parts, stats)),
                 Err(e) => {
-                    targets.into_iter().for_each(|target| target.abort(storage));
+                    publish::abort_outputs(storage, targets);
                     Err(e)
                 }
             }
@@ -311,70 +302,15 @@ impl LocalWarehouse {
             (targets, parts, stats, input_files)
         };
 
-        let names = job.spec.output_names();
-        let run = SplitOutput::run_digest(&job.spec, &input_files);
-        let folders: Vec<String> = outputs
-            .iter()
-            .map(|o| o.shown.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_string())
-            .collect();
-        let manifests = (0..outputs.len())
-            .map(|i| {
-                let columns = OutputColumn::of_schema(&resolved.output_schemas[i]);
-                let input_location = seqhouse_storage::manifest_input_location(&input, &outputs[i]);
-                let mut manifest = Manifest::new(
-                    self.name(),
-                    job,
-                    input_location,
-                    input_files.clone(),
-                    parts[i].clone(),
-                    columns,
-                    stats.of_output(i),
-                );
-                manifest.split = names[i].map(|name| SplitOutput {
-                    name: name.to_string(),
-                    run: run.clone(),
-                    outputs: folders.clone(),
-                });
-                serde_json::to_vec_pretty(&manifest).map_err(Error::internal)
+        let written = (targets.into_iter().zip(parts).enumerate())
+            .map(|(i, (target, parts))| WrittenOutput {
+                target,
+                parts,
+                columns: OutputColumn::of_schema(&resolved.output_schemas[i]),
             })
-            .collect::<Result<Vec<_>>>();
-        let manifests = match manifests.and_then(|m| self.check_cancelled().map(|()| m)) {
-            Ok(manifests) => manifests,
-            Err(e) => {
-                targets.into_iter().for_each(|target| target.abort(storage));
-                return Err(e);
-            }
-        };
-        // Every output's parts are written: the outputs are committed one after the other, with
-        // no more work (or stop) between them, so a reader sees all splits of one run, unless
-        // a commit itself fails (each split's manifest names its run).
-        let mut targets = targets.into_iter();
-        for (i, (target, json)) in targets.by_ref().zip(manifests).enumerate() {
-            if let Err(e) = target.commit(storage, json) {
-                targets.for_each(|target| target.abort(storage));
-                if i > 0 {
-                    tracing::error!(
-                        published = ?&folders[..i],
-                        "publishing split {} failed after the splits before it were published; run the job again",
-                        folders[i]
-                    );
-                }
-                return Err(e);
-            }
-        }
-        let all_parts: Vec<_> = parts.concat();
-        let mut report = JobReport::new(job, files.len(), &all_parts, stats);
-        for (name, (output, parts)) in names.iter().zip(outputs.iter().zip(&parts)) {
-            if let Some(name) = name {
-                report.splits.push(SplitReport {
-                    name: name.to_string(),
-                    output: output.shown.clone(),
-                    parts: parts.len(),
-                    output_bytes: parts.iter().map(|p| p.bytes).sum(),
-                });
-            }
-        }
-        Ok(report)
+            .collect();
+        let publication = Publication { engine: self.name(), job, input: &input, input_files, stats };
+        publish::commit_outputs(storage, publication, written, &|| self.check_cancelled())
     }
 }
 
@@ -570,7 +506,6 @@ impl Warehouse for LocalWarehouse {
             fixed_size_lists: true,
             ordered_output: true,
             widens_integers_to_floats: true,
-            splits: true,
         }
     }
 

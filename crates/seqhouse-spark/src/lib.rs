@@ -9,10 +9,11 @@
 //! asked anything) and bind the spec; reach the server (a plain TCP probe first, so a wrong
 //! address fails in seconds instead of through the client's minutes of retries); create a
 //! temporary view over the input folder with the resolved column types (Spark then widens
-//! integers across files the way the local engine does); run the counts query; `INSERT
-//! OVERWRITE DIRECTORY` the sequences as ZSTD Parquet into a folder inside a hidden staging
-//! sibling of the output; rename Spark's files to `part-NNNNN.parquet`, write `_manifest.json`,
-//! and move the staging folder into place. Whatever happens, the view is dropped and the
+//! integers across files the way the local engine does); run the counts query (and for a split
+//! job the counts of each split); `INSERT OVERWRITE DIRECTORY` the sequences as ZSTD Parquet
+//! into a folder inside a hidden staging sibling of the output (a split job's through Spark's
+//! writer, partitioned by split); rename Spark's files to `part-NNNNN.parquet` in each output's
+//! staging folder, write each `_manifest.json`, and move the staging folders into place. Whatever happens, the view is dropped and the
 //! staging folder removed; Ctrl-C interrupts the running Spark operations.
 //!
 //! Paths must be local folders that the Spark server sees under the same absolute path (the
@@ -33,13 +34,13 @@ use arrow::datatypes::{DataType, TimeUnit};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use seqhouse_core::manifest::{OutputColumn, OutputPart};
 use seqhouse_core::{
-    Capabilities, Error, Explanation, JobReport, Manifest, Progress, ResolvedSpec, Result, SequenceJob, SequenceStats,
-    Setting, Step, Warehouse, check_window_count,
+    Capabilities, Error, Explanation, JobReport, Progress, ResolvedSpec, Result, SequenceJob, SequenceStats, Setting,
+    Step, Warehouse,
 };
 use seqhouse_sql::Dialect;
 use seqhouse_storage::input::{self, SourceFile};
 use seqhouse_storage::lock::OutputLock;
-use seqhouse_storage::publish::{self, Target, part_name, run_id};
+use seqhouse_storage::publish::{self, Publication, Target, WrittenOutput, part_name, run_id};
 use seqhouse_storage::{Location, S3Options, Storage};
 use spark_connect::{SparkError, SparkSession};
 
@@ -92,11 +93,16 @@ pub struct Plan {
     pub create_view: String,
     /// The counts for the manifest (and the null-key check).
     pub stats: String,
-    /// `INSERT OVERWRITE DIRECTORY` of the sequences as Parquet.
-    pub write: String,
+    /// For a split job, the counts of each split.
+    pub split_stats: Option<String>,
+    /// `INSERT OVERWRITE DIRECTORY` of the sequences as Parquet; for a split job, the SELECTs
+    /// written partitioned by split (two with `--folds`: the first split has a column the
+    /// others lack).
+    pub writes: Vec<String>,
     /// `DROP VIEW` of the temporary view.
     pub drop_view: String,
-    select: String,
+    selects: Vec<String>,
+    groups: Vec<std::ops::Range<usize>>,
     resolved: ResolvedSpec,
     files: Vec<SourceFile>,
     tag: String,
@@ -181,8 +187,8 @@ impl SparkWarehouse {
 
     /// The statements `job` runs, without running any (reads only the input's Parquet footers).
     pub fn plan(&self, job: &SequenceJob) -> Result<Plan> {
-        seqhouse_sql::refuse_splits(&job.spec)?;
         let (input, input_path) = self.local_location(&job.input, Setting::Input)?;
+        self.outputs(job)?;
         let listed = input::list_files(&self.storage, &input)?;
         let files = input::describe(&self.storage, &input, listed, b',')?;
         input::require_parquet(&files, "spark")?;
@@ -221,41 +227,71 @@ impl SparkWarehouse {
             columns.join(", "),
             text(&input_path.display().to_string()),
         );
-        let select = seqhouse_sql::select(&resolved, &view, Dialect::Spark)?;
+        let groups = seqhouse_sql::output_groups(&resolved);
+        let selects = (groups.iter())
+            .map(|outputs| seqhouse_sql::select_outputs(&resolved, &view, Dialect::Spark, outputs.clone()))
+            .collect::<Result<Vec<_>>>()?;
         // The real directory lies in the staging folder a run creates; --explain shows where.
-        let write = insert_directory(&select, &format!("'<hidden staging folder beside {}>/_spark'", Setting::Output));
+        let writes = match seqhouse_sql::has_split_column(&job.spec) {
+            false => vec![insert_directory(
+                &selects[0],
+                &format!("'<hidden staging folder beside {}>/_spark'", Setting::Output),
+            )],
+            true => selects
+                .iter()
+                .map(|select| {
+                    format!(
+                        "-- written by DataFrameWriter.partitionBy({}) as ZSTD Parquet into the hidden staging folder, one folder per split\n{select}",
+                        seqhouse_sql::SPLIT_COLUMN
+                    )
+                })
+                .collect(),
+        };
         Ok(Plan {
             create_view,
             stats: seqhouse_sql::stats(&resolved, &view, Dialect::Spark)?,
-            write,
+            split_stats: seqhouse_sql::split_stats(&resolved, &view, Dialect::Spark)?,
+            writes,
             drop_view: format!("DROP VIEW IF EXISTS {view}"),
-            select,
+            selects,
+            groups,
             resolved,
             files,
             tag,
         })
     }
 
+    /// The job's output folders (one per split of a split job).
+    fn outputs(&self, job: &SequenceJob) -> Result<Vec<Location>> {
+        job.outputs().iter().map(|(_, output)| Ok(self.local_location(output, Setting::Output)?.0)).collect()
+    }
+
     /// Runs a plan made by [`SparkWarehouse::plan`] for `job` and publishes its output.
     pub fn execute(&self, job: &SequenceJob, plan: &Plan, progress: &dyn Progress) -> Result<JobReport> {
         let (input, _) = self.local_location(&job.input, Setting::Input)?;
-        let (output, _) = self.local_location(&job.output, Setting::Output)?;
-        let lock = OutputLock::acquire(&self.storage, &output)?;
-        let target = Target::begin(&self.storage, &input, &output, job.overwrite, lock)?;
-        match self.run_plan(plan, job, &target, progress) {
-            Ok((report, manifest)) => {
-                let stopped = || match self.cancelled.load(Ordering::SeqCst) {
-                    true => Err(Error::Interrupted("stopped before publishing; nothing was published".into())),
-                    false => Ok(()),
-                };
-                target.commit_unless_stopped(&self.storage, manifest, stopped)?;
-                Ok(report)
-            }
+        let outputs = self.outputs(job)?;
+        let locks =
+            outputs.iter().map(|output| OutputLock::acquire(&self.storage, output)).collect::<Result<Vec<_>>>()?;
+        let targets = publish::begin_outputs(&self.storage, &input, &outputs, job.overwrite, locks)?;
+        let (counts, written) = match self.run_plan(plan, job, &targets, progress) {
+            Ok(done) => done,
             Err(e) => {
-                target.abort(&self.storage);
-                Err(e)
+                publish::abort_outputs(&self.storage, targets);
+                return Err(e);
             }
-        }
+        };
+        let written = (targets.into_iter().zip(written))
+            .map(|(target, (parts, columns))| WrittenOutput { target, parts, columns })
+            .collect();
+        let input_files = plan.files.iter().map(|f| f.manifest_entry(f.rows().unwrap_or(0))).collect();
+        let publication = Publication { engine: "spark", job, input: &input, input_files, stats: counts };
+        let stopped = || match self.cancelled.load(Ordering::SeqCst) {
+            true => Err(Error::Interrupted("stopped before publishing; nothing was published".into())),
+            false => Ok(()),
+        };
+        let report = publish::commit_outputs(&self.storage, publication, written, &stopped)?;
+        progress.advance(1);
+        Ok(report)
     }
 
     /// The session, connected on first use after a TCP probe of the server's address.
@@ -301,6 +337,33 @@ impl SparkWarehouse {
 
     /// Runs `sql` and collects its rows, interrupting it if the cancel flag is set meanwhile.
     fn run(&self, session: &SparkSession, tag: &str, sql: &str, what: &str) -> Result<Vec<spark_connect::row::Row>> {
+        self.run_op(session, tag, sql, what, || {
+            session.sql(sql).map_err(|e| failed(tag, e))?.collect().map_err(|e| failed(tag, e))
+        })
+    }
+
+    /// Writes the rows of `select` as ZSTD Parquet into `directory`, partitioned by split.
+    fn write_by_split(&self, session: &SparkSession, tag: &str, select: &str, directory: &Path) -> Result<()> {
+        let directory = directory.display().to_string();
+        self.run_op(session, tag, select, "write of the sequences", || {
+            let frame = session.sql(select).map_err(|e| failed(tag, e))?;
+            let writer = frame.write().format("parquet").option("compression", "zstd");
+            writer.partition_by([seqhouse_sql::SPLIT_COLUMN]).save(Some(&directory)).map_err(|e| failed(tag, e))?;
+            Ok(Vec::new())
+        })
+        .map(drop)
+    }
+
+    /// Runs the Spark operation `op` (`sql` is what it runs, for the log), interrupting it if
+    /// the cancel flag is set meanwhile.
+    fn run_op(
+        &self,
+        session: &SparkSession,
+        tag: &str,
+        sql: &str,
+        what: &str,
+        op: impl FnOnce() -> Result<Vec<spark_connect::row::Row>>,
+    ) -> Result<Vec<spark_connect::row::Row>> {
         if self.cancelled.load(Ordering::SeqCst) {
             return Err(Error::Interrupted(format!("stopped before the {what}")));
         }
@@ -320,10 +383,7 @@ impl SparkWarehouse {
                     std::thread::sleep(Duration::from_millis(50));
                 }
             });
-            let result = match session.sql(sql) {
-                Ok(frame) => frame.collect().map_err(|e| failed(tag, e)),
-                Err(e) => Err(failed(tag, e)),
-            };
+            let result = op();
             finished.store(true, Ordering::SeqCst);
             result
         });
@@ -342,31 +402,53 @@ impl SparkWarehouse {
             .map(|v| if v.is_null() { Some(0) } else { v.as_i64().and_then(|i| u64::try_from(i).ok()) })
             .collect::<Option<_>>()
             .ok_or_else(|| Error::internal(format!("the counts query returned {row:?}")))?;
-        seqhouse_sql::stats_from_row(&job.spec, &values, &job.input)
+        let mut stats = seqhouse_sql::stats_from_row(&job.spec, &values, &job.input)?;
+        if let Some(split_stats) = &plan.split_stats {
+            let rows = self.run(session, &plan.tag, split_stats, "split counts query")?;
+            let rows: Vec<Vec<u64>> = rows
+                .iter()
+                .map(|row| row.values().iter().map(|v| v.as_i64().and_then(|i| u64::try_from(i).ok())).collect())
+                .collect::<Option<_>>()
+                .ok_or_else(|| Error::internal("the split counts query returned a value that is not a count"))?;
+            seqhouse_sql::split_stats_from_rows(&job.spec, &rows, &mut stats)?;
+        }
+        Ok(stats)
     }
 
-    /// Runs the plan into `target`'s staging folder; returns the report and the manifest to commit.
+    /// Runs the plan into the targets' staging folders; returns the job's counts and each
+    /// output's parts and columns.
+    #[allow(clippy::type_complexity)]
     fn run_plan(
         &self,
         plan: &Plan,
         job: &SequenceJob,
-        target: &Target,
+        targets: &[Target],
         progress: &dyn Progress,
-    ) -> Result<(JobReport, Vec<u8>)> {
+    ) -> Result<(SequenceStats, Vec<(Vec<OutputPart>, Vec<OutputColumn>)>)> {
         let session = self.session()?;
         progress.stage("spark", 3);
         self.run(&session, &plan.tag, &plan.create_view, "temporary view")?;
+        // Spark writes into the first output's staging folder; the files move to each output's.
+        let spark_dir = target_dir(&targets[0])?.join(SPARK_DIR);
         let result = (|| {
             let counts = self.counts(&session, plan, job)?;
             progress.advance(1);
-            let staging = target_dir(target)?;
-            let spark_dir = staging.join(SPARK_DIR);
-            let directory = seqhouse_sql::string(&spark_dir.display().to_string(), Dialect::Spark);
-            let write = insert_directory(&plan.select, &directory);
-            self.run(&session, &plan.tag, &write, "write of the sequences")?;
+            let mut sources = Vec::new();
+            if seqhouse_sql::has_split_column(&job.spec) {
+                for (group, (select, outputs)) in plan.selects.iter().zip(&plan.groups).enumerate() {
+                    let directory = spark_dir.join(group.to_string());
+                    self.write_by_split(&session, &plan.tag, select, &directory)?;
+                    sources
+                        .extend(outputs.clone().map(|i| directory.join(format!("{}={i}", seqhouse_sql::SPLIT_COLUMN))));
+                }
+            } else {
+                let directory = seqhouse_sql::string(&spark_dir.display().to_string(), Dialect::Spark);
+                let write = insert_directory(&plan.selects[0], &directory);
+                self.run(&session, &plan.tag, &write, "write of the sequences")?;
+                sources.push(spark_dir.clone());
+            }
             progress.advance(1);
-            let parts = adopt_spark_files(&spark_dir, &staging)?;
-            Ok((counts, parts))
+            Ok((counts, sources))
         })();
         // Drop the view whatever happened: it would otherwise live as long as the session.
         let was_cancelled = self.cancelled.swap(false, Ordering::SeqCst);
@@ -374,25 +456,29 @@ impl SparkWarehouse {
             tracing::warn!(error = %e, "could not drop the temporary view");
         }
         self.cancelled.store(was_cancelled, Ordering::SeqCst);
-        let (counts, parts) = result?;
-        if was_cancelled {
-            return Err(Error::Interrupted("stopped before publishing".into()));
+        let adopted = result.and_then(|(counts, sources)| {
+            if was_cancelled {
+                return Err(Error::Interrupted("stopped before publishing".into()));
+            }
+            let outputs = (sources.iter().zip(targets).enumerate())
+                .map(|(i, (source, target))| {
+                    let parts = adopt_spark_files(source, &target_dir(target)?)?;
+                    let columns = parts
+                        .first()
+                        .map(|(_, columns)| columns.clone())
+                        .unwrap_or_else(|| OutputColumn::of_schema(&plan.resolved.output_schemas[i]));
+                    Ok((parts.into_iter().map(|(p, _)| p).collect(), columns))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok((counts, outputs))
+        });
+        // Spark's own files (`_SUCCESS`, checksums, empty partitions) never reach an output.
+        if spark_dir.exists()
+            && let Err(e) = std::fs::remove_dir_all(&spark_dir)
+        {
+            tracing::warn!(error = %e, folder = %spark_dir.display(), "could not remove Spark's staging folder");
         }
-        check_window_count("Spark", parts.iter().map(|(p, _)| p.rows).sum(), counts.windows)?;
-        let columns = parts
-            .first()
-            .map(|(_, columns)| columns.clone())
-            .unwrap_or_else(|| OutputColumn::of_schema(&plan.resolved.output_schema));
-        let parts: Vec<OutputPart> = parts.into_iter().map(|(p, _)| p).collect();
-        let input_files = plan.files.iter().map(|f| f.manifest_entry(f.rows().unwrap_or(0))).collect();
-        let report = JobReport::new(job, plan.files.len(), &parts, counts.clone());
-        let (input, _) = self.local_location(&job.input, Setting::Input)?;
-        let (output, _) = self.local_location(&job.output, Setting::Output)?;
-        let input_location = seqhouse_storage::manifest_input_location(&input, &output);
-        let manifest = Manifest::new("spark", job, input_location, input_files, parts, columns, counts);
-        let json = serde_json::to_vec_pretty(&manifest).map_err(Error::internal)?;
-        progress.advance(1);
-        Ok((report, json))
+        adopted
     }
 }
 
@@ -406,9 +492,12 @@ fn target_dir(target: &Target) -> Result<PathBuf> {
 }
 
 /// Renames the Parquet files Spark wrote into `spark_dir` to `part-NNNNN.parquet` in `staging`
-/// (in Spark's file-name order, skipping files without rows), then removes `spark_dir` with
-/// Spark's `_SUCCESS` and checksum files. Returns each part with the columns its footer holds.
+/// (in Spark's file-name order, skipping files without rows; none when Spark wrote no such
+/// folder, as for a split without windows). Returns each part with the columns its footer holds.
 fn adopt_spark_files(spark_dir: &Path, staging: &Path) -> Result<Vec<(OutputPart, Vec<OutputColumn>)>> {
+    if !spark_dir.exists() {
+        return Ok(Vec::new());
+    }
     let listing = std::fs::read_dir(spark_dir).map_err(|e| Error::storage("cannot list", spark_dir.display(), e))?;
     let mut written = Vec::new();
     for entry in listing {
@@ -440,15 +529,14 @@ fn adopt_spark_files(spark_dir: &Path, staging: &Path) -> Result<Vec<(OutputPart
             .len();
         parts.push((OutputPart { path: name, rows, bytes }, OutputColumn::of_schema(&schema)));
     }
-    std::fs::remove_dir_all(spark_dir).map_err(|e| Error::storage("cannot remove", spark_dir.display(), e))?;
     Ok(parts)
 }
 
 impl Warehouse for SparkWarehouse {
     fn explain(&self, job: &SequenceJob) -> Result<Explanation> {
         let plan = self.plan(job)?;
-        let statements = [plan.create_view, plan.stats, plan.write, plan.drop_view];
-        Ok(Explanation { steps: statements.into_iter().map(Step::Statement).collect() })
+        let statements = [plan.create_view, plan.stats].into_iter().chain(plan.split_stats).chain(plan.writes);
+        Ok(Explanation { steps: statements.chain([plan.drop_view]).map(Step::Statement).collect() })
     }
 
     fn name(&self) -> &str {
@@ -461,15 +549,14 @@ impl Warehouse for SparkWarehouse {
             fixed_size_lists: false,
             ordered_output: false,
             widens_integers_to_floats: false,
-            splits: false,
         }
     }
 
     fn preflight(&self, job: &SequenceJob) -> Result<()> {
-        seqhouse_sql::refuse_splits(&job.spec)?;
         let (input, _) = self.local_location(&job.input, Setting::Input)?;
-        let (output, _) = self.local_location(&job.output, Setting::Output)?;
-        publish::check_job(&self.storage, &input, &output, job.overwrite)?;
+        for output in self.outputs(job)? {
+            publish::check_job(&self.storage, &input, &output, job.overwrite)?;
+        }
         Ok(())
     }
 

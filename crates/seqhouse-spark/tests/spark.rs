@@ -39,8 +39,8 @@ fn sorted(mut rows: Vec<reference::Row>) -> Vec<reference::Row> {
     rows
 }
 
-/// Runs each spec on `input` with Spark and with the local engine; the rows and the manifest
-/// counts must be equal.
+/// Runs each spec on `input` with Spark and with the local engine; the rows, columns and
+/// manifest counts of every output (each split's, for a split job) must be equal.
 fn assert_same_as_local(input: &Path, specs: &[(String, SequenceSpec)]) {
     let dir = LocalFixture::new();
     let spark = warehouse();
@@ -58,23 +58,64 @@ fn assert_same_as_local(input: &Path, specs: &[(String, SequenceSpec)]) {
             };
             seqhouse_core::run(engine, &request, &NoProgress)
                 .unwrap_or_else(|e| panic!("{name} on {}: {e}", engine.name()));
-            outputs.push(dir.read_output(&output));
+            let job = request.jobs().unwrap().remove(0);
+            outputs.push(job.outputs().into_iter().map(|(_, output)| dir.read_output(&output)).collect::<Vec<_>>());
         }
-        let (spark_out, local_out) = (&outputs[0], &outputs[1]);
-        let local_rows = reference::rows_of(spec, &local_out.batches);
-        assert!(!local_rows.is_empty(), "{name}: the case produces windows");
-        assert_eq!(
-            sorted(reference::rows_of(spec, &spark_out.batches)),
-            sorted(local_rows),
-            "{name}: Spark's output differs from the local engine's"
-        );
-        assert_eq!(spark_out.manifest.counts, local_out.manifest.counts, "{name}: counts differ");
-        assert_eq!(spark_out.manifest.engine, "spark");
-        let names = |o: &seqhouse_contract::fixture::Output| -> Vec<String> {
-            o.manifest.columns.iter().map(|c| c.name.clone()).collect()
-        };
-        assert_eq!(names(spark_out), names(local_out), "{name}: output columns differ");
+        assert_eq!(outputs[0].len(), outputs[1].len());
+        for (split, (spark_out, local_out)) in outputs[0].iter().zip(&outputs[1]).enumerate() {
+            let local_rows = reference::rows_of(spec, &local_out.batches);
+            assert!(!local_rows.is_empty(), "{name} output {split}: the case produces windows");
+            assert_eq!(
+                sorted(reference::rows_of(spec, &spark_out.batches)),
+                sorted(local_rows),
+                "{name} output {split}: Spark's output differs from the local engine's"
+            );
+            assert_eq!(spark_out.manifest.counts, local_out.manifest.counts, "{name} output {split}: counts differ");
+            assert_eq!(spark_out.manifest.engine, "spark");
+            let names = |o: &seqhouse_contract::fixture::Output| -> Vec<String> {
+                o.manifest.columns.iter().map(|c| c.name.clone()).collect()
+            };
+            assert_eq!(names(spark_out), names(local_out), "{name} output {split}: output columns differ");
+            let split_of = |o: &seqhouse_contract::fixture::Output| o.manifest.split.as_ref().map(|s| s.name.clone());
+            assert_eq!(split_of(spark_out), split_of(local_out), "{name} output {split}");
+        }
     }
+}
+
+/// The real-data split cases on Spark: ASSISTments by entity with 5 folds, MovieLens
+/// leave-one-out and a global temporal split with stride-1 windows, each equal to the local
+/// engine's splits, counts and leakage checks.
+#[test]
+fn splits_on_real_logs_match_the_local_engine() {
+    use seqhouse_core::split::Split;
+    let mut by_entity = SequenceSpec::new(
+        vec!["user_id".into()],
+        vec!["log_order".into()],
+        vec!["skill_id=-1".parse().unwrap(), "correct=-1".parse().unwrap()],
+        200,
+    );
+    by_entity.split = Some(Split::Entity { fractions: "train=0.8,test=0.2".parse().unwrap(), seed: 7, folds: Some(5) });
+    by_entity.target_mask = true;
+    assert_same_as_local(&shared_data().join("assist2015/events.parquet"), &[("assist_entity".into(), by_entity)]);
+
+    let dir = LocalFixture::new();
+    let input = movielens_parquet(&dir);
+    let mut leave_one_out =
+        SequenceSpec::new(vec!["userId".into()], vec!["timestamp".into(), "movieId".into()], vec![], 50);
+    leave_one_out.features = vec!["movieId=0".parse().unwrap()];
+    leave_one_out.mode = Mode::Last;
+    leave_one_out.padding = Padding::Pre;
+    leave_one_out.target_mask = true;
+    let mut by_time = leave_one_out.clone();
+    leave_one_out.split = Some(Split::LeaveLast { counts: "validation=1,test=1".parse().unwrap() });
+    by_time.mode = Mode::Sliding;
+    by_time.stride = Some(1);
+    by_time.sequence_length = 10;
+    by_time.split = Some(Split::Temporal { cutoffs: "validation=1500000000,test=1520000000".parse().unwrap() });
+    assert_same_as_local(
+        &input,
+        &[("movielens_leave_one_out".into(), leave_one_out), ("movielens_temporal".into(), by_time)],
+    );
 }
 
 #[test]

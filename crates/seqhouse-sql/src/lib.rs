@@ -117,22 +117,10 @@ pub fn literal(value: &dyn Array, dialect: Dialect) -> Result<String> {
     })
 }
 
-/// Splits and target masks are computed by the local engine only, so far: a push-down engine
-/// refuses them before running anything (in its preflight, and in every statement built) rather
-/// than publish one unsplit output.
-pub fn refuse_splits(spec: &SequenceSpec) -> Result<()> {
-    let setting = match &spec.split {
-        Some(split) => split.setting(),
-        None if spec.target_mask => seqhouse_core::Setting::TargetMask,
-        None => return Ok(()),
-    };
-    Err(Error::setting_message(
-        setting,
-        format!(
-            "{setting} runs on the local engine only for now; run the job with {}",
-            seqhouse_core::Setting::Engine.with("local")
-        ),
-    ))
+/// Whether the SELECT of `spec` has the [`SPLIT_COLUMN`] (a split job, or one with target
+/// masks): an engine then writes it partitioned by that column, one folder per output.
+pub fn has_split_column(spec: &SequenceSpec) -> bool {
+    spec.split.is_some() || spec.target_mask
 }
 
 /// Renders the SELECT that computes the output rows of `resolved` from `source` (an already
@@ -144,11 +132,31 @@ pub fn refuse_splits(spec: &SequenceSpec) -> Result<()> {
 /// holds it, and the windows are cut over each split's history as [`seqhouse_core::split`]
 /// defines them.
 pub fn select(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> Result<String> {
+    select_outputs(resolved, source, dialect, 0..resolved.spec.output_names().len())
+}
+
+/// The statements that write a split job's outputs, as ranges of output indexes for
+/// [`select_outputs`]: one for all of them, unless `--folds` gives the first split a column
+/// the others lack (then the first, and the rest).
+pub fn output_groups(resolved: &ResolvedSpec) -> Vec<std::ops::Range<usize>> {
+    let outputs = resolved.spec.output_names().len();
+    let folds = resolved.output_schemas[0].column_with_name(seqhouse_core::spec::FOLD).is_some();
+    let all = 0..outputs;
+    if folds && outputs > 1 { vec![0..1, 1..outputs] } else { std::iter::once(all).collect() }
+}
+
+/// [`select`] for the windows of the outputs `outputs` only (a range from [`output_groups`]),
+/// with the columns of the first of them.
+pub fn select_outputs(
+    resolved: &ResolvedSpec,
+    source: &str,
+    dialect: Dialect,
+    outputs: std::ops::Range<usize>,
+) -> Result<String> {
     let spec = &resolved.spec;
     let q = |name: &str| ident(name, dialect);
     let n = spec.sequence_length;
     let trino = dialect == Dialect::Trino;
-    let div = if trino { "/" } else { "div" };
     let entity: Vec<String> = spec.entity.iter().map(|c| q(c)).collect();
     let entity_list = entity.join(", ");
     let order_list = spec.order_by.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
@@ -157,48 +165,15 @@ pub fn select(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> Result
     let (pos, len, win, count, idx) = (q("__pos"), q("__len"), q("__win"), q("__n"), q("__idx"));
 
     // 1. The needed columns; fill values replace nulls of real events; null keys never pass.
-    let mut src_columns: Vec<String> = entity.clone();
-    src_columns.extend(spec.order_by.iter().map(|c| q(c)));
-    for (i, feature) in spec.features.iter().enumerate() {
-        let column = q(&feature.name);
-        let value = match &resolved.fills[i] {
-            Some(fill) => format!("coalesce({column}, {})", literal(fill.as_ref(), dialect)?),
-            None => column,
-        };
-        src_columns.push(format!("{value} AS {}", feature_alias(i)));
-    }
-    let not_null = spec
-        .entity
-        .iter()
-        .chain(&spec.order_by)
-        .map(|c| format!("{} IS NOT NULL", q(c)))
-        .collect::<Vec<_>>()
-        .join(" AND ");
+    let (src, not_null) = source_columns(resolved, dialect)?;
 
     // 1b. For a split job: each event's split, a copy of it per split whose history holds it
     // (its events up to the split's last target), and windows cut over that history.
-    let splitting = spec.split.is_some() || spec.target_mask;
+    let splitting = has_split_column(spec);
     let (owner, split_index, first, marks, fold) = (q("__owner"), q("__s"), q("__first"), q("__marks"), q("__fold"));
-    let (history, rows_of) = if splitting { (q("__end"), "hist") } else { (len.clone(), "numbered") };
 
     // 2. Which window(s) each event belongs to, as window ordinals within its entity.
-    let assigned = match spec.mode {
-        Mode::Chunk => format!("SELECT *, {pos} {div} {n} AS {win} FROM {rows_of}"),
-        Mode::Last => format!("SELECT *, 0 AS {win} FROM {rows_of} WHERE {pos} >= {history} - {n}"),
-        Mode::Sliding => {
-            let s = spec.effective_stride();
-            // Window k covers [kS, kS+N); the last start K is the first with KS + N >= len.
-            let first = format!("IF({pos} < {n}, 0, ({pos} - {n} + {s}) {div} {s})");
-            let last =
-                format!("least(IF({history} <= {n}, 0, ({history} - {n} + {s} - 1) {div} {s}), {pos} {div} {s})");
-            unnest(dialect, rows_of, &format!("sequence({first}, {last})"), &win, "")
-        }
-        Mode::Prefix => {
-            // Window k (1-based) ends at event k: event p is in windows p+1 ..= min(len, p+N).
-            let ends = format!("sequence({pos} + 1, least({history}, {pos} + {n}))");
-            unnest(dialect, rows_of, &ends, &win, " - 1")
-        }
-    };
+    let assigned = assigned(spec, dialect, splitting);
 
     // 3. Each window's values in position order.
     // Spark's array_repeat takes an INT count, and `N - count(*)` would be BIGINT.
@@ -214,7 +189,7 @@ pub fn select(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> Result
     for i in 0..spec.features.len() {
         aggregates.push(ordered_array(&feature_alias(i), &array_alias(i)));
     }
-    let folds = resolved.output_schemas[0].column_with_name(seqhouse_core::spec::FOLD).is_some();
+    let folds = outputs.start == 0 && resolved.output_schemas[0].column_with_name(seqhouse_core::spec::FOLD).is_some();
     if splitting {
         aggregates.push(format!("sum(IF({owner} = {split_index}, 1, 0)) AS {}", q("__targets")));
         if spec.target_mask {
@@ -233,43 +208,43 @@ pub fn select(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> Result
         let padding = repeat(dialect, pad, &format!("{n} - {count}"), n);
         if pre { format!("concat({padding}, {array})") } else { format!("concat({array}, {padding})") }
     };
-    let mut outputs: Vec<String> = entity.clone();
-    outputs.push(format!("CAST({idx} AS BIGINT) AS {}", q(seqhouse_core::spec::SEQUENCE_INDEX)));
-    outputs.push(format!(
+    let mut columns: Vec<String> = entity.clone();
+    columns.push(format!("CAST({idx} AS BIGINT) AS {}", q(seqhouse_core::spec::SEQUENCE_INDEX)));
+    columns.push(format!(
         "CAST({count} AS {}) AS {}",
         sql_type(&DataType::Int32, dialect)?,
         q(seqhouse_core::spec::SEQUENCE_LENGTH)
     ));
     for (i, feature) in spec.features.iter().enumerate() {
         let pad = literal(resolved.pads[i].as_ref(), dialect)?;
-        outputs.push(format!("{} AS {}", pad_to_n(array_alias(i), &pad), q(&feature.output_name())));
+        columns.push(format!("{} AS {}", pad_to_n(array_alias(i), &pad), q(&feature.output_name())));
     }
     let (zero, one) = ("CAST(0 AS TINYINT)", "CAST(1 AS TINYINT)");
     let real = repeat(dialect, zero, &count, n);
     let padded = repeat(dialect, one, &format!("{n} - {count}"), n);
     let mask = if pre { format!("concat({padded}, {real})") } else { format!("concat({real}, {padded})") };
-    outputs.push(format!("{mask} AS {}", q(seqhouse_core::spec::IS_PAD)));
+    columns.push(format!("{mask} AS {}", q(seqhouse_core::spec::IS_PAD)));
     if splitting {
         if spec.target_mask {
-            outputs.push(format!("{} AS {}", pad_to_n(marks.clone(), zero), q(seqhouse_core::spec::TARGET_MASK)));
+            columns.push(format!("{} AS {}", pad_to_n(marks.clone(), zero), q(seqhouse_core::spec::TARGET_MASK)));
         }
         if folds {
             let int = sql_type(&DataType::Int32, dialect)?;
-            outputs.push(format!(
+            columns.push(format!(
                 "CASE WHEN {split_index} = 0 THEN CAST({fold} AS {int}) END AS {}",
                 q(seqhouse_core::spec::FOLD)
             ));
         }
-        outputs.push(format!("{split_index} AS {}", q(SPLIT_COLUMN)));
+        columns.push(format!("{split_index} AS {}", q(SPLIT_COLUMN)));
         return split_select(SplitSql {
             resolved,
             dialect,
-            src: src_columns.join(", "),
+            src: &src,
             source,
             not_null: &not_null,
-            assigned: &assigned,
             aggregates: &aggregates,
-            outputs: &outputs,
+            outputs: &columns,
+            splits: outputs,
         });
     }
 
@@ -281,11 +256,60 @@ pub fn select(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> Result
          windows AS (\n  SELECT {entity_list}, {win},\n         {aggs}\n  FROM assigned\n  GROUP BY {entity_list}, {win}\n),\n\
          kept AS (\n  SELECT *, row_number() OVER (PARTITION BY {entity_list} ORDER BY {win}) - 1 AS {idx}\n  FROM windows\n  WHERE {count} >= {min}\n)\n\
          SELECT {outputs}\nFROM kept",
-        src = src_columns.join(", "),
         aggs = aggregates.join(",\n         "),
         min = spec.min_length,
-        outputs = indent(&outputs),
+        outputs = indent(&columns),
     ))
+}
+
+/// The `src` columns of the job's statements (the needed columns, fill values in place of the
+/// nulls of real events) and the condition that keeps rows with no null key.
+fn source_columns(resolved: &ResolvedSpec, dialect: Dialect) -> Result<(String, String)> {
+    let spec = &resolved.spec;
+    let q = |name: &str| ident(name, dialect);
+    let mut columns: Vec<String> = spec.entity.iter().chain(&spec.order_by).map(|c| q(c)).collect();
+    for (i, feature) in spec.features.iter().enumerate() {
+        let column = q(&feature.name);
+        let value = match &resolved.fills[i] {
+            Some(fill) => format!("coalesce({column}, {})", literal(fill.as_ref(), dialect)?),
+            None => column,
+        };
+        columns.push(format!("{value} AS {}", q(&format!("__f{i}"))));
+    }
+    let not_null = spec
+        .entity
+        .iter()
+        .chain(&spec.order_by)
+        .map(|c| format!("{} IS NOT NULL", q(c)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    Ok((columns.join(", "), not_null))
+}
+
+/// The `assigned` step: which window(s) each event belongs to, as window ordinals within its
+/// entity (within its entity and split, over the split's history, for a split job).
+fn assigned(spec: &SequenceSpec, dialect: Dialect, splitting: bool) -> String {
+    let q = |name: &str| ident(name, dialect);
+    let (pos, win, n) = (q("__pos"), q("__win"), spec.sequence_length);
+    let div = if dialect == Dialect::Trino { "/" } else { "div" };
+    let (history, rows_of) = if splitting { (q("__end"), "hist") } else { (q("__len"), "numbered") };
+    match spec.mode {
+        Mode::Chunk => format!("SELECT *, {pos} {div} {n} AS {win} FROM {rows_of}"),
+        Mode::Last => format!("SELECT *, 0 AS {win} FROM {rows_of} WHERE {pos} >= {history} - {n}"),
+        Mode::Sliding => {
+            let s = spec.effective_stride();
+            // Window k covers [kS, kS+N); the last start K is the first with KS + N >= len.
+            let first = format!("IF({pos} < {n}, 0, ({pos} - {n} + {s}) {div} {s})");
+            let last =
+                format!("least(IF({history} <= {n}, 0, ({history} - {n} + {s} - 1) {div} {s}), {pos} {div} {s})");
+            unnest(dialect, rows_of, &format!("sequence({first}, {last})"), &win, "")
+        }
+        Mode::Prefix => {
+            // Window k (1-based) ends at event k: event p is in windows p+1 ..= min(len, p+N).
+            let ends = format!("sequence({pos} + 1, least({history}, {pos} + {n}))");
+            unnest(dialect, rows_of, &ends, &win, " - 1")
+        }
+    }
 }
 
 /// `FROM rows` joined with one row per element of `array`, named `alias` (plus `offset`).
@@ -305,71 +329,96 @@ fn unnest(dialect: Dialect, rows: &str, array: &str, alias: &str, offset: &str) 
 /// [`SequenceSpec::output_names`]); not part of the output contract.
 pub const SPLIT_COLUMN: &str = "__seqhouse_split";
 
-/// The parts of a split job's SELECT that [`select`] shares with the unsplit one.
+/// The parts of a split job's SELECT that [`select_outputs`] shares with the unsplit one.
 struct SplitSql<'a> {
     resolved: &'a ResolvedSpec,
     dialect: Dialect,
-    src: String,
+    src: &'a str,
     source: &'a str,
     not_null: &'a str,
-    assigned: &'a str,
     aggregates: &'a [String],
     outputs: &'a [String],
+    splits: std::ops::Range<usize>,
 }
 
-/// The SELECT of a split job (see [`select`]): each event's split (`owned`), a copy per split
-/// (`exploded`; for an entity split only its own) kept where the split's history holds it
-/// (`hist`: up to its last target), the windows cut over that history, and with target masks
-/// each event's first kept window.
-fn split_select(sql: SplitSql) -> Result<String> {
-    let SplitSql { resolved, dialect, src, source, not_null, assigned, aggregates, outputs } = sql;
+/// The steps of a split job up to `assigned` (without `WITH`, each step followed by `,\n`):
+/// each event's split (`owned`), a copy per split (`exploded`; for an entity split only its own)
+/// kept where the split's history holds it (`hist`: up to its last target, and only for the
+/// splits `splits`), and the window(s) of each copy (`assigned`).
+fn split_steps(
+    resolved: &ResolvedSpec,
+    dialect: Dialect,
+    (src, source, not_null): (&str, &str, &str),
+    splits: std::ops::Range<usize>,
+) -> Result<String> {
     let spec = &resolved.spec;
     let q = |name: &str| ident(name, dialect);
-    let (pos, len, win, count, idx) = (q("__pos"), q("__len"), q("__win"), q("__n"), q("__idx"));
-    let (owner, split_index, end, first, fold) = (q("__owner"), q("__s"), q("__end"), q("__first"), q("__fold"));
-    let (window_length, window_targets) = (q("__wlen"), q("__wtargets"));
+    let (pos, len) = (q("__pos"), q("__len"));
+    let (owner, split_index, end, fold) = (q("__owner"), q("__s"), q("__end"), q("__fold"));
     let entity_list = spec.entity.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
     let order_list = spec.order_by.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
     let part = format!("{entity_list}, {split_index}");
     let (owned, fold_bits) = owner_of_events(resolved, dialect)?;
     let fold_bits = fold_bits.map(|bits| format!(", {bits} AS {fold}")).unwrap_or_default();
-    let splits = format!("sequence(0, {})", spec.output_names().len() - 1);
+    let all = spec.output_names().len();
+    let only = if splits == (0..all) {
+        String::new()
+    } else {
+        format!(" AND {split_index} >= {} AND {split_index} < {}", splits.start, splits.end)
+    };
     let element = q("__k");
+    let sequence = format!("sequence(0, {})", all - 1);
     let one_split_per_entity = matches!(spec.split, None | Some(seqhouse_core::split::Split::Entity { .. }));
     let exploded = match dialect {
         // Every event of an entity in one split: no copies to make.
         _ if one_split_per_entity => format!("SELECT owned.*, {owner} AS {split_index}\n  FROM owned"),
-        Dialect::Trino => {
-            format!(
-                "SELECT owned.*, {element} AS {split_index}\n  FROM owned CROSS JOIN UNNEST({splits}) AS t({element})"
-            )
-        }
-        Dialect::Spark => {
-            format!(
-                "SELECT owned.*, {element} AS {split_index}\n  FROM owned LATERAL VIEW explode({splits}) t AS {element}"
-            )
-        }
-    };
-    let targets = format!("IF({owner} = {split_index}, 1, 0)");
-    let (marked, windows_from) = if spec.target_mask {
-        let kept = format!("{window_length} >= {} AND {window_targets} > 0", spec.min_length);
-        let marked = format!(
-            "counted AS (\n  SELECT *,\n         count(*) OVER (PARTITION BY {part}, {win}) AS {window_length},\n         sum({targets}) OVER (PARTITION BY {part}, {win}) AS {window_targets}\n  FROM assigned\n),\n\
-             firsts AS (\n  SELECT *, min(CASE WHEN {kept} THEN {win} END) OVER (PARTITION BY {part}, {pos}) AS {first}\n  FROM counted\n),\n"
-        );
-        (marked, "firsts")
-    } else {
-        (String::new(), "assigned")
+        Dialect::Trino => format!(
+            "SELECT owned.*, {element} AS {split_index}\n  FROM owned CROSS JOIN UNNEST({sequence}) AS t({element})"
+        ),
+        Dialect::Spark => format!(
+            "SELECT owned.*, {element} AS {split_index}\n  FROM owned LATERAL VIEW explode({sequence}) t AS {element}"
+        ),
     };
     Ok(format!(
-        "WITH src AS (\n  SELECT {src}\n  FROM {source}\n  WHERE {not_null}\n),\n\
+        "src AS (\n  SELECT {src}\n  FROM {source}\n  WHERE {not_null}\n),\n\
          numbered AS (\n  SELECT *,\n         row_number() OVER (PARTITION BY {entity_list} ORDER BY {order_list}) - 1 AS {pos},\n         count(*) OVER (PARTITION BY {entity_list}) AS {len}\n  FROM src\n),\n\
          owned AS (\n  SELECT *, {owned} AS {owner}{fold_bits}\n  FROM numbered\n),\n\
          exploded AS (\n  {exploded}\n),\n\
          ended AS (\n  SELECT *, max(IF({owner} = {split_index}, {pos} + 1, 0)) OVER (PARTITION BY {part}) AS {end}\n  FROM exploded\n),\n\
-         hist AS (\n  SELECT * FROM ended WHERE {pos} < {end}\n),\n\
-         assigned AS (\n  {assigned}\n),\n\
-         {marked}\
+         hist AS (\n  SELECT * FROM ended WHERE {pos} < {end}{only}\n),\n\
+         assigned AS (\n  {assigned}\n),\n",
+        assigned = assigned(spec, dialect, true),
+    ))
+}
+
+/// The steps after `assigned` that count each window's events and targets (`counted`) and
+/// find the first kept window of its split that holds each event (`firsts`: where its target
+/// mask marks it).
+fn first_windows(spec: &SequenceSpec, dialect: Dialect) -> String {
+    let q = |name: &str| ident(name, dialect);
+    let (pos, win, owner, split_index, first) = (q("__pos"), q("__win"), q("__owner"), q("__s"), q("__first"));
+    let (window_length, window_targets) = (q("__wlen"), q("__wtargets"));
+    let part = spec.entity.iter().map(|c| q(c)).chain([split_index.clone()]).collect::<Vec<_>>().join(", ");
+    let kept = format!("{window_length} >= {} AND {window_targets} > 0", spec.min_length);
+    format!(
+        "counted AS (\n  SELECT *,\n         count(*) OVER (PARTITION BY {part}, {win}) AS {window_length},\n         sum(IF({owner} = {split_index}, 1, 0)) OVER (PARTITION BY {part}, {win}) AS {window_targets}\n  FROM assigned\n),\n\
+         firsts AS (\n  SELECT *, min(CASE WHEN {kept} THEN {win} END) OVER (PARTITION BY {part}, {pos}) AS {first}\n  FROM counted\n),\n"
+    )
+}
+
+/// The SELECT of a split job (see [`select`]): the [`split_steps`], with target masks the
+/// [`first_windows`], then the windows of each split and the kept ones numbered.
+fn split_select(sql: SplitSql) -> Result<String> {
+    let SplitSql { resolved, dialect, src, source, not_null, aggregates, outputs, splits } = sql;
+    let spec = &resolved.spec;
+    let q = |name: &str| ident(name, dialect);
+    let (win, count, idx, split_index) = (q("__win"), q("__n"), q("__idx"), q("__s"));
+    let part = spec.entity.iter().map(|c| q(c)).chain([split_index]).collect::<Vec<_>>().join(", ");
+    let steps = split_steps(resolved, dialect, (src, source, not_null), splits)?;
+    let (marked, windows_from) =
+        if spec.target_mask { (first_windows(spec, dialect), "firsts") } else { (String::new(), "assigned") };
+    Ok(format!(
+        "WITH {steps}{marked}\
          windows AS (\n  SELECT {part}, {win},\n         {aggs}\n  FROM {windows_from}\n  GROUP BY {part}, {win}\n),\n\
          kept AS (\n  SELECT *, row_number() OVER (PARTITION BY {part} ORDER BY {win}) - 1 AS {idx}\n  FROM windows\n  WHERE {count} >= {min} AND {window_count_targets} > 0\n)\n\
          SELECT {outputs}\nFROM kept",
@@ -378,6 +427,130 @@ fn split_select(sql: SplitSql) -> Result<String> {
         window_count_targets = q("__targets"),
         outputs = outputs.join(",\n       "),
     ))
+}
+
+/// The query of a split job's counts per split (none for an unsplit job): one row per split
+/// with targets, `split, entities, windows, windows_below_min_length, target_events,
+/// scored_events, scored_target_events, scored_twice, scored_non_targets,
+/// events_of_later_splits, entities_too_short_to_hold_out`, read by [`split_stats_from_rows`].
+///
+/// The counts are those of [`seqhouse_core::SplitCounts`], over the same steps as the split
+/// SELECT; the leakage counts check the windows' events against each event's own split.
+pub fn split_stats(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> Result<Option<String>> {
+    use seqhouse_core::split::Split;
+    let spec = &resolved.spec;
+    let Some(split) = &spec.split else { return Ok(None) };
+    let q = |name: &str| ident(name, dialect);
+    let (pos, len, win, owner, split_index, first) =
+        (q("__pos"), q("__len"), q("__win"), q("__owner"), q("__s"), q("__first"));
+    let (window_length, window_targets, kept, mark) = (q("__wlen"), q("__wtargets"), q("__kept"), q("__mark"));
+    let entity_list = spec.entity.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
+    let part = format!("{entity_list}, {split_index}");
+    let (src, not_null) = source_columns(resolved, dialect)?;
+    let steps = split_steps(resolved, dialect, (&src, source, &not_null), 0..spec.output_names().len())?;
+    let firsts = first_windows(spec, dialect);
+    let min = spec.min_length;
+    let is_kept = format!("{window_length} >= {min} AND {window_targets} > 0");
+    // An entity split's windows hold only its own events; the other splits' windows may hold
+    // earlier splits' events as context, never later ones.
+    let leaked = match split {
+        Split::Entity { .. } => format!("{owner} <> {split_index}"),
+        _ => format!("{owner} > {split_index}"),
+    };
+    let short = match split {
+        Split::LeaveLast { counts } => {
+            format!("count_if({pos} = 0 AND {len} <= {})", counts.counts().iter().sum::<usize>())
+        }
+        _ => "0".to_string(),
+    };
+    let names = [
+        "entities",
+        "windows",
+        "below",
+        "targets",
+        "scored",
+        "scored_targets",
+        "twice",
+        "non_targets",
+        "later",
+        "short",
+    ];
+    let big = |alias: &str, name: &str| format!("CAST(coalesce({alias}.{}, 0) AS BIGINT)", q(name));
+    let from = |name: &str| match name {
+        "entities" => "e",
+        "windows" | "below" => "w",
+        "scored" | "scored_targets" | "twice" | "non_targets" => "v",
+        "later" => "l",
+        _ => "t",
+    };
+    let columns: Vec<String> = std::iter::once(format!("CAST(t.{split_index} AS BIGINT)"))
+        .chain(names.iter().map(|name| big(from(name), name)))
+        .collect();
+    let join = |alias: &str| format!("LEFT JOIN {alias}_counts {alias} ON {alias}.{split_index} = t.{split_index}");
+    Ok(Some(format!(
+        "WITH {steps}{firsts}\
+         marked AS (\n  SELECT *, {is_kept} AS {kept}, IF({owner} = {split_index} AND {win} = {first}, 1, 0) AS {mark}\n  FROM firsts\n),\n\
+         windows AS (\n  SELECT {part}, {win}, max({window_length}) AS {window_length}, max({window_targets}) AS {window_targets}\n  FROM counted\n  GROUP BY {part}, {win}\n),\n\
+         w_counts AS (\n  SELECT {split_index}, count_if({is_kept}) AS {windows}, count_if({window_targets} > 0 AND {window_length} < {min}) AS {below}\n  FROM windows\n  GROUP BY {split_index}\n),\n\
+         e_counts AS (\n  SELECT {split_index}, count(*) AS {entities}\n  FROM (SELECT {part} FROM windows WHERE {is_kept} GROUP BY {part}) AS kept_entities\n  GROUP BY {split_index}\n),\n\
+         events AS (\n  SELECT {part}, {pos}, max(IF({owner} = {split_index}, 1, 0)) AS {target}, sum({mark}) AS {marks}\n  FROM marked\n  WHERE {kept}\n  GROUP BY {part}, {pos}\n),\n\
+         v_counts AS (\n  SELECT {split_index}, sum({marks}) AS {scored}, sum(IF({target} = 1 AND {marks} > 0, 1, 0)) AS {scored_targets},\n         sum(IF({marks} > 1, {marks} - 1, 0)) AS {twice}, sum(IF({target} = 0, {marks}, 0)) AS {non_targets}\n  FROM events\n  GROUP BY {split_index}\n),\n\
+         l_counts AS (\n  SELECT {split_index}, count_if({leaked}) AS {later}\n  FROM marked\n  WHERE {kept}\n  GROUP BY {split_index}\n),\n\
+         t_counts AS (\n  SELECT {owner} AS {split_index}, count(*) AS {targets}, {short} AS {short_alias}\n  FROM owned\n  GROUP BY {owner}\n)\n\
+         SELECT {columns}\nFROM t_counts t\n{joins}\nORDER BY 1",
+        windows = q("windows"),
+        below = q("below"),
+        entities = q("entities"),
+        target = q("target"),
+        marks = q("marks"),
+        scored = q("scored"),
+        scored_targets = q("scored_targets"),
+        twice = q("twice"),
+        non_targets = q("non_targets"),
+        later = q("later"),
+        targets = q("targets"),
+        short_alias = q("short"),
+        columns = columns.join(", "),
+        joins = ["w", "e", "v", "l"].map(join).join("\n"),
+    )))
+}
+
+/// Sets a split job's per-split counts in `stats` (from [`stats_from_row`]) from the rows of
+/// [`split_stats`] (`rows` in its column order), and the job's windows as their sums.
+pub fn split_stats_from_rows(spec: &SequenceSpec, rows: &[Vec<u64>], stats: &mut SequenceStats) -> Result<()> {
+    use seqhouse_core::split::Split;
+    use seqhouse_core::{LeakCounts, SplitCounts};
+    let Some(split) = &spec.split else { return Ok(()) };
+    let names = split.names();
+    let mut splits: Vec<SplitCounts> =
+        names.iter().map(|name| SplitCounts { name: name.to_string(), ..SplitCounts::default() }).collect();
+    if let (Split::LeaveLast { .. }, Some(train)) = (split, splits.first_mut()) {
+        train.entities_too_short_to_hold_out = Some(0);
+    }
+    for row in rows {
+        let [index, entities, windows, below, targets, scored, scored_targets, twice, non_targets, later, short] =
+            row[..]
+        else {
+            return Err(Error::internal(format!("the split counts query returned {} values, expected 11", row.len())));
+        };
+        let count = (splits.get_mut(index as usize))
+            .ok_or_else(|| Error::internal(format!("the split counts query returned split {index}")))?;
+        *count = SplitCounts {
+            name: count.name.clone(),
+            entities,
+            windows,
+            windows_below_min_length: below,
+            target_events: targets,
+            scored_events: scored,
+            unscored_target_events: targets.saturating_sub(scored_targets),
+            entities_too_short_to_hold_out: count.entities_too_short_to_hold_out.map(|_| short),
+            leaks: LeakCounts { events_of_later_splits: later, scored_non_targets: non_targets, scored_twice: twice },
+        };
+    }
+    stats.windows = splits.iter().map(|s| s.windows).sum();
+    stats.windows_below_min_length = splits.iter().map(|s| s.windows_below_min_length).sum();
+    stats.splits = splits;
+    Ok(())
 }
 
 /// Each event's split as a SQL expression over `numbered` (its columns, `__pos` and `__len`),
@@ -570,6 +743,16 @@ pub mod athena {
         format!(
             "UNLOAD (\n{select}\n) TO {} WITH (format = 'PARQUET', compression = 'ZSTD')",
             string(&format!("{}/", target.trim_end_matches('/')), Dialect::Trino)
+        )
+    }
+
+    /// [`unload`] partitioned by [`SPLIT_COLUMN`] (the SELECT's last column, as Athena wants
+    /// it): each output's files under `target/__seqhouse_split=K/`, without that column.
+    pub fn unload_by_split(select: &str, target: &str) -> String {
+        format!(
+            "UNLOAD (\n{select}\n) TO {} WITH (format = 'PARQUET', compression = 'ZSTD', partitioned_by = ARRAY[{}])",
+            string(&format!("{}/", target.trim_end_matches('/')), Dialect::Trino),
+            string(SPLIT_COLUMN, Dialect::Trino)
         )
     }
 

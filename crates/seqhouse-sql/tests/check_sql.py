@@ -2,7 +2,8 @@
 """Checks generated Trino SQL offline: syntax with Trino's grammar, meaning by running it.
 
 Reads a JSON list of cases on stdin. Each case has `select` (the Trino SELECT over a table named
-`events`), `stats` (the counts query), optionally `unload` and `ddl`, `data` (a Parquet file that
+`events`), `stats` (the counts query), optionally `split_stats` (the per-split counts, all rows
+printed), `unload` and `ddl`, `data` (a Parquet file that
 plays `events`) and `out` (where to write the result as Parquet); `stats` results are printed as
 JSON lines. Syntax: `trino-query-parser` (Trino's own ANTLR grammar) parses the SELECT;
 `trino-sql-validator` validates whole statements including UNLOAD, function names and arity,
@@ -57,6 +58,9 @@ def main():
         trino_query_parser.parse_statement(case["stats"])
         validate(case["select"], "trino", f"{name}: SELECT")
         validate(case["stats"], "trino", f"{name}: stats query")
+        if "split_stats" in case:
+            trino_query_parser.parse_statement(case["split_stats"])
+            validate(case["split_stats"], "trino", f"{name}: split counts query")
         if "unload" in case:
             validate(case["unload"], "trino", f"{name}: UNLOAD")
         if "ddl" in case:
@@ -64,7 +68,11 @@ def main():
         con.execute(f"CREATE OR REPLACE VIEW events AS SELECT * FROM read_parquet('{case['data']}')")
         con.execute(f"COPY ({to_duckdb(case['select'])}) TO '{case['out']}' (FORMAT PARQUET)")
         stats = con.execute(to_duckdb(case["stats"])).fetchone()
-        print(json.dumps({"name": name, "stats": [int(v) for v in stats]}))
+        reply = {"name": name, "stats": [int(v) for v in stats]}
+        if "split_stats" in case:
+            rows = con.execute(to_duckdb(case["split_stats"])).fetchall()
+            reply["split_stats"] = [[int(v) for v in row] for row in rows]
+        print(json.dumps(reply))
 
 
 if __name__ == "__main__":

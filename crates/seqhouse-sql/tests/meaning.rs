@@ -11,9 +11,9 @@ use arrow::array::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use seqhouse_contract::fixture::parquet_bytes;
 use seqhouse_contract::{Fixture, LocalFixture, cases, reference};
-use seqhouse_core::{Mode, NoProgress, Padding, ResolvedSpec, SequenceRequest, SequenceSpec};
+use seqhouse_core::{Mode, NoProgress, Padding, ResolvedSpec, SequenceRequest, SequenceSpec, SequenceStats};
 use seqhouse_local::{LocalConfig, LocalWarehouse};
-use seqhouse_sql::{Dialect, athena, select, stats};
+use seqhouse_sql::{Dialect, athena, select, split_stats, stats};
 
 struct Case {
     name: String,
@@ -218,15 +218,25 @@ fn splits_on_assistments_match_the_local_engine() {
         unsplit.split = None;
         unsplit.target_mask = false;
         let counts = stats(&ResolvedSpec::new(&unsplit, &schema, "events").unwrap(), "\"events\"", Dialect::Trino);
-        payload.push(serde_json::json!({
+        let mut case = serde_json::json!({
             "name": name,
             "select": select,
             "stats": counts.unwrap(),
             "data": assistments(),
             "out": dir.path().join(format!("{name}.parquet")),
-        }));
+        });
+        if let Some(split_counts) = split_stats(&resolved, "\"events\"", Dialect::Trino).unwrap() {
+            case["split_stats"] = split_counts.into();
+        }
+        if seqhouse_sql::has_split_column(spec) {
+            // The UNLOAD Athena runs for the last group of outputs (the only one without folds).
+            let last = seqhouse_sql::output_groups(&resolved).pop().unwrap();
+            let rows = seqhouse_sql::select_outputs(&resolved, "\"events\"", Dialect::Trino, last).unwrap();
+            case["unload"] = athena::unload_by_split(&rows, "s3://bucket/out/_seqhouse-unload-1/0").into();
+        }
+        payload.push(case);
     }
-    run_checker(&payload);
+    let results = run_checker(&payload);
 
     let warehouse = LocalWarehouse::new(LocalConfig::default()).unwrap();
     for (name, spec) in &cases {
@@ -241,6 +251,18 @@ fn splits_on_assistments_match_the_local_engine() {
         seqhouse_core::run(&warehouse, &request, &NoProgress).unwrap();
         let sql = read_parquet(&dir.path().join(format!("{name}.parquet")));
         let job = request.jobs().unwrap().remove(0);
+        let result = results.iter().find(|r| r["name"] == *name).expect("a result per case");
+        if spec.split.is_some() {
+            // The per-split counts of the SQL against the local engine's manifest.
+            let rows: Vec<Vec<u64>> = serde_json::from_value(result["split_stats"].clone()).unwrap();
+            let mut counts = SequenceStats::default();
+            seqhouse_sql::split_stats_from_rows(spec, &rows, &mut counts).unwrap();
+            let (_, first) = &job.outputs()[0];
+            let local = LocalFixture::new().read_output(first).manifest.counts;
+            assert_eq!(counts.splits, local.splits, "{name}: split counts differ from the local engine");
+            assert_eq!(counts.of_output(0).windows, local.windows, "{name}");
+            assert!(counts.splits.iter().all(|s| s.target_events > 0 && s.windows > 0), "{name}: {counts:?}");
+        }
         for (split, (_, output)) in job.outputs().into_iter().enumerate() {
             let local = LocalFixture::new().read_output(&output);
             // This split's rows of the SELECT, without the columns its output does not have.

@@ -105,6 +105,10 @@ fn athena_statements() {
     insta::assert_snapshot!("athena_ddl", ddl);
     insta::assert_snapshot!("athena_drop", athena::drop_table("kt", "seqhouse_tmp_1"));
     insta::assert_snapshot!("athena_unload", athena::unload("SELECT 1", "s3://bucket/out/_seqhouse-unload-1"));
+    insta::assert_snapshot!(
+        "athena_unload_by_split",
+        athena::unload_by_split("SELECT 1", "s3://bucket/out/train_sequenced_4/_seqhouse-unload-1/0")
+    );
 }
 
 #[test]
@@ -132,6 +136,8 @@ fn select_for_every_split_kind_and_dialect() {
             spec.target_mask = true;
             let sql = select(&resolved(&spec), source, dialect).unwrap();
             insta::assert_snapshot!(format!("select_split_{name}_{kind}"), sql);
+            let counts = seqhouse_sql::split_stats(&resolved(&spec), source, dialect).unwrap().unwrap();
+            insta::assert_snapshot!(format!("split_stats_{name}_{kind}"), counts);
         }
     }
 }

@@ -25,7 +25,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use seqhouse_core::{Error, MANIFEST_FILE, Result, Setting};
+use seqhouse_core::manifest::{InputFile, OutputColumn, OutputPart, SplitOutput};
+use seqhouse_core::{
+    Error, JobReport, MANIFEST_FILE, Manifest, Result, SequenceJob, SequenceStats, Setting, SplitReport,
+    check_window_count,
+};
 
 use crate::failpoint;
 use crate::lock::{LOCK_OBJECT, OutputLock};
@@ -136,6 +140,137 @@ pub fn run_id() -> String {
 /// FNV-1a over `bytes`: a stable 64-bit digest (the same on every machine and release).
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// [`Target::begin`] for each of a job's outputs, each holding its lock (in the same order);
+/// if one cannot begin, those begun are aborted.
+pub fn begin_outputs(
+    storage: &Storage,
+    input: &Location,
+    outputs: &[Location],
+    overwrite: bool,
+    locks: Vec<OutputLock>,
+) -> Result<Vec<Target>> {
+    let mut targets = Vec::with_capacity(outputs.len());
+    for (lock, output) in locks.into_iter().zip(outputs) {
+        match Target::begin(storage, input, output, overwrite, lock) {
+            Ok(target) => targets.push(target),
+            Err(e) => {
+                abort_outputs(storage, targets);
+                return Err(e);
+            }
+        }
+    }
+    Ok(targets)
+}
+
+/// [`Target::abort`] for each of a job's outputs.
+pub fn abort_outputs(storage: &Storage, targets: Vec<Target>) {
+    targets.into_iter().for_each(|target| target.abort(storage));
+}
+
+/// One output of a job, its parts written into its [`Target`], ready to commit.
+pub struct WrittenOutput {
+    /// Where its parts are.
+    pub target: Target,
+    /// Its parts, in order.
+    pub parts: Vec<OutputPart>,
+    /// The columns its parts hold.
+    pub columns: Vec<OutputColumn>,
+}
+
+/// What the manifests of one job's outputs share.
+pub struct Publication<'a> {
+    /// The engine's name, as the manifest records it.
+    pub engine: &'a str,
+    /// The job.
+    pub job: &'a SequenceJob,
+    /// Its input.
+    pub input: &'a Location,
+    /// The input files read, as the manifest lists them.
+    pub input_files: Vec<InputFile>,
+    /// The job's counts (each split's in `splits`).
+    pub stats: SequenceStats,
+}
+
+/// Publishes the outputs of a job (one per split of a split job, in
+/// [`SequenceJob::outputs`]'s order): writes each manifest, with its split's counts and the
+/// run they share, and commits the outputs one after the other with no more work (or stop)
+/// between them, so a reader sees all splits of one run unless a commit itself fails. Before
+/// any commit, a failure, a parts/counts mismatch or `stopped` aborts every output.
+pub fn commit_outputs(
+    storage: &Storage,
+    publication: Publication,
+    outputs: Vec<WrittenOutput>,
+    stopped: &dyn Fn() -> Result<()>,
+) -> Result<JobReport> {
+    let Publication { engine, job, input, input_files, stats } = publication;
+    let names = job.spec.output_names();
+    let prepared = (|| {
+        let locations =
+            job.outputs().into_iter().map(|(_, output)| storage.locate(&output)).collect::<Result<Vec<_>>>()?;
+        if locations.len() != outputs.len() {
+            return Err(Error::internal(format!("{} outputs written for {} splits", outputs.len(), locations.len())));
+        }
+        let run = SplitOutput::run_digest(&job.spec, &input_files);
+        let folders: Vec<String> = (names.iter().flatten())
+            .map(|name| seqhouse_core::sequenced_folder(name, job.spec.sequence_length))
+            .collect();
+        let mut manifests = Vec::with_capacity(outputs.len());
+        for (i, output) in outputs.iter().enumerate() {
+            let counts = stats.of_output(i);
+            check_window_count(engine, output.parts.iter().map(|p| p.rows).sum(), counts.windows)?;
+            let input_location = crate::manifest_input_location(input, &locations[i]);
+            let mut manifest = Manifest::new(
+                engine,
+                job,
+                input_location,
+                input_files.clone(),
+                output.parts.clone(),
+                output.columns.clone(),
+                counts,
+            );
+            manifest.split =
+                names[i].map(|name| SplitOutput { name: name.to_string(), run: run.clone(), outputs: folders.clone() });
+            manifests.push(serde_json::to_vec_pretty(&manifest).map_err(Error::internal)?);
+        }
+        stopped()?;
+        Ok((locations, folders, manifests))
+    })();
+    let (locations, folders, manifests) = match prepared {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            abort_outputs(storage, outputs.into_iter().map(|output| output.target).collect());
+            return Err(e);
+        }
+    };
+    let mut report = JobReport::new(job, input_files.len(), &[], stats);
+    let mut pending = outputs.into_iter();
+    for (i, (output, json)) in pending.by_ref().zip(manifests).enumerate() {
+        if let Err(e) = output.target.commit(storage, json) {
+            abort_outputs(storage, pending.map(|output| output.target).collect());
+            if i > 0 {
+                tracing::error!(
+                    published = ?&folders[..i],
+                    "publishing split {} failed after the splits before it were published; run the job again",
+                    folders[i]
+                );
+            }
+            return Err(e);
+        }
+        report.parts += output.parts.len();
+        let bytes: u64 = output.parts.iter().map(|p| p.bytes).sum();
+        report.output_bytes += bytes;
+        if let Some(name) = names[i] {
+            report.splits.push(SplitReport {
+                name: name.to_string(),
+                output: locations[i].shown.clone(),
+                parts: output.parts.len(),
+                output_bytes: bytes,
+            });
+        }
+    }
+    Ok(report)
 }
 
 /// Where a job's output is being written, and how it will be published. Holds the output's
