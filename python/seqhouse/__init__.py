@@ -70,26 +70,10 @@ class JobReport:
 _SPEC = ("entity", "order_by", "features", "sequence_length", "mode", "stride", "padding", "min_length", "fill_null",
          "on_null_key", "split", "split_seed", "folds", "split_at", "split_last", "target_mask", "threads",
          "memory_limit", "spill_dir")
-# The keywords that name values per split, as the command line's NAME=VALUE,... text.
-_PAIRS = ("split", "split_at", "split_last")
-
-
-def _pair_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    # repr of a float is the shortest text that reads back as it: 0.1 stays "0.1".
-    return repr(value) if isinstance(value, float) else str(value)
 
 
 def _spec(arguments: Mapping[str, Any]) -> dict[str, Any]:
-    options = {name: arguments[name] for name in _SPEC}
-    for name in _PAIRS:
-        value = options[name]
-        if isinstance(value, Mapping):
-            options[name] = ",".join(f"{key}={_pair_text(item)}" for key, item in value.items())
-    return options
+    return {name: arguments[name] for name in _SPEC}
 
 
 def sequence(

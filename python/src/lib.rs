@@ -218,6 +218,16 @@ fn flags_of(options: &Bound<'_, PyDict>) -> PyResult<Vec<String>> {
                 }
                 flags.push(flag(text_of(&name, &value)?));
             }
+            // A dict stands for the flag's NAME=VALUE,... text (`split={"train": 0.8, ...}`).
+            Kind::Text if value.is_instance_of::<PyDict>() => {
+                let dict = value.cast::<PyDict>()?;
+                let mut pairs = Vec::with_capacity(dict.len());
+                for (key, item) in dict.iter() {
+                    let key: String = key.extract().map_err(|_| type_error(&name, "a dict with str keys", &value))?;
+                    pairs.push(format!("{key}={}", text_of(&name, &item)?));
+                }
+                flags.push(flag(pairs.join(",")));
+            }
             Kind::Text => {
                 let text = value.is_instance_of::<PyString>() || value.hasattr("__fspath__")?;
                 if !text {

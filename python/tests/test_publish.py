@@ -210,7 +210,11 @@ def test_ctrl_c_stops_a_running_job_and_publishes_nothing(tmp_path):
 
     release = tmp_path / "release"
     out = tmp_path / "out"
+    # Python leaves SIGINT ignored when it starts with it ignored (a background job of a
+    # non-interactive shell, nohup): restore the interactive default, KeyboardInterrupt.
     script = f"""
+import signal
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import seqhouse
 try:
     seqhouse.publish({str(PUPILS / "train")!r}, {str(out)!r}, entity="pupil_id", order_by="timestamp",
