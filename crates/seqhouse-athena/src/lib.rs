@@ -255,25 +255,24 @@ impl AthenaWarehouse {
         Ok(())
     }
 
-    fn counts(&self, plan: &Plan, job: &SequenceJob) -> Result<SequenceStats> {
-        let id = self.run(&plan.stats, "counts query")?;
-        let rows = self.api.rows(&id).map_err(|e| self.api_failed(&id, "read the counts", e))?;
-        let values: Vec<u64> = rows
-            .first()
-            .ok_or_else(|| failed(&id, "the counts query returned no row"))?
+    /// Runs a counts query (`what`: "counts query") and reads its rows as counts (null as 0).
+    fn count_rows(&self, sql: &str, what: &str) -> Result<(String, Vec<Vec<u64>>)> {
+        let id = self.run(sql, what)?;
+        let rows = self.api.rows(&id).map_err(|e| self.api_failed(&id, &format!("read the {what}"), e))?;
+        let counts = rows
             .iter()
-            .map(|v| v.as_deref().unwrap_or("0").parse::<u64>())
+            .map(|row| row.iter().map(|v| v.as_deref().unwrap_or("0").parse::<u64>()).collect())
             .collect::<std::result::Result<_, _>>()
-            .map_err(|e| failed(&id, format!("unexpected counts: {e}")))?;
-        let mut stats = seqhouse_sql::stats_from_row(&job.spec, &values, &job.input)?;
+            .map_err(|e| failed(&id, format!("unexpected counts from the {what}: {e}")))?;
+        Ok((id, counts))
+    }
+
+    fn counts(&self, plan: &Plan, job: &SequenceJob) -> Result<SequenceStats> {
+        let (id, rows) = self.count_rows(&plan.stats, "counts query")?;
+        let values = rows.first().ok_or_else(|| failed(&id, "the counts query returned no row"))?;
+        let mut stats = seqhouse_sql::stats_from_row(&job.spec, values, &job.input)?;
         if let Some(split_stats) = &plan.split_stats {
-            let id = self.run(split_stats, "split counts query")?;
-            let rows = self.api.rows(&id).map_err(|e| self.api_failed(&id, "read the split counts", e))?;
-            let rows: Vec<Vec<u64>> = rows
-                .iter()
-                .map(|row| row.iter().map(|v| v.as_deref().unwrap_or("0").parse::<u64>()).collect())
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|e| failed(&id, format!("unexpected split counts: {e}")))?;
+            let (_, rows) = self.count_rows(split_stats, "split counts query")?;
             seqhouse_sql::split_stats_from_rows(&job.spec, &rows, &mut stats)?;
         }
         Ok(stats)

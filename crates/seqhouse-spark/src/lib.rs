@@ -393,23 +393,26 @@ impl SparkWarehouse {
         result
     }
 
+    /// Runs a counts query (`what`: "counts query") and reads its rows as counts (null as 0).
+    fn count_rows(&self, session: &SparkSession, tag: &str, sql: &str, what: &str) -> Result<Vec<Vec<u64>>> {
+        let rows = self.run(session, tag, sql, what)?;
+        rows.iter()
+            .map(|row| {
+                row.values()
+                    .iter()
+                    .map(|v| if v.is_null() { Some(0) } else { v.as_i64().and_then(|i| u64::try_from(i).ok()) })
+                    .collect::<Option<Vec<u64>>>()
+                    .ok_or_else(|| Error::internal(format!("the {what} returned {row:?}")))
+            })
+            .collect()
+    }
+
     fn counts(&self, session: &SparkSession, plan: &Plan, job: &SequenceJob) -> Result<SequenceStats> {
-        let rows = self.run(session, &plan.tag, &plan.stats, "counts query")?;
-        let row = rows.first().ok_or_else(|| Error::internal("the counts query returned no row"))?;
-        let values: Vec<u64> = row
-            .values()
-            .iter()
-            .map(|v| if v.is_null() { Some(0) } else { v.as_i64().and_then(|i| u64::try_from(i).ok()) })
-            .collect::<Option<_>>()
-            .ok_or_else(|| Error::internal(format!("the counts query returned {row:?}")))?;
-        let mut stats = seqhouse_sql::stats_from_row(&job.spec, &values, &job.input)?;
+        let rows = self.count_rows(session, &plan.tag, &plan.stats, "counts query")?;
+        let values = rows.first().ok_or_else(|| Error::internal("the counts query returned no row"))?;
+        let mut stats = seqhouse_sql::stats_from_row(&job.spec, values, &job.input)?;
         if let Some(split_stats) = &plan.split_stats {
-            let rows = self.run(session, &plan.tag, split_stats, "split counts query")?;
-            let rows: Vec<Vec<u64>> = rows
-                .iter()
-                .map(|row| row.values().iter().map(|v| v.as_i64().and_then(|i| u64::try_from(i).ok())).collect())
-                .collect::<Option<_>>()
-                .ok_or_else(|| Error::internal("the split counts query returned a value that is not a count"))?;
+            let rows = self.count_rows(session, &plan.tag, split_stats, "split counts query")?;
             seqhouse_sql::split_stats_from_rows(&job.spec, &rows, &mut stats)?;
         }
         Ok(stats)

@@ -141,8 +141,7 @@ pub fn select(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> Result
 pub fn output_groups(resolved: &ResolvedSpec) -> Vec<std::ops::Range<usize>> {
     let outputs = resolved.spec.output_names().len();
     let folds = resolved.output_schemas[0].column_with_name(seqhouse_core::spec::FOLD).is_some();
-    let all = 0..outputs;
-    if folds && outputs > 1 { vec![0..1, 1..outputs] } else { std::iter::once(all).collect() }
+    if folds && outputs > 1 { vec![0..1, 1..outputs] } else { std::iter::once(0..outputs).collect() }
 }
 
 /// [`select`] for the windows of the outputs `outputs` only (a range from [`output_groups`]),
@@ -163,9 +162,6 @@ pub fn select_outputs(
     let feature_alias = |i: usize| q(&format!("__f{i}"));
     let array_alias = |i: usize| q(&format!("__a{i}"));
     let (pos, len, win, count, idx) = (q("__pos"), q("__len"), q("__win"), q("__n"), q("__idx"));
-
-    // 1. The needed columns; fill values replace nulls of real events; null keys never pass.
-    let (src, not_null) = source_columns(resolved, dialect)?;
 
     // 1b. For a split job: each event's split, a copy of it per split whose history holds it
     // (its events up to the split's last target), and windows cut over that history.
@@ -239,15 +235,16 @@ pub fn select_outputs(
         return split_select(SplitSql {
             resolved,
             dialect,
-            src: &src,
             source,
-            not_null: &not_null,
             aggregates: &aggregates,
             outputs: &columns,
             splits: outputs,
         });
     }
 
+    // The `src` step: the needed columns; fill values replace nulls of real events; null keys
+    // never pass.
+    let (src, not_null) = source_columns(resolved, dialect)?;
     let indent = |items: &[String]| items.join(",\n       ");
     Ok(format!(
         "WITH src AS (\n  SELECT {src}\n  FROM {source}\n  WHERE {not_null}\n),\n\
@@ -333,9 +330,7 @@ pub const SPLIT_COLUMN: &str = "__seqhouse_split";
 struct SplitSql<'a> {
     resolved: &'a ResolvedSpec,
     dialect: Dialect,
-    src: &'a str,
     source: &'a str,
-    not_null: &'a str,
     aggregates: &'a [String],
     outputs: &'a [String],
     splits: std::ops::Range<usize>,
@@ -348,10 +343,11 @@ struct SplitSql<'a> {
 fn split_steps(
     resolved: &ResolvedSpec,
     dialect: Dialect,
-    (src, source, not_null): (&str, &str, &str),
+    source: &str,
     splits: std::ops::Range<usize>,
 ) -> Result<String> {
     let spec = &resolved.spec;
+    let (src, not_null) = source_columns(resolved, dialect)?;
     let q = |name: &str| ident(name, dialect);
     let (pos, len) = (q("__pos"), q("__len"));
     let (owner, split_index, end, fold) = (q("__owner"), q("__s"), q("__end"), q("__fold"));
@@ -409,12 +405,12 @@ fn first_windows(spec: &SequenceSpec, dialect: Dialect) -> String {
 /// The SELECT of a split job (see [`select`]): the [`split_steps`], with target masks the
 /// [`first_windows`], then the windows of each split and the kept ones numbered.
 fn split_select(sql: SplitSql) -> Result<String> {
-    let SplitSql { resolved, dialect, src, source, not_null, aggregates, outputs, splits } = sql;
+    let SplitSql { resolved, dialect, source, aggregates, outputs, splits } = sql;
     let spec = &resolved.spec;
     let q = |name: &str| ident(name, dialect);
     let (win, count, idx, split_index) = (q("__win"), q("__n"), q("__idx"), q("__s"));
     let part = spec.entity.iter().map(|c| q(c)).chain([split_index]).collect::<Vec<_>>().join(", ");
-    let steps = split_steps(resolved, dialect, (src, source, not_null), splits)?;
+    let steps = split_steps(resolved, dialect, source, splits)?;
     let (marked, windows_from) =
         if spec.target_mask { (first_windows(spec, dialect), "firsts") } else { (String::new(), "assigned") };
     Ok(format!(
@@ -446,8 +442,7 @@ pub fn split_stats(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> R
     let (window_length, window_targets, kept, mark) = (q("__wlen"), q("__wtargets"), q("__kept"), q("__mark"));
     let entity_list = spec.entity.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
     let part = format!("{entity_list}, {split_index}");
-    let (src, not_null) = source_columns(resolved, dialect)?;
-    let steps = split_steps(resolved, dialect, (&src, source, &not_null), 0..spec.output_names().len())?;
+    let steps = split_steps(resolved, dialect, source, 0..spec.output_names().len())?;
     let firsts = first_windows(spec, dialect);
     let min = spec.min_length;
     let is_kept = format!("{window_length} >= {min} AND {window_targets} > 0");
