@@ -644,3 +644,160 @@ pub fn same_input_same_output(warehouse: &dyn Warehouse, fixture: &dyn Fixture) 
         assert_eq!((&a.manifest.spec, &a.manifest.counts), (&b.manifest.spec, &b.manifest.counts));
     }
 }
+
+/// A log with many consecutive repeats: 6 users, `ts` unique per user (so the order is the same
+/// on every engine), `item` in 0..3 and `correct` 0, 1 or null, `seen_ms` the event's time in
+/// milliseconds (null on every 23rd row), `day` a date; users 4 and 5 have few events.
+pub fn repeating_events(seed: u64) -> RecordBatch {
+    let mut rng = Lcg(seed);
+    let (mut user, mut ts, mut item) = (Vec::<i64>::new(), Vec::<i64>::new(), Vec::<i32>::new());
+    let (mut correct, mut seen, mut day) = (Vec::<Option<i8>>::new(), Vec::<Option<i64>>::new(), Vec::<i32>::new());
+    let mut clock = [0i64; 6];
+    for r in 0..260 {
+        // Users 4 and 5 get about one event in 40.
+        let u = match rng.next(40) {
+            0 => 4,
+            1 => 5,
+            _ => rng.next(4) as usize,
+        };
+        clock[u] += 1 + rng.next(5) as i64;
+        user.push(u as i64 * 10 + 1);
+        ts.push(clock[u]);
+        item.push(rng.next(3) as i32);
+        correct.push(match rng.next(5) {
+            0 => None,
+            v => Some((v % 2) as i8),
+        });
+        seen.push((r % 23 != 7).then(|| 1_700_000_000_000 + clock[u] * 1_500 + rng.next(1000) as i64));
+        day.push(19_000 + (clock[u] / 4) as i32);
+    }
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("user", Arc::new(Int64Array::from(user))),
+        ("ts", Arc::new(Int64Array::from(ts))),
+        ("item", Arc::new(Int32Array::from(item))),
+        ("correct", Arc::new(Int8Array::from(correct))),
+        ("seen_ms", Arc::new(Int64Array::from(seen))),
+        ("day", Arc::new(Date32Array::from(day))),
+        ("score", Arc::new(Float64Array::from_iter_values((0..260).map(|i| i as f64 / 4.0)))),
+    ];
+    RecordBatch::try_from_iter(columns).unwrap()
+}
+
+/// `--dedupe-consecutive`, `--min-events` and `--time-delta` (over integers and dates, with a
+/// pad, a fill and windows that start mid-history), alone and together, unsplit and split:
+/// the windows equal the reference's, and the manifest counts what each filter dropped.
+pub fn filters_and_time_deltas_match_the_reference(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
+    use seqhouse_core::split::Split;
+    let batch = repeating_events(31);
+    let input = fixture.put_parquet("filters", "events.parquet", std::slice::from_ref(&batch));
+    let base = |n: usize| {
+        SequenceSpec::new(
+            vec!["user".into()],
+            vec!["ts".into()],
+            vec![feature("item", Some("-1")), feature("correct", Some("-1"))],
+            n,
+        )
+    };
+    let mut deduped = base(6);
+    deduped.dedupe_consecutive = true;
+    let mut small = base(4);
+    small.min_events = Some(15);
+    small.mode = Mode::Last;
+    let mut gaps = base(5);
+    gaps.mode = Mode::Sliding;
+    gaps.stride = Some(3);
+    gaps.padding = Padding::Pre;
+    gaps.features.push(feature("gap", Some("-7")));
+    gaps.features.insert(0, feature("days", None));
+    gaps.time_deltas = vec!["gap=seen_ms".parse().unwrap(), "days=day".parse().unwrap()];
+    gaps.fill_null = vec!["days=0".parse().unwrap()];
+    let mut all = gaps.clone();
+    all.dedupe_consecutive = true;
+    all.min_events = Some(15);
+    all.target_mask = true;
+    let mut split = all.clone();
+    split.mode = Mode::Prefix;
+    split.stride = None;
+    split.split = Some(Split::LeaveLast { counts: "validation=1,test=1".parse().unwrap() });
+
+    for (k, spec) in [deduped, small, gaps, all, split].into_iter().enumerate() {
+        let out_root = fixture.output_location(&format!("filters_out_{k}"));
+        let reports = run(warehouse, &input, &out_root, &spec, false).unwrap_or_else(|e| panic!("case {k}: {e}"));
+        let want = reference::sequence_outputs(&spec, std::slice::from_ref(&batch)).unwrap();
+        let folders: Vec<String> = match &spec.split {
+            Some(split) => {
+                split.names().iter().map(|name| format!("{name}_sequenced_{}", spec.sequence_length)).collect()
+            }
+            None => vec![String::new()],
+        };
+        assert_eq!(reports.len(), 1);
+        for (folder, (_, want)) in folders.iter().zip(want) {
+            let location =
+                if folder.is_empty() { out_root.clone() } else { seqhouse_core::join_location(&out_root, folder) };
+            let out = fixture.read_output(&location);
+            assert!(!want.is_empty(), "case {k} {folder}: the case must produce windows");
+            assert_eq!(sorted(reference::rows_of(&spec, &out.batches)), sorted(want), "case {k} {folder}");
+            assert_eq!(out.manifest.spec, spec, "case {k}: the manifest records the options");
+            let counts = &out.manifest.counts;
+            let (duplicates, small_entities, small_rows) = filter_counts(&spec, &batch);
+            assert_eq!(counts.dropped_duplicate_rows, spec.dedupe_consecutive.then_some(duplicates), "case {k}");
+            assert_eq!(counts.dropped_min_events_entities, spec.min_events.map(|_| small_entities), "case {k}");
+            assert_eq!(counts.dropped_min_events_rows, spec.min_events.map(|_| small_rows), "case {k}");
+            assert_eq!(counts.sequenced_rows, 260 - duplicates - small_rows, "case {k}");
+            if spec.min_events.is_some() {
+                assert!(small_entities == 2 && small_rows > 0, "case {k}: users 4 and 5 are dropped");
+            }
+            if spec.dedupe_consecutive {
+                assert!(duplicates > 20, "case {k}: the log repeats often ({duplicates})");
+            }
+        }
+    }
+}
+
+/// The filters' counts over `batch`, the plain way: (consecutive duplicates, entities below
+/// `--min-events`, their rows after deduplication).
+fn filter_counts(spec: &SequenceSpec, batch: &RecordBatch) -> (u64, u64, u64) {
+    let user = batch.column_by_name("user").unwrap();
+    let ts = batch.column_by_name("ts").unwrap();
+    let features: Vec<&ArrayRef> = spec.input_features().map(|f| batch.column_by_name(&f.name).unwrap()).collect();
+    let mut rows: Vec<usize> = (0..batch.num_rows()).collect();
+    rows.sort_by_key(|&r| (reference::value_at(user, r), reference::value_at(ts, r)));
+    let mut per_user: std::collections::BTreeMap<Option<Value>, u64> = Default::default();
+    let mut duplicates = 0;
+    for (p, &r) in rows.iter().enumerate() {
+        let previous =
+            p.checked_sub(1).map(|q| rows[q]).filter(|&q| reference::value_at(user, q) == reference::value_at(user, r));
+        let repeat =
+            previous.is_some_and(|q| features.iter().all(|f| reference::value_at(f, q) == reference::value_at(f, r)));
+        if spec.dedupe_consecutive && repeat {
+            duplicates += 1;
+        } else {
+            *per_user.entry(reference::value_at(user, r)).or_insert(0) += 1;
+        }
+    }
+    let min = spec.min_events.unwrap_or(0) as u64;
+    let small: Vec<u64> = per_user.values().copied().filter(|&n| n < min).collect();
+    (duplicates, small.len() as u64, small.iter().sum())
+}
+
+/// A time delta over a column that holds no times, or named like an input column, is refused
+/// before anything is written, naming the option and the column.
+pub fn bad_time_delta_is_named(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
+    let input = fixture.put_parquet("badgap", "events.parquet", &[repeating_events(5)]);
+    for (option, words) in [("gap=score", ["score", "Float64"]), ("item=ts", ["item", "input column"])] {
+        let output = fixture.output_location("badgap_out");
+        let mut spec = base_spec(4);
+        spec.order_by = vec!["ts".into()];
+        let delta: seqhouse_core::TimeDelta = option.parse().unwrap();
+        if !spec.features.iter().any(|f| f.name == delta.name) {
+            spec.features.push(feature(&delta.name, None));
+        }
+        spec.time_deltas = vec![delta];
+        let message = match run(warehouse, &input, &output, &spec, false) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("{option}: a bad time delta must fail"),
+        };
+        assert!(words.iter().all(|w| message.contains(w)) && message.contains("time_delta"), "{option}: {message}");
+        assert!(fixture.list(&output).is_empty(), "{option}: nothing is left at the output");
+    }
+}

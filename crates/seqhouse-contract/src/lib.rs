@@ -58,6 +58,8 @@ macro_rules! contract_tests {
             failed_run_publishes_nothing,
             subsets_go_to_their_folders,
             splits_match_the_reference,
+            filters_and_time_deltas_match_the_reference,
+            bad_time_delta_is_named,
             manifest_describes_the_job,
             same_input_same_output,
             explain_does_nothing,

@@ -177,7 +177,15 @@ pub fn sequence_outputs(spec: &SequenceSpec, batches: &[RecordBatch]) -> Result<
     let entity: Vec<Vec<Option<Value>>> = spec.entity.iter().map(|c| column(c).1).collect();
     let order: Vec<Vec<Option<Value>>> = spec.order_by.iter().map(|c| column(c).1).collect();
     let first_order_type = column(&spec.order_by[0]).0;
-    let features: Vec<(DataType, Vec<Option<Value>>)> = spec.features.iter().map(|f| column(&f.name)).collect();
+    // A time delta's feature holds its column's values until the gaps are taken per entity.
+    let features: Vec<(DataType, Vec<Option<Value>>)> = (spec.features.iter())
+        .map(|f| match spec.time_delta(&f.name) {
+            Some(delta) => (DataType::Int64, column(&delta.column).1),
+            None => column(&f.name),
+        })
+        .collect();
+    let delta_column_types: Vec<Option<DataType>> =
+        (spec.features.iter()).map(|f| spec.time_delta(&f.name).map(|delta| column(&delta.column).0)).collect();
     let rows = batches.iter().map(|b| b.num_rows()).sum::<usize>();
 
     // Under `error`, the first key column (entity columns, then order-by) holding a null is named.
@@ -217,8 +225,44 @@ pub fn sequence_outputs(spec: &SequenceSpec, batches: &[RecordBatch]) -> Result<
         while j < kept.len() && key(&entity, kept[j]) == key(&entity, kept[i]) {
             j += 1;
         }
-        let events = &kept[i..j];
-        let entity_key = key(&entity, events[0]);
+        let entity_key = key(&entity, kept[i]);
+        let mut events: Vec<usize> = kept[i..j].to_vec();
+        i = j;
+        if spec.dedupe_consecutive {
+            // Consecutive events with the same values of every input feature (nulls alike).
+            let same = |a: usize, b: usize| {
+                features.iter().zip(&delta_column_types).all(|((_, v), delta)| delta.is_some() || v[a] == v[b])
+            };
+            let all = std::mem::take(&mut events);
+            for (p, &row) in all.iter().enumerate() {
+                if p == 0 || !same(row, all[p - 1]) {
+                    events.push(row);
+                }
+            }
+        }
+        if spec.min_events.is_some_and(|min| events.len() < min) {
+            continue;
+        }
+        // Each feature's value per event: the row's, or the gap to the previous kept event.
+        let values_at: Vec<Vec<Option<Value>>> = features
+            .iter()
+            .zip(&delta_column_types)
+            .zip(&spec.features)
+            .map(|(((_, values), delta_type), f)| match delta_type {
+                None => events.iter().map(|&r| values[r].clone()).collect(),
+                Some(data_type) => (0..events.len())
+                    .map(|p| {
+                        let (Some(Value::Int(now)), Some(Value::Int(before))) =
+                            (values[events[p]].clone(), p.checked_sub(1).and_then(|q| values[events[q]].clone()))
+                        else {
+                            return None;
+                        };
+                        Some(Value::Int(reference_gap(now - before, data_type, spec.time_delta(&f.name).unwrap())))
+                    })
+                    .collect(),
+            })
+            .collect();
+        let events = &events[..];
         // Each event's split, and the entity's fold.
         let (owner, fold) = owners(spec, &entity_key, events, &order[0], &first_order_type);
         for (split, (_, rows_out)) in out.iter_mut().enumerate() {
@@ -244,9 +288,9 @@ pub fn sequence_outputs(spec: &SequenceSpec, batches: &[RecordBatch]) -> Result<
                     })
                     .collect();
                 let mut feature_values = Vec::new();
-                for (f, (_, values)) in features.iter().enumerate() {
+                for (f, values) in values_at.iter().enumerate() {
                     let mut seqv: Vec<Option<Value>> =
-                        real.iter().map(|&r| values[r].clone().or_else(|| fills[f].clone())).collect();
+                        values[s..e].iter().map(|v| v.clone().or_else(|| fills[f].clone())).collect();
                     let padding = vec![Some(pads[f].clone()); pad_count];
                     seqv = match spec.padding {
                         Padding::Post => [seqv, padding].concat(),
@@ -272,9 +316,29 @@ pub fn sequence_outputs(spec: &SequenceSpec, batches: &[RecordBatch]) -> Result<
                 seq += 1;
             }
         }
-        i = j;
     }
     Ok(out)
+}
+
+/// A gap of `raw` units of a column of `data_type` in the unit `delta` asks for: integers and
+/// dates as they are, timestamps converted through nanoseconds and truncated toward zero.
+fn reference_gap(raw: i64, data_type: &DataType, delta: &seqhouse_core::TimeDelta) -> i64 {
+    use arrow::datatypes::TimeUnit;
+    let own: i128 = match data_type {
+        DataType::Timestamp(TimeUnit::Second, _) => 1_000_000_000,
+        DataType::Timestamp(TimeUnit::Millisecond, _) => 1_000_000,
+        DataType::Timestamp(TimeUnit::Microsecond, _) => 1_000,
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => 1,
+        DataType::Date64 => return raw / 86_400_000,
+        _ => return raw,
+    };
+    let asked: i128 = match delta.unit.unwrap_or(seqhouse_core::GapUnit::Seconds) {
+        seqhouse_core::GapUnit::Seconds => 1_000_000_000,
+        seqhouse_core::GapUnit::Milliseconds => 1_000_000,
+        seqhouse_core::GapUnit::Microseconds => 1_000,
+        seqhouse_core::GapUnit::Nanoseconds => 1,
+    };
+    (raw as i128 * own / asked) as i64
 }
 
 /// Each event's split (index into the split's names; all 0 without a split) and, for an entity

@@ -19,7 +19,7 @@ use arrow::array::{
 };
 use arrow::buffer::NullBuffer;
 use arrow::compute::kernels::zip::zip;
-use arrow::compute::{concat, filter_record_batch, is_not_null, take};
+use arrow::compute::{cast, concat, filter_record_batch, is_not_null, take};
 use arrow::datatypes::{DataType, Field};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -44,6 +44,15 @@ pub struct SequenceStats {
     pub null_key_rows_by_column: BTreeMap<String, u64>,
     /// Rows that were sequenced (input rows minus dropped rows).
     pub sequenced_rows: u64,
+    /// Rows dropped by `--dedupe-consecutive` (present when it is asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_duplicate_rows: Option<u64>,
+    /// Entities dropped by `--min-events` (present when it is asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_min_events_entities: Option<u64>,
+    /// Their rows (after `--dedupe-consecutive`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_min_events_rows: Option<u64>,
     /// Distinct entities among the sequenced rows.
     pub entities: u64,
     /// Windows written.
@@ -120,6 +129,14 @@ impl SequenceStats {
     /// counts those once, as it splits its input.
     pub fn add_sequenced(&mut self, range: &SequenceStats) {
         self.sequenced_rows += range.sequenced_rows;
+        let add = |total: &mut Option<u64>, part: Option<u64>| {
+            if let Some(part) = part {
+                *total.get_or_insert(0) += part;
+            }
+        };
+        add(&mut self.dropped_duplicate_rows, range.dropped_duplicate_rows);
+        add(&mut self.dropped_min_events_entities, range.dropped_min_events_entities);
+        add(&mut self.dropped_min_events_rows, range.dropped_min_events_rows);
         self.entities += range.entities;
         self.windows += range.windows;
         self.windows_below_min_length += range.windows_below_min_length;
@@ -266,64 +283,89 @@ impl Sequencer {
             .collect();
         let concatenated = started.elapsed();
         let ordered = order_rows(&entities, &orders, rows)?;
-        let order = ordered.order;
+        let (mut order, mut entity_starts) = (ordered.order, ordered.entity_starts);
 
         let spec = &resolved.spec;
-        let entity_count = (ordered.entity_starts.len() - 1) as u64;
         let cutter = Cutter::new(resolved, &entities, &orders)?;
         drop(orders);
+        let sorted = started.elapsed();
+
+        // Each input feature in sorted order: every window is then one contiguous slice of it,
+        // copied instead of gathered value by value.
+        let feature_columns: Vec<ArrayRef> =
+            resolved.feature_idx.iter().map(|&i| columns[i].clone().expect("feature")).collect();
+        drop(columns);
+        let order_array = UInt32Array::from_iter_values(order.iter().copied());
+        let take_sorted =
+            |column: &ArrayRef, order: &UInt32Array| take(column.as_ref(), order, None).map_err(Error::internal);
+        let mut sorted_features: Vec<Option<ArrayRef>> = feature_columns
+            .par_iter()
+            .zip(&resolved.gaps)
+            .map(|(column, gap)| gap.is_none().then(|| take_sorted(column, &order_array)).transpose())
+            .collect::<Result<_>>()?;
+        drop(order_array);
+        let mut filters = EventFilters::default();
+        if spec.filters_events() {
+            let keep = filters.keep(spec, &sorted_features, &resolved.gaps, &entity_starts);
+            filters.apply(&keep, &mut order, &mut entity_starts);
+            let keep = BooleanArray::from(keep);
+            for sorted in sorted_features.iter_mut().flatten() {
+                *sorted = arrow::compute::filter(sorted, &keep).map_err(Error::internal)?;
+            }
+        }
+        // Gaps over each entity's kept events.
+        if resolved.gaps.iter().any(Option::is_some) {
+            let order_array = UInt32Array::from_iter_values(order.iter().copied());
+            for (f, (sorted, gap)) in sorted_features.iter_mut().zip(&resolved.gaps).enumerate() {
+                if let Some(gap) = gap {
+                    let column = take_sorted(&feature_columns[f], &order_array)?;
+                    *sorted = Some(gaps(gap, &spec.features[f].name, &column, &entity_starts)?);
+                }
+            }
+        }
+        drop(feature_columns);
+        let mut feature_nulls = BTreeMap::new();
+        for (feature, sorted) in spec.features.iter().zip(&sorted_features) {
+            feature_nulls.insert(feature.name.clone(), sorted.as_ref().expect("sorted").null_count() as u64);
+        }
+        let sorted_features = sorted_features
+            .into_par_iter()
+            .zip(&resolved.fills)
+            .map(|(sorted, fill)| {
+                let sorted = sorted.expect("every feature is sorted");
+                match fill {
+                    Some(fill) if sorted.null_count() > 0 => {
+                        let fill = arrow::array::Scalar::new(fill.clone());
+                        zip(&is_not_null(&sorted).map_err(Error::internal)?, &sorted, &fill).map_err(Error::internal)
+                    }
+                    _ => Ok(sorted),
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+
+        let entity_count = (entity_starts.len() - 1) as u64;
         let mut windows: Vec<Vec<Window>> = vec![Vec::new(); spec.output_names().len()];
         let mut splits = cutter.counts();
         let mut below_min = 0u64;
         let mut scratch = Scratch::default();
-        for run in ordered.entity_starts.windows(2) {
+        for run in entity_starts.windows(2) {
             below_min += cutter.cut(&order[run[0]..run[1]], run[0], &mut windows, &mut splits, &mut scratch);
         }
-        let sorted = started.elapsed();
-
-        // Each feature in sorted order (nulls filled if asked): every window is then one
-        // contiguous slice of it, copied instead of gathered value by value.
-        let mut feature_nulls = BTreeMap::new();
-        let feature_columns: Vec<ArrayRef> =
-            resolved.feature_idx.iter().map(|&i| columns[i].clone().expect("feature")).collect();
-        drop(columns);
-        for (f, column) in feature_columns.iter().enumerate() {
-            feature_nulls.insert(spec.features[f].name.clone(), column.null_count() as u64);
-        }
-        let order_array = UInt32Array::from(order);
-        let sorted_features = feature_columns
-            .into_par_iter()
-            .enumerate()
-            .map(|(f, column)| {
-                let column = &column;
-                let filled = match &resolved.fills[f] {
-                    Some(fill) if column.null_count() > 0 => {
-                        let fill = arrow::array::Scalar::new(fill.clone());
-                        zip(&is_not_null(column).map_err(Error::internal)?, column, &fill).map_err(Error::internal)?
-                    }
-                    _ => column.clone(),
-                };
-                take(filled.as_ref(), &order_array, None).map_err(Error::internal)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let order = order_array
-            .into_parts()
-            .1
-            .into_inner()
-            .into_vec()
-            .map_err(|_| Error::internal("order buffer is shared"))?;
 
         tracing::trace!(
             concat = ?concatenated,
             sort = ?(sorted - concatenated),
-            windows_and_features = ?(started.elapsed() - sorted),
+            features_and_windows = ?(started.elapsed() - sorted),
             "prepare phases"
         );
         let stats = SequenceStats {
             input_rows: null_keys.input_rows,
             dropped_null_key_rows: null_keys.dropped,
             null_key_rows_by_column: null_keys.by_column,
-            sequenced_rows: rows as u64,
+            sequenced_rows: order.len() as u64,
+            dropped_duplicate_rows: spec.dedupe_consecutive.then_some(filters.duplicates),
+            dropped_min_events_entities: spec.min_events.map(|_| filters.small_entities),
+            dropped_min_events_rows: spec.min_events.map(|_| filters.small_entity_rows),
             entities: entity_count,
             windows: windows.iter().map(|w| w.len() as u64).sum(),
             windows_below_min_length: below_min,
@@ -409,6 +451,118 @@ impl Sequencer {
         }
         RecordBatch::try_new(schema, columns).map_err(Error::internal)
     }
+}
+
+/// The filters that drop events before windowing (`--dedupe-consecutive`, `--min-events`),
+/// over the events in sorted order, with what they dropped.
+#[derive(Debug, Default)]
+struct EventFilters {
+    duplicates: u64,
+    small_entities: u64,
+    small_entity_rows: u64,
+}
+
+impl EventFilters {
+    /// Which sorted positions are kept. `sorted` holds the input features in sorted order
+    /// (`None` for time deltas, which are not compared).
+    fn keep(
+        &mut self,
+        spec: &crate::spec::SequenceSpec,
+        sorted: &[Option<ArrayRef>],
+        gaps: &[Option<crate::resolve::Gap>],
+        entity_starts: &[usize],
+    ) -> Vec<bool> {
+        let rows = *entity_starts.last().unwrap_or(&0);
+        let mut keep = vec![true; rows];
+        if spec.dedupe_consecutive && rows > 1 {
+            // Position p repeats p - 1 when no input feature is distinct there (nulls equal).
+            let mut repeats = vec![true; rows - 1];
+            for (column, _) in sorted.iter().zip(gaps).filter(|(_, gap)| gap.is_none()) {
+                let column = column.as_ref().expect("input features are sorted");
+                let (earlier, later) = (column.slice(0, rows - 1), column.slice(1, rows - 1));
+                let distinct = arrow::compute::kernels::cmp::distinct(&later, &earlier).expect("same types");
+                for (repeat, distinct) in repeats.iter_mut().zip(distinct.values().iter()) {
+                    *repeat &= !distinct;
+                }
+            }
+            for run in entity_starts.windows(2) {
+                for p in run[0] + 1..run[1] {
+                    keep[p] = !repeats[p - 1];
+                }
+            }
+            self.duplicates = keep.iter().filter(|k| !**k).count() as u64;
+        }
+        if let Some(min) = spec.min_events {
+            for run in entity_starts.windows(2) {
+                let events = keep[run[0]..run[1]].iter().filter(|k| **k).count();
+                if events < min {
+                    keep[run[0]..run[1]].fill(false);
+                    self.small_entities += u64::from(events > 0);
+                    self.small_entity_rows += events as u64;
+                }
+            }
+        }
+        keep
+    }
+
+    /// Drops the positions `keep` does not keep from `order`, and entities left with none.
+    fn apply(&self, keep: &[bool], order: &mut Vec<u32>, entity_starts: &mut Vec<usize>) {
+        let mut starts = vec![0];
+        let mut kept = 0;
+        for run in entity_starts.windows(2) {
+            kept += keep[run[0]..run[1]].iter().filter(|k| **k).count();
+            if kept > *starts.last().expect("starts at 0") {
+                starts.push(kept);
+            }
+        }
+        let mut position = 0;
+        order.retain(|_| {
+            position += 1;
+            keep[position - 1]
+        });
+        *entity_starts = starts;
+    }
+}
+
+/// The gaps of `gap` over `column` in sorted order: each event's value minus its entity's
+/// previous event's, in the unit asked for; null for an entity's first event and where either
+/// value is null.
+fn gaps(gap: &crate::resolve::Gap, name: &str, column: &ArrayRef, entity_starts: &[usize]) -> Result<ArrayRef> {
+    use crate::resolve::GapKind;
+    let as_i64 = match gap.kind {
+        GapKind::Date => cast(&cast(column, &DataType::Date32).map_err(Error::internal)?, &DataType::Int32),
+        _ => cast(column, &DataType::Int64),
+    };
+    let values = cast(&as_i64.map_err(Error::internal)?, &DataType::Int64).map_err(Error::internal)?;
+    let values = values.as_primitive::<arrow::datatypes::Int64Type>();
+    let mut out = arrow::array::Int64Builder::with_capacity(values.len());
+    for run in entity_starts.windows(2) {
+        if run[0] < run[1] {
+            out.append_null();
+        }
+        for p in run[0] + 1..run[1] {
+            if values.is_null(p) || values.is_null(p - 1) {
+                out.append_null();
+                continue;
+            }
+            let delta = values.value(p).checked_sub(values.value(p - 1));
+            let scaled = delta.and_then(|d| d.checked_mul(gap.multiplier)).map(|d| d / gap.divisor);
+            match scaled {
+                Some(value) => out.append_value(value),
+                None => {
+                    return Err(Error::UnsupportedType {
+                        column: name.to_string(),
+                        message: format!(
+                            "the time delta between {} and {} does not fit a 64-bit integer",
+                            values.value(p - 1),
+                            values.value(p)
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    Ok(Arc::new(out.finish()))
 }
 
 /// How a job cuts each entity's events into the windows of its outputs: the split kind, with

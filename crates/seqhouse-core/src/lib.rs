@@ -28,7 +28,7 @@ pub use port::{
 };
 pub use resolve::ResolvedSpec;
 pub use setting::{Setting, SettingNames, SettingValue, name_settings};
-pub use spec::{FeatureSpec, FillNull, Mode, NullKeyPolicy, Padding, SequenceSpec};
+pub use spec::{FeatureSpec, FillNull, GapUnit, Mode, NullKeyPolicy, Padding, SequenceSpec, TimeDelta};
 
 /// The version written into manifests.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -121,8 +121,10 @@ pub struct ResolvedSpec {
     pub entity_idx: Vec<usize>,
     /// Positions of the order-by columns in `input_schema`.
     pub order_idx: Vec<usize>,
-    /// Positions of the feature columns in `input_schema`.
+    /// Positions of the feature columns in `input_schema`; for a time delta, of its column.
     pub feature_idx: Vec<usize>,
+    /// Per feature, how a time delta derives it from its column (`None`: read as it is).
+    pub gaps: Vec<Option<Gap>>,
     /// One-element arrays holding each feature's pad value, typed as the column.
     pub pads: Vec<ArrayRef>,
     /// One-element arrays holding each feature's null replacement, if any.
@@ -174,12 +176,23 @@ impl ResolvedSpec {
         let position = |name: &String| input_schema.index_of(name).expect("needed column was just added");
         let entity_idx: Vec<usize> = spec.entity.iter().map(position).collect();
         let order_idx: Vec<usize> = spec.order_by.iter().map(position).collect();
-        let feature_idx: Vec<usize> = spec.features.iter().map(|f| position(&f.name)).collect();
+        let feature_idx: Vec<usize> = (spec.features.iter())
+            .map(|f| position(spec.time_delta(&f.name).map_or(&f.name, |delta| &delta.column)))
+            .collect();
+        refuse_shadowed_columns(spec, schema.fields().iter().map(|f| f.name().as_str()))?;
+        let gaps = (spec.features.iter())
+            .map(|f| spec.time_delta(&f.name).map(|delta| Gap::of(delta, schema)).transpose())
+            .collect::<Result<Vec<_>>>()?;
+        let feature_types: Vec<DataType> = (feature_idx.iter().zip(&gaps))
+            .map(|(&idx, gap)| match gap {
+                Some(_) => Gap::DATA_TYPE,
+                None => input_schema.field(idx).data_type().clone(),
+            })
+            .collect();
 
         let mut pads = Vec::new();
         let mut fills = Vec::new();
-        for (feature, &idx) in spec.features.iter().zip(&feature_idx) {
-            let data_type = input_schema.field(idx).data_type();
+        for (feature, data_type) in spec.features.iter().zip(&feature_types) {
             pads.push(match &feature.pad {
                 Some(text) => parse_value(Setting::Feature, &feature.name, text, data_type)?,
                 None => zero_value(data_type)?,
@@ -198,8 +211,8 @@ impl ResolvedSpec {
             .collect();
         out_fields.push(Field::new(SEQUENCE_INDEX, DataType::Int64, false));
         out_fields.push(Field::new(SEQUENCE_LENGTH, DataType::Int32, false));
-        for (feature, &idx) in spec.features.iter().zip(&feature_idx) {
-            let item = Field::new_list_field(input_schema.field(idx).data_type().clone(), true);
+        for (feature, data_type) in spec.features.iter().zip(&feature_types) {
+            let item = Field::new_list_field(data_type.clone(), true);
             out_fields.push(Field::new(feature.output_name(), DataType::FixedSizeList(Arc::new(item), n), false));
         }
         let mask_item = Arc::new(Field::new_list_field(DataType::Int8, false));
@@ -230,6 +243,7 @@ impl ResolvedSpec {
             entity_idx,
             order_idx,
             feature_idx,
+            gaps,
             pads,
             fills,
             output_schema: output_schemas[0].clone(),
@@ -252,6 +266,94 @@ impl ResolvedSpec {
             .chain(self.spec.order_by.iter().zip(&self.order_idx))
             .map(|(name, &idx)| (name.as_str(), idx))
     }
+}
+
+/// How a time delta turns its column into gaps: the column's values as integers in `scale`
+/// units, each gap divided by `divisor` (or multiplied by `multiplier`) into the unit asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    /// What the column holds.
+    pub kind: GapKind,
+    /// Gaps in the column's own units are divided by this (a coarser unit), truncating toward
+    /// zero as integer division does.
+    pub divisor: i64,
+    /// ... or multiplied by this (a finer unit).
+    pub multiplier: i64,
+}
+
+/// The kind of column a [`Gap`] is taken over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GapKind {
+    /// Integers: gaps in their own units.
+    Integer,
+    /// Dates: gaps in days.
+    Date,
+    /// Timestamps of this unit: gaps in the unit asked for.
+    Timestamp(arrow::datatypes::TimeUnit),
+}
+
+impl Gap {
+    /// The type of every gap.
+    pub const DATA_TYPE: DataType = DataType::Int64;
+
+    /// How `delta` derives its gaps from its column in `schema` (the input's full schema).
+    fn of(delta: &crate::spec::TimeDelta, schema: &Schema) -> Result<Gap> {
+        use arrow::datatypes::TimeUnit;
+        let refuse = |message: String| Error::setting(Setting::TimeDelta, message);
+        let data_type = schema.field_with_name(&delta.column).map(|f| normalize_type(f.data_type()));
+        let data_type = data_type.unwrap_or(DataType::Null);
+        let whole = Gap { kind: GapKind::Integer, divisor: 1, multiplier: 1 };
+        let no_unit = |kind: GapKind, what: &str| match delta.unit {
+            None => Ok(Gap { kind, ..whole }),
+            Some(unit) => Err(refuse(format!(
+                "'{}' asks for {unit}, but '{}' is {data_type}, whose gaps are in {what}; drop ':{unit}'",
+                delta.name, delta.column
+            ))),
+        };
+        match &data_type {
+            // A missing column is named by the binding that follows, with the columns there are.
+            DataType::Null => Ok(whole),
+            t if type_kind(t) == "integer" => no_unit(GapKind::Integer, "its own units"),
+            DataType::Date32 | DataType::Date64 => no_unit(GapKind::Date, "days"),
+            DataType::Timestamp(unit, _) => {
+                let own = match unit {
+                    TimeUnit::Second => 1_000_000_000,
+                    TimeUnit::Millisecond => 1_000_000,
+                    TimeUnit::Microsecond => 1_000,
+                    TimeUnit::Nanosecond => 1,
+                };
+                let asked = delta.unit.unwrap_or(crate::spec::GapUnit::Seconds).nanos();
+                let kind = GapKind::Timestamp(*unit);
+                Ok(if asked >= own {
+                    Gap { kind, divisor: asked / own, multiplier: 1 }
+                } else {
+                    Gap { kind, divisor: 1, multiplier: own / asked }
+                })
+            }
+            other => Err(refuse(format!(
+                "'{}' is taken over '{}', which is {other}; a gap needs an integer, date or timestamp column",
+                delta.name, delta.column
+            ))),
+        }
+    }
+}
+
+/// Refuses a time delta named like one of the input's columns (`columns`, all of them, not
+/// only the needed ones): `--feature NAME` would then mean two things.
+pub fn refuse_shadowed_columns<'a>(spec: &SequenceSpec, columns: impl IntoIterator<Item = &'a str>) -> Result<()> {
+    for column in columns {
+        if let Some(delta) = spec.time_delta(column) {
+            return Err(Error::setting(
+                Setting::TimeDelta,
+                format!(
+                    "'{}' is also an input column; give the gap another name, or sequence the column as a {}",
+                    delta.name,
+                    Setting::Feature
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The cutoffs of a temporal split parsed as the first order-by column's type, refused unless

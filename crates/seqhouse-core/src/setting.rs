@@ -51,6 +51,12 @@ pub enum Setting {
     SplitLast,
     /// Add the `target_mask` column.
     TargetMask,
+    /// Drop consecutive duplicate events.
+    DedupeConsecutive,
+    /// Drop entities with fewer events.
+    MinEvents,
+    /// Derived time-gap features.
+    TimeDelta,
     /// Replacements for nulls in features.
     FillNull,
     /// What to do with null keys.
@@ -123,6 +129,9 @@ impl Setting {
         Setting::SplitAt,
         Setting::SplitLast,
         Setting::TargetMask,
+        Setting::DedupeConsecutive,
+        Setting::MinEvents,
+        Setting::TimeDelta,
         Setting::FillNull,
         Setting::OnNullKey,
         Setting::Overwrite,
@@ -170,6 +179,9 @@ impl Setting {
             Setting::SplitAt => "split_at",
             Setting::SplitLast => "split_last",
             Setting::TargetMask => "target_mask",
+            Setting::DedupeConsecutive => "dedupe_consecutive",
+            Setting::MinEvents => "min_events",
+            Setting::TimeDelta => "time_delta",
             Setting::FillNull => "fill_null",
             Setting::OnNullKey => "on_null_key",
             Setting::Overwrite => "overwrite",

@@ -87,6 +87,82 @@ macro_rules! text_enum {
 text_enum!(Mode, Setting::Mode, "mode", "chunk" => Mode::Chunk, "sliding" => Mode::Sliding, "last" => Mode::Last, "prefix" => Mode::Prefix);
 text_enum!(Padding, Setting::Padding, "padding", "post" => Padding::Post, "pre" => Padding::Pre);
 text_enum!(NullKeyPolicy, Setting::OnNullKey, "null-key policy", "error" => NullKeyPolicy::Error, "drop" => NullKeyPolicy::Drop);
+text_enum!(GapUnit, Setting::TimeDelta, "time unit", "s" => GapUnit::Seconds, "ms" => GapUnit::Milliseconds, "us" => GapUnit::Microseconds, "ns" => GapUnit::Nanoseconds);
+
+/// The unit a time gap of a timestamp column is given in (`--time-delta NAME=COL:UNIT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GapUnit {
+    /// Whole seconds (the default).
+    #[serde(rename = "s")]
+    Seconds,
+    /// Whole milliseconds.
+    #[serde(rename = "ms")]
+    Milliseconds,
+    /// Whole microseconds.
+    #[serde(rename = "us")]
+    Microseconds,
+    /// Nanoseconds.
+    #[serde(rename = "ns")]
+    Nanoseconds,
+}
+
+impl GapUnit {
+    /// Nanoseconds in one unit.
+    pub fn nanos(self) -> i64 {
+        match self {
+            GapUnit::Seconds => 1_000_000_000,
+            GapUnit::Milliseconds => 1_000_000,
+            GapUnit::Microseconds => 1_000,
+            GapUnit::Nanoseconds => 1,
+        }
+    }
+}
+
+/// A derived feature: the gap between an event's `column` and the previous event of the same
+/// entity, over the entity's whole ordered history (after the filters); null for its first event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeDelta {
+    /// The feature's name (`NAME_sequence` in the output); one of the spec's `features`, which
+    /// gives its position and pad.
+    pub name: String,
+    /// The input column the gap is taken over: an integer (its own units), a date (days) or a
+    /// timestamp (`unit`).
+    pub column: String,
+    /// For a timestamp column, the unit of the gap; `None` is seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<GapUnit>,
+}
+
+impl FromStr for TimeDelta {
+    type Err = Error;
+    /// Parses `NAME=COL` or `NAME=COL:UNIT` (UNIT one of s, ms, us, ns).
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::setting(
+                Setting::TimeDelta,
+                format!("'{s}' must be NAME=COL or NAME=COL:UNIT (UNIT s, ms, us or ns), e.g. lag=timestamp:s"),
+            )
+        };
+        let (name, rest) = s.split_once('=').ok_or_else(bad)?;
+        let (column, unit) = match rest.rsplit_once(':') {
+            Some((column, unit)) => {
+                let unit = unit.parse::<GapUnit>().map_err(|_| {
+                    Error::setting(
+                        Setting::TimeDelta,
+                        format!("'{s}' has the unknown time unit '{unit}'; expected s, ms, us or ns"),
+                    )
+                })?;
+                (column, Some(unit))
+            }
+            None => (rest, None),
+        };
+        if name.trim().is_empty() || column.trim().is_empty() {
+            return Err(bad());
+        }
+        Ok(TimeDelta { name: name.trim().to_string(), column: column.trim().to_string(), unit })
+    }
+}
 
 /// One feature column to sequence, with its pad value as text (parsed against the column's type).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,6 +253,16 @@ pub struct SequenceSpec {
     /// Write the `target_mask` column.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub target_mask: bool,
+    /// Drop an event identical, on every input feature (nulls equal), to its entity's
+    /// previous event.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dedupe_consecutive: bool,
+    /// Drop entities with fewer events than this (after `dedupe_consecutive`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_events: Option<usize>,
+    /// Derived gap features; each name is also listed in `features`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub time_deltas: Vec<TimeDelta>,
 }
 
 impl SequenceSpec {
@@ -195,6 +281,9 @@ impl SequenceSpec {
             on_null_key: NullKeyPolicy::Error,
             split: None,
             target_mask: false,
+            dedupe_consecutive: false,
+            min_events: None,
+            time_deltas: Vec::new(),
         }
     }
 
@@ -280,6 +369,7 @@ impl SequenceSpec {
                 ),
             ));
         }
+        self.validate_derived()?;
         for fill in &self.fill_null {
             if !self.features.iter().any(|f| f.name == fill.column) {
                 return Err(Error::setting(
@@ -338,6 +428,54 @@ impl SequenceSpec {
         Ok(())
     }
 
+    /// Checks the options that derive features and filter events.
+    fn validate_derived(&self) -> Result<()> {
+        ensure_unique(Setting::TimeDelta, self.time_deltas.iter().map(|t| &t.name))?;
+        for delta in &self.time_deltas {
+            if !self.features.iter().any(|f| f.name == delta.name) {
+                return Err(Error::setting(
+                    Setting::TimeDelta,
+                    format!("'{}' is not also a {}, which gives its place and pad", delta.name, Setting::Feature),
+                ));
+            }
+            if self.entity.contains(&delta.name) || self.order_by.contains(&delta.name) {
+                return Err(Error::setting(
+                    Setting::TimeDelta,
+                    format!("'{}' is the name of a key column; give the gap another name", delta.name),
+                ));
+            }
+        }
+        if self.min_events == Some(0) {
+            return Err(Error::setting(Setting::MinEvents, "must be at least 1, got 0"));
+        }
+        if self.dedupe_consecutive && self.input_features().next().is_none() {
+            return Err(Error::setting_message(
+                Setting::DedupeConsecutive,
+                format!(
+                    "compares the input features of consecutive events, and every {} here is a {}",
+                    Setting::Feature,
+                    Setting::TimeDelta
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The time delta that derives feature `name`, if it is one.
+    pub fn time_delta(&self, name: &str) -> Option<&TimeDelta> {
+        self.time_deltas.iter().find(|t| t.name == name)
+    }
+
+    /// The features read from the input (not derived by [`SequenceSpec::time_deltas`]).
+    pub fn input_features(&self) -> impl Iterator<Item = &FeatureSpec> {
+        self.features.iter().filter(|f| self.time_delta(&f.name).is_none())
+    }
+
+    /// Whether events are filtered (besides null keys) before they are windowed.
+    pub fn filters_events(&self) -> bool {
+        self.dedupe_consecutive || self.min_events.is_some_and(|m| m > 1)
+    }
+
     /// The names of the outputs: one per split, in order, or `None` alone for an unsplit job.
     pub fn output_names(&self) -> Vec<Option<&str>> {
         match &self.split {
@@ -346,13 +484,15 @@ impl SequenceSpec {
         }
     }
 
-    /// The input columns a job reads, each once: entity, then order-by, then features.
+    /// The input columns a job reads, each once: entity, then order-by, then the input
+    /// features, then the columns of the time deltas.
     pub fn needed_columns(&self) -> Vec<String> {
         let mut seen = HashSet::new();
         self.entity
             .iter()
             .chain(&self.order_by)
-            .chain(self.features.iter().map(|f| &f.name))
+            .chain(self.input_features().map(|f| &f.name))
+            .chain(self.time_deltas.iter().map(|t| &t.column))
             .filter(|c| seen.insert(c.as_str()))
             .cloned()
             .collect()

@@ -295,6 +295,9 @@ pub fn require_one_kind(files: &[SourceFile], spec: &SequenceSpec, engine: &str)
 /// between files (Int32 in one, Int64 in another) and naming the file when a column is missing.
 pub fn resolve(job: &SequenceJob, files: &[SourceFile]) -> Result<ResolvedSpec> {
     let spec = &job.spec;
+    for file in files {
+        seqhouse_core::resolve::refuse_shadowed_columns(spec, file.schema.fields().iter().map(|f| f.name().as_str()))?;
+    }
     let mut fields: Vec<Field> = Vec::new();
     for column in spec.needed_columns() {
         let is_key = spec.entity.contains(&column) || spec.order_by.contains(&column);
