@@ -242,13 +242,11 @@ pub fn select_outputs(
         });
     }
 
-    // The `src` step: the needed columns; fill values replace nulls of real events; null keys
-    // never pass.
-    let (src, not_null) = source_columns(resolved, dialect)?;
+    let EventSteps { sql: steps, prepared, .. } = event_steps(resolved, dialect, source)?;
     let indent = |items: &[String]| items.join(",\n       ");
     Ok(format!(
-        "WITH src AS (\n  SELECT {src}\n  FROM {source}\n  WHERE {not_null}\n),\n\
-         numbered AS (\n  SELECT *,\n         row_number() OVER (PARTITION BY {entity_list} ORDER BY {order_list}) - 1 AS {pos},\n         count(*) OVER (PARTITION BY {entity_list}) AS {len}\n  FROM src\n),\n\
+        "WITH {steps}\
+         numbered AS (\n  SELECT *,\n         row_number() OVER (PARTITION BY {entity_list} ORDER BY {order_list}) - 1 AS {pos},\n         count(*) OVER (PARTITION BY {entity_list}) AS {len}\n  FROM {prepared}\n),\n\
          assigned AS (\n  {assigned}\n),\n\
          windows AS (\n  SELECT {entity_list}, {win},\n         {aggs}\n  FROM assigned\n  GROUP BY {entity_list}, {win}\n),\n\
          kept AS (\n  SELECT *, row_number() OVER (PARTITION BY {entity_list} ORDER BY {win}) - 1 AS {idx}\n  FROM windows\n  WHERE {count} >= {min}\n)\n\
@@ -259,28 +257,130 @@ pub fn select_outputs(
     ))
 }
 
-/// The `src` columns of the job's statements (the needed columns, fill values in place of the
-/// nulls of real events) and the condition that keeps rows with no null key.
-fn source_columns(resolved: &ResolvedSpec, dialect: Dialect) -> Result<(String, String)> {
+/// The steps every statement of a job starts with (without `WITH`, each followed by `,\n`),
+/// from `from` (a quoted table, or an earlier step) to `prepared`, one row per event kept:
+///
+/// - `src`: the key columns, each input feature as `__f{i}` and each time delta's column as
+///   `__c{i}`; rows with a null key never pass;
+/// - `flagged`, `deduped` (`--dedupe-consecutive`): an entity's event that no input feature
+///   tells from the one before it (nulls equal) is dropped;
+/// - `sized` (`--min-events`): entities with fewer events are dropped;
+/// - `derived` (`--time-delta`): each time delta's gaps as `__f{i}`, over the events kept;
+/// - `prepared` (`--fill-null`): fill values in place of the features' nulls.
+///
+/// Steps a job does not need are left out; [`EventSteps`] names the last ones.
+fn event_steps(resolved: &ResolvedSpec, dialect: Dialect, from: &str) -> Result<EventSteps> {
     let spec = &resolved.spec;
     let q = |name: &str| ident(name, dialect);
-    let mut columns: Vec<String> = spec.entity.iter().chain(&spec.order_by).map(|c| q(c)).collect();
-    for (i, feature) in spec.features.iter().enumerate() {
-        let column = q(&feature.name);
-        let value = match &resolved.fills[i] {
-            Some(fill) => format!("coalesce({column}, {})", literal(fill.as_ref(), dialect)?),
-            None => column,
+    let keys: Vec<String> = spec.entity.iter().chain(&spec.order_by).map(|c| q(c)).collect();
+    let window = format!(
+        "OVER (PARTITION BY {} ORDER BY {})",
+        spec.entity.iter().map(|c| q(c)).collect::<Vec<_>>().join(", "),
+        spec.order_by.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ")
+    );
+    let feature = |i: usize| q(&format!("__f{i}"));
+    let gap_column = |i: usize| q(&format!("__c{i}"));
+    let is_gap = |i: usize| resolved.gaps[i].is_some();
+    let mut src = keys.clone();
+    let mut names = keys.clone();
+    for (i, f) in spec.features.iter().enumerate() {
+        let (input, alias) = match spec.time_delta(&f.name) {
+            Some(delta) => (q(&delta.column), gap_column(i)),
+            None => (q(&f.name), feature(i)),
         };
-        columns.push(format!("{value} AS {}", q(&format!("__f{i}"))));
+        src.push(format!("{input} AS {alias}"));
+        names.push(alias);
     }
-    let not_null = spec
-        .entity
-        .iter()
-        .chain(&spec.order_by)
-        .map(|c| format!("{} IS NOT NULL", q(c)))
-        .collect::<Vec<_>>()
-        .join(" AND ");
-    Ok((columns.join(", "), not_null))
+    let not_null = keys.iter().map(|k| format!("{k} IS NOT NULL")).collect::<Vec<_>>().join(" AND ");
+    let names = names.join(", ");
+    let mut steps = format!("src AS (\n  SELECT {}\n  FROM {from}\n  WHERE {not_null}\n),\n", src.join(", "));
+    let mut last = "src";
+    if spec.dedupe_consecutive {
+        let inputs: Vec<usize> = (0..spec.features.len()).filter(|&i| !is_gap(i)).collect();
+        let previous: Vec<String> =
+            inputs.iter().map(|&i| format!("lag({}) {window} AS {}", feature(i), q(&format!("__p{i}")))).collect();
+        let same = inputs
+            .iter()
+            .map(|&i| format!("{} IS NOT DISTINCT FROM {}", feature(i), q(&format!("__p{i}"))))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let (rank, new) = (q("__rank"), q("__new"));
+        steps.push_str(&format!(
+            "flagged AS (\n  SELECT *, {rank} = 0 OR NOT ({same}) AS {new}\n  FROM (SELECT *, row_number() {window} - 1 AS {rank}, {} FROM src) AS with_previous\n),\n\
+             deduped AS (\n  SELECT {names}\n  FROM flagged\n  WHERE {new}\n),\n",
+            previous.join(", ")
+        ));
+        last = "deduped";
+    }
+    if let Some(min) = spec.min_events {
+        let (entity_list, events) = (spec.entity.iter().map(|c| q(c)).collect::<Vec<_>>().join(", "), q("__events"));
+        steps.push_str(&format!(
+            "sized AS (\n  SELECT {names}\n  FROM (SELECT *, count(*) OVER (PARTITION BY {entity_list}) AS {events} FROM {last}) AS with_events\n  WHERE {events} >= {min}\n),\n"
+        ));
+        last = "sized";
+    }
+    let mut derived = keys.clone();
+    let mut prepared = keys;
+    for i in 0..spec.features.len() {
+        let value = match &resolved.gaps[i] {
+            Some(gap) => gap_sql(gap, &spec.features[i].name, &gap_column(i), &window, dialect)?,
+            None => feature(i),
+        };
+        derived.push(format!("{value} AS {}", feature(i)));
+        prepared.push(match &resolved.fills[i] {
+            Some(fill) => format!("coalesce({}, {}) AS {}", feature(i), literal(fill.as_ref(), dialect)?, feature(i)),
+            None => feature(i),
+        });
+    }
+    if resolved.gaps.iter().any(Option::is_some) {
+        steps.push_str(&format!("derived AS (\n  SELECT {}\n  FROM {last}\n),\n", derived.join(", ")));
+        last = "derived";
+    }
+    let raw = last;
+    if resolved.fills.iter().any(Option::is_some) {
+        steps.push_str(&format!("prepared AS (\n  SELECT {}\n  FROM {last}\n),\n", prepared.join(", ")));
+        last = "prepared";
+    }
+    Ok(EventSteps { sql: steps, raw, prepared: last })
+}
+
+/// What [`event_steps`] renders: its steps, and the names of the last before fill values
+/// replace nulls (`raw`) and of the last (`prepared`).
+struct EventSteps {
+    sql: String,
+    raw: &'static str,
+    prepared: &'static str,
+}
+
+/// The step before `sized` in [`event_steps`] (whose entities `--min-events` counts).
+fn before_sized(spec: &SequenceSpec) -> &'static str {
+    if spec.dedupe_consecutive { "deduped" } else { "src" }
+}
+
+/// A time delta's gaps over `column` (an alias in [`event_steps`]), as `BIGINT`: the column's
+/// value minus the previous event's (`window` orders an entity's events).
+fn gap_sql(
+    gap: &seqhouse_core::resolve::Gap,
+    name: &str,
+    column: &str,
+    window: &str,
+    dialect: Dialect,
+) -> Result<String> {
+    use seqhouse_core::resolve::GapKind;
+    Ok(match (gap.kind, dialect) {
+        (GapKind::Integer, _) => format!("CAST({column} AS BIGINT) - lag(CAST({column} AS BIGINT)) {window}"),
+        (GapKind::Date, Dialect::Trino) => format!("date_diff('day', lag({column}) {window}, {column})"),
+        (GapKind::Date, Dialect::Spark) => format!("CAST(datediff({column}, lag({column}) {window}) AS BIGINT)"),
+        (GapKind::Timestamp(_), _) => {
+            return Err(Error::UnsupportedType {
+                column: name.to_string(),
+                message: format!(
+                    "time deltas over timestamp columns run on the local engine only for now; give the gap over an integer column (epoch milliseconds, say) or use {}",
+                    seqhouse_core::Setting::Engine.with("local")
+                ),
+            });
+        }
+    })
 }
 
 /// The `assigned` step: which window(s) each event belongs to, as window ordinals within its
@@ -347,7 +447,7 @@ fn split_steps(
     splits: std::ops::Range<usize>,
 ) -> Result<String> {
     let spec = &resolved.spec;
-    let (src, not_null) = source_columns(resolved, dialect)?;
+    let EventSteps { sql: events, prepared, .. } = event_steps(resolved, dialect, source)?;
     let q = |name: &str| ident(name, dialect);
     let (pos, len) = (q("__pos"), q("__len"));
     let (owner, split_index, end, fold) = (q("__owner"), q("__s"), q("__end"), q("__fold"));
@@ -376,8 +476,8 @@ fn split_steps(
         ),
     };
     Ok(format!(
-        "src AS (\n  SELECT {src}\n  FROM {source}\n  WHERE {not_null}\n),\n\
-         numbered AS (\n  SELECT *,\n         row_number() OVER (PARTITION BY {entity_list} ORDER BY {order_list}) - 1 AS {pos},\n         count(*) OVER (PARTITION BY {entity_list}) AS {len}\n  FROM src\n),\n\
+        "{events}\
+         numbered AS (\n  SELECT *,\n         row_number() OVER (PARTITION BY {entity_list} ORDER BY {order_list}) - 1 AS {pos},\n         count(*) OVER (PARTITION BY {entity_list}) AS {len}\n  FROM {prepared}\n),\n\
          owned AS (\n  SELECT *, {owned} AS {owner}{fold_bits}\n  FROM numbered\n),\n\
          exploded AS (\n  {exploded}\n),\n\
          ended AS (\n  SELECT *, max(IF({owner} = {split_index}, {pos} + 1, 0)) OVER (PARTITION BY {part}) AS {end}\n  FROM exploded\n),\n\
@@ -642,7 +742,8 @@ fn repeat(dialect: Dialect, value: &str, count: &str, max: usize) -> String {
 /// engine; `input` names the input in it.
 pub fn stats_from_row(spec: &SequenceSpec, values: &[u64], input: &str) -> Result<SequenceStats> {
     let keys: Vec<&String> = spec.entity.iter().chain(&spec.order_by).collect();
-    let expected = 1 + keys.len() + 1 + spec.features.len() + 3;
+    let filters = usize::from(spec.dedupe_consecutive) + 2 * usize::from(spec.min_events.is_some());
+    let expected = 1 + keys.len() + 1 + spec.features.len() + 3 + filters;
     if values.len() != expected {
         return Err(Error::internal(format!("the counts query returned {} values, expected {expected}", values.len())));
     }
@@ -654,15 +755,24 @@ pub fn stats_from_row(spec: &SequenceSpec, values: &[u64], input: &str) -> Resul
     }
     let dropped = values[1 + keys.len()];
     let feature_nulls = &values[2 + keys.len()..2 + keys.len() + spec.features.len()];
-    let tail = &values[values.len() - 3..];
+    let windows = &values[2 + keys.len() + spec.features.len()..][..3];
+    let mut filtered = values[values.len() - filters..].iter().copied();
+    let duplicates = spec.dedupe_consecutive.then(|| filtered.next().unwrap_or(0));
+    let (small_entities, small_rows) = match spec.min_events {
+        Some(_) => (filtered.next(), filtered.next()),
+        None => (None, None),
+    };
     Ok(SequenceStats {
         input_rows: values[0],
         dropped_null_key_rows: dropped,
         null_key_rows_by_column: keys.iter().map(|k| k.to_string()).zip(key_nulls.iter().copied()).collect(),
-        sequenced_rows: values[0] - dropped,
-        entities: tail[0],
-        windows: tail[1],
-        windows_below_min_length: tail[2],
+        sequenced_rows: values[0] - dropped - duplicates.unwrap_or(0) - small_rows.unwrap_or(0),
+        dropped_duplicate_rows: duplicates,
+        dropped_min_events_entities: small_entities,
+        dropped_min_events_rows: small_rows,
+        entities: windows[0],
+        windows: windows[1],
+        windows_below_min_length: windows[2],
         feature_nulls: spec.features.iter().map(|f| f.name.clone()).zip(feature_nulls.iter().copied()).collect(),
         splits: Vec::new(),
     })
@@ -670,7 +780,9 @@ pub fn stats_from_row(spec: &SequenceSpec, values: &[u64], input: &str) -> Resul
 
 /// The one-row aggregate that gives the manifest's counts without running the windows:
 /// `input_rows, null_<key>..., dropped_null_key_rows, nulls_<feature>..., entities, windows,
-/// windows_below_min_length`, in that order. Window counts follow from each entity's length.
+/// windows_below_min_length`, then with `--dedupe-consecutive` the duplicates dropped and with
+/// `--min-events` the entities and rows dropped, in that order. Window counts follow from each
+/// entity's length after the filters (`--dedupe-consecutive`, `--min-events`).
 pub fn stats(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> Result<String> {
     let spec = &resolved.spec;
     let q = |name: &str| ident(name, dialect);
@@ -699,26 +811,47 @@ pub fn stats(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> Result<
         keys.iter().enumerate().map(|(i, k)| format!("count_if({k} IS NULL) AS {}", q(&format!("__null_key{i}")))),
     );
     totals.push(format!("count_if({any_null}) AS {}", q("__dropped")));
-    let nulls: Vec<String> = spec
-        .features
-        .iter()
-        .enumerate()
-        .map(|(i, f)| format!("count_if({} IS NULL) AS {}", q(&f.name), q(&format!("__nulls{i}"))))
+    let nulls: Vec<String> = (0..spec.features.len())
+        .map(|i| format!("count_if({} IS NULL) AS {}", q(&format!("__f{i}")), q(&format!("__nulls{i}"))))
         .collect();
     let mut names: Vec<String> = vec![q("__rows")];
     names.extend((0..keys.len()).map(|i| q(&format!("__null_key{i}"))));
     names.push(q("__dropped"));
     names.extend((0..spec.features.len()).map(|i| q(&format!("__nulls{i}"))));
     names.extend([q("__entities"), q("__windows"), q("__short")]);
+    let mut filters = String::new();
+    let mut joins = String::new();
+    if spec.dedupe_consecutive {
+        filters.push_str(&format!(
+            "duplicates AS (\n  SELECT count_if(NOT {}) AS {}\n  FROM flagged\n),\n",
+            q("__new"),
+            q("__duplicates")
+        ));
+        joins.push_str(" CROSS JOIN duplicates");
+        names.push(q("__duplicates"));
+    }
+    if let Some(min) = spec.min_events {
+        let events = q("__events");
+        filters.push_str(&format!(
+            "small AS (\n  SELECT count(*) AS {small}, coalesce(sum({events}), 0) AS {small_rows}\n  FROM (SELECT count(*) AS {events} FROM {before} GROUP BY {entity_list}) AS entity_events\n  WHERE {events} < {min}\n),\n",
+            small = q("__small"),
+            small_rows = q("__small_rows"),
+            before = before_sized(spec),
+        ));
+        joins.push_str(" CROSS JOIN small");
+        names.extend([q("__small"), q("__small_rows")]);
+    }
     let totals = totals.join(", ");
+    let EventSteps { sql: steps, raw: events, .. } = event_steps(resolved, dialect, "raw")?;
     Ok(format!(
-        "WITH src AS (\n  SELECT {cols}\n  FROM {source}\n),\n\
-         kept AS (\n  SELECT * FROM src WHERE NOT ({any_null})\n),\n\
-         entities AS (\n  SELECT count(*) AS {len} FROM kept GROUP BY {entity_list}\n),\n\
-         totals AS (\n  SELECT {totals}\n  FROM src\n),\n\
-         feature_nulls AS (\n  SELECT {nulls}\n  FROM kept\n),\n\
+        "WITH raw AS (\n  SELECT {cols}\n  FROM {source}\n),\n\
+         {steps}\
+         entities AS (\n  SELECT count(*) AS {len} FROM {events} GROUP BY {entity_list}\n),\n\
+         totals AS (\n  SELECT {totals}\n  FROM raw\n),\n\
+         feature_nulls AS (\n  SELECT {nulls}\n  FROM {events}\n),\n\
+         {filters}\
          window_counts AS (\n  SELECT count(*) AS {entities}, coalesce(sum({all} - {short}), 0) AS {windows}, coalesce(sum({short}), 0) AS {short_alias}\n  FROM entities\n)\n\
-         SELECT {names}\nFROM totals CROSS JOIN feature_nulls CROSS JOIN window_counts",
+         SELECT {names}\nFROM totals CROSS JOIN feature_nulls CROSS JOIN window_counts{joins}",
         cols = columns.join(", "),
         nulls = nulls.join(", "),
         entities = q("__entities"),

@@ -105,9 +105,23 @@ fn check(cases: Vec<Case>) {
         want.push(c.dropped_null_key_rows);
         want.extend(case.spec.features.iter().map(|f| c.feature_nulls[&f.name]));
         want.extend([c.entities, c.windows, c.windows_below_min_length]);
+        want.extend(c.dropped_duplicate_rows);
+        want.extend(c.dropped_min_events_entities.into_iter().chain(c.dropped_min_events_rows));
         let got: Vec<u64> = stats_lines[i]["stats"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
         assert_eq!(got, want, "{}: counts query differs from the manifest ({keys} key columns)", case.name);
     }
+}
+
+/// Per ASSISTments user, by `log_order`: skill and correctness padded with -1, in `mode`.
+fn assist_spec(mode: Mode, n: usize) -> SequenceSpec {
+    let mut spec = SequenceSpec::new(
+        vec!["user_id".into()],
+        vec!["log_order".into()],
+        vec!["skill_id=-1".parse().unwrap(), "correct=-1".parse().unwrap()],
+        n,
+    );
+    spec.mode = mode;
+    spec
 }
 
 fn assistments() -> PathBuf {
@@ -139,6 +153,54 @@ fn every_mode_and_padding_on_assistments() {
     check(all);
 }
 
+/// `--dedupe-consecutive`, `--min-events` and `--time-delta` (over an integer and a date
+/// column), alone and together, on the real log and on the contract's repeating log.
+#[test]
+fn filters_and_time_deltas_match_the_local_engine() {
+    let base = assist_spec;
+    let mut deduped = base(Mode::Chunk, 50);
+    deduped.dedupe_consecutive = true;
+    let mut small = base(Mode::Last, 20);
+    small.min_events = Some(30);
+    let mut all = base(Mode::Sliding, 30);
+    all.stride = Some(10);
+    all.padding = Padding::Pre;
+    all.dedupe_consecutive = true;
+    all.min_events = Some(5);
+    all.features.push("gap=-1".parse().unwrap());
+    all.time_deltas = vec!["gap=log_order".parse().unwrap()];
+    all.fill_null = vec!["gap=0".parse().unwrap()];
+    let mut cases: Vec<Case> = [("assist_deduped", deduped), ("assist_min_events", small), ("assist_all", all)]
+        .into_iter()
+        .map(|(name, spec)| Case { name: name.into(), spec, data: assistments() })
+        .collect();
+
+    let dir = LocalFixture::new();
+    let location = dir.put_bytes("repeating", "events.parquet", &parquet_bytes(&[cases::repeating_events(31)]));
+    let mut dated = SequenceSpec::new(
+        vec!["user".into()],
+        vec!["ts".into()],
+        vec![
+            "days".parse().unwrap(),
+            "item=-1".parse().unwrap(),
+            "correct=-1".parse().unwrap(),
+            "gap".parse().unwrap(),
+        ],
+        5,
+    );
+    dated.mode = Mode::Prefix;
+    dated.dedupe_consecutive = true;
+    dated.min_events = Some(15);
+    dated.time_deltas = vec!["days=day".parse().unwrap(), "gap=seen_ms".parse().unwrap()];
+    cases.push(Case {
+        name: "repeating_dated".into(),
+        spec: dated,
+        data: PathBuf::from(location).join("events.parquet"),
+    });
+    check(cases);
+    drop(dir);
+}
+
 #[test]
 fn edge_cases_types_nulls_fill_and_hostile_names() {
     let dir = LocalFixture::new();
@@ -168,16 +230,7 @@ fn identifiers_and_literals_cannot_break_out() {
 #[test]
 fn splits_on_assistments_match_the_local_engine() {
     use seqhouse_core::split::Split;
-    let base = |mode: Mode, n: usize| {
-        let mut spec = SequenceSpec::new(
-            vec!["user_id".into()],
-            vec!["log_order".into()],
-            vec!["skill_id=-1".parse().unwrap(), "correct=-1".parse().unwrap()],
-            n,
-        );
-        spec.mode = mode;
-        spec
-    };
+    let base = assist_spec;
     let mut cases = Vec::new();
     let mut by_entity = base(Mode::Chunk, 50);
     by_entity.split = Some(Split::Entity {
