@@ -68,7 +68,8 @@ class JobReport:
 
 # The keywords every job takes (the spec and the local engine's resources), as passed on.
 _SPEC = ("entity", "order_by", "features", "sequence_length", "mode", "stride", "padding", "min_length", "fill_null",
-         "on_null_key", "split", "split_seed", "folds", "split_at", "split_last", "target_mask", "threads",
+         "on_null_key", "split", "split_seed", "folds", "split_at", "split_last", "target_mask",
+         "dedupe_consecutive", "min_events", "time_delta", "threads",
          "memory_limit", "spill_dir")
 
 
@@ -95,6 +96,9 @@ def sequence(
     split_at: Optional[Splits] = None,
     split_last: Optional[Splits] = None,
     target_mask: bool = False,
+    dedupe_consecutive: bool = False,
+    min_events: Optional[int] = None,
+    time_delta: Optional[Mapping[str, str]] = None,
     threads: Optional[int] = None,
     memory_limit: Union[int, str, None] = None,
     spill_dir: Union[str, os.PathLike, None] = None,
@@ -131,6 +135,15 @@ def sequence(
     name, in the order named. ``target_mask=True`` adds the ``target_mask`` column. They are the
     command line's ``--split``, ``--split-seed``, ``--folds``, ``--split-at``, ``--split-last``
     and ``--target-mask`` (README: "Splitting without leakage").
+
+    Before windowing, ``dedupe_consecutive=True`` drops an event identical to its entity's
+    previous event on every feature, and ``min_events`` drops entities with fewer events (both
+    counted in the manifest). ``time_delta`` maps a new feature's name to ``"COL"`` or
+    ``"COL:UNIT"``: each event's gap to its entity's previous event in that column (integers in
+    their own units, dates in days, timestamps in ``s``, ``ms``, ``us`` or ``ns``; null for an
+    entity's first event). Name it in ``features`` to place it and give its pad (default 0).
+    They are the command line's ``--dedupe-consecutive``, ``--min-events`` and ``--time-delta``
+    (README: "Feature preparation").
     """
     options = _spec(locals())
     if isinstance(data, (str, os.PathLike)):
@@ -167,6 +180,9 @@ def publish(
     split_at: Optional[Splits] = None,
     split_last: Optional[Splits] = None,
     target_mask: bool = False,
+    dedupe_consecutive: bool = False,
+    min_events: Optional[int] = None,
+    time_delta: Optional[Mapping[str, str]] = None,
     threads: Optional[int] = None,
     memory_limit: Union[int, str, None] = None,
     spill_dir: Union[str, os.PathLike, None] = None,

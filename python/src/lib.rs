@@ -42,6 +42,8 @@ impl SettingNames for PythonNames {
             (Setting::Feature | Setting::FillNull, Some((name, pad))) => {
                 format!("{}={{\"{name}\": {pad}}}", keyword(setting))
             }
+            // `--time-delta lag=ts:ms` is `time_delta={"lag": "ts:ms"}`.
+            (Setting::TimeDelta, Some((name, column))) => format!("{}={{\"{name}\": \"{column}\"}}", keyword(setting)),
             _ => format!("{}=\"{value}\"", keyword(setting)),
         }
     }

@@ -8,7 +8,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use seqhouse_core::split::{Cutoffs, LastCounts, Shares, Split, SplitError};
-use seqhouse_core::{FeatureSpec, FillNull, Mode, NullKeyPolicy, Padding, SequenceRequest, SequenceSpec, Setting};
+use seqhouse_core::{
+    FeatureSpec, FillNull, Mode, NullKeyPolicy, Padding, SequenceRequest, SequenceSpec, Setting, TimeDelta,
+};
 use seqhouse_local::{LocalConfig, OutputCompression};
 
 use crate::config::ConfigOrigin;
@@ -135,6 +137,18 @@ pub struct SequenceArgs {
     /// Add target_mask: N int8 values, 1 where the position is a target of the window's split that no earlier window of the entity scored, 0 for context and padding (without a split, every real event is a target).
     #[arg(long)]
     pub target_mask: bool,
+
+    /// Before windowing, drop an event identical to its entity's previous event on every --feature (nulls equal), counted in the manifest.
+    #[arg(long)]
+    pub dedupe_consecutive: bool,
+
+    /// Before windowing, drop entities with fewer than M events (after --dedupe-consecutive), counted in the manifest.
+    #[arg(long, value_name = "M")]
+    pub min_events: Option<usize>,
+
+    /// Add feature NAME: each event's gap to its entity's previous event in COL (over the whole history, after the filters): integers in their own units, dates in days, timestamps in UNIT (s, ms, us or ns, truncated; default s). Null for an entity's first event (--fill-null NAME=0 fills it); padded with 0, or PAD from --feature NAME=PAD, which also places it. Repeatable.
+    #[arg(long, value_name = "NAME=COL[:UNIT]", value_parser = typed::<TimeDelta>)]
+    pub time_delta: Vec<TimeDelta>,
 
     /// Replace nulls inside real events of a feature with VALUE (default: keep them as nulls). Repeatable.
     #[arg(long, value_name = "NAME=VALUE", value_parser = typed::<FillNull>)]
@@ -426,6 +440,15 @@ impl SequenceArgs {
         spec.fill_null = self.fill_null;
         spec.on_null_key = self.on_null_key.unwrap_or(spec.on_null_key);
         spec.target_mask = self.target_mask;
+        spec.dedupe_consecutive = self.dedupe_consecutive;
+        spec.min_events = self.min_events;
+        // A gap not named by a --feature is sequenced after the features, with the default pad.
+        for delta in &self.time_delta {
+            if !spec.features.iter().any(|f| f.name == delta.name) {
+                spec.features.push(FeatureSpec { name: delta.name.clone(), pad: None });
+            }
+        }
+        spec.time_deltas = self.time_delta;
         spec.split = split_of(self.split, self.split_seed, self.folds, self.split_at, self.split_last)?;
 
         let mut local = LocalConfig::default();

@@ -312,6 +312,9 @@ const CONFIG_KEYS: &[(&str, &str)] = &[
     ("split-at", "'validation=2024-01-01T00:00:00,test=2024-02-01T00:00:00'"),
     ("split-last", "'validation=1,test=1'"),
     ("target-mask", "true"),
+    ("dedupe-consecutive", "true"),
+    ("min-events", "5"),
+    ("time-delta", "['gap=ts:ms', 'days=day']"),
     ("fill-null", "['elapsed=0']"),
     ("on-null-key", "'drop'"),
     ("overwrite", "true"),
@@ -369,7 +372,7 @@ fn every_config_key_means_what_its_flag_means() {
                 toml::Value::Boolean(b) => b.to_string(),
                 other => panic!("no such value in CONFIG_KEYS: {other:?}"),
             };
-            if ["overwrite", "target-mask"].contains(key) {
+            if ["overwrite", "target-mask", "dedupe-consecutive"].contains(key) {
                 flags.push(format!("--{key}"));
             } else {
                 flags.push(format!("--{key}={text}"));
@@ -500,4 +503,93 @@ fn errors_name_the_config_key_a_value_came_from() {
         stderr.contains("from `input` in --config") && stderr.contains("line 4") && stderr.contains("lies inside"),
         "{stderr}"
     );
+}
+
+/// The feature-preparation flags on MovieLens (integer seconds): the gap is the difference of
+/// the timestamps of consecutive kept ratings, filters are counted, and bad values are usage
+/// errors in the CLI's words that leave nothing behind.
+#[test]
+fn feature_preparation_flags_on_movielens() {
+    let dir = tempfile::tempdir().unwrap();
+    let ratings = shared_data().join("movielens-latest-small/ratings.csv");
+    let out = dir.path().join("prepared");
+    let common = [
+        "sequence",
+        "--input",
+        s(&ratings),
+        "--entity",
+        "userId",
+        "--order-by",
+        "timestamp,movieId",
+        "--feature",
+        "rating=0",
+        "-n",
+        "20",
+        "-q",
+    ];
+    let mut args = common.to_vec();
+    args.extend([
+        "--output",
+        s(&out),
+        "--feature",
+        "timestamp=0",
+        "--time-delta",
+        "gap=timestamp",
+        "--fill-null",
+        "gap=-1",
+        "--min-events",
+        "40",
+        "--dedupe-consecutive",
+    ]);
+    seqhouse_ok(&args);
+    let output = read_output(&out);
+    let counts = &output.manifest.counts;
+    let (dropped, small) = (counts.dropped_duplicate_rows.unwrap(), counts.dropped_min_events_entities.unwrap());
+    assert!(dropped > 0 && small > 0, "{counts:?}");
+    assert_eq!(counts.sequenced_rows, counts.input_rows - dropped - counts.dropped_min_events_rows.unwrap());
+    let names: Vec<&str> = output.manifest.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "userId",
+            "sequence_index",
+            "sequence_length",
+            "rating_sequence",
+            "timestamp_sequence",
+            "gap_sequence",
+            "is_pad_sequence"
+        ]
+    );
+    let spec = &output.manifest.spec;
+    let rows = seqhouse_contract::reference::rows_of(spec, &output.batches);
+    let mut previous: Option<(seqhouse_contract::reference::Value, i64)> = None;
+    let mut checked = 0;
+    for row in &rows {
+        for k in 0..row.sequence_length as usize {
+            let Some(seqhouse_contract::reference::Value::Int(ts)) = row.features[1][k] else { panic!("timestamp") };
+            let Some(seqhouse_contract::reference::Value::Int(gap)) = row.features[2][k] else { panic!("gap") };
+            match &previous {
+                Some((user, before)) if *user == row.entity[0] => assert_eq!(gap, ts - before),
+                _ => assert_eq!(gap, -1, "a user's first rating has no gap (filled with -1)"),
+            }
+            previous = Some((row.entity[0].clone(), ts));
+            checked += 1;
+        }
+    }
+    assert_eq!(checked as u64, counts.sequenced_rows);
+
+    for (flag, value, words) in [
+        ("--time-delta", "gap=timestamp:hours", vec!["--time-delta", "hours"]),
+        ("--time-delta", "gap=timestamp:ms", vec!["--time-delta", "its own units"]),
+        ("--time-delta", "rating=timestamp", vec!["--time-delta", "input column"]),
+        ("--min-events", "0", vec!["--min-events", "at least 1"]),
+    ] {
+        let bad = dir.path().join("bad");
+        let mut args = common.to_vec();
+        args.extend(["--output", s(&bad), flag, value]);
+        let (code, stderr) = seqhouse_err(&args);
+        assert!(code == 2 || code == 1, "{flag} {value}: exit {code}");
+        assert!(words.iter().all(|w| stderr.contains(w)), "{flag} {value}: {stderr}");
+        assert!(!bad.exists(), "{flag} {value}: nothing is written");
+    }
 }
