@@ -67,7 +67,8 @@ class JobReport:
 
 
 # The keywords every job takes (the spec and the local engine's resources), as passed on.
-_SPEC = ("entity", "order_by", "features", "sequence_length", "mode", "stride", "padding", "min_length", "fill_null",
+_SPEC = ("entity", "order_by", "features", "preset", "sequence_length", "mode", "stride", "padding", "min_length",
+         "fill_null",
          "on_null_key", "split", "split_seed", "folds", "split_at", "split_last", "target_mask",
          "dedupe_consecutive", "min_events", "time_delta", "threads",
          "memory_limit", "spill_dir")
@@ -83,11 +84,11 @@ def sequence(
     entity: Columns,
     order_by: Columns,
     features: Features,
-    sequence_length: int,
-    mode: str = "chunk",
+    sequence_length: Optional[int] = None,
+    mode: Optional[str] = None,
     stride: Optional[int] = None,
-    padding: str = "post",
-    min_length: int = 1,
+    padding: Optional[str] = None,
+    min_length: Optional[int] = None,
     fill_null: Optional[Mapping[str, Any]] = None,
     on_null_key: str = "error",
     split: Optional[Splits] = None,
@@ -99,6 +100,7 @@ def sequence(
     dedupe_consecutive: bool = False,
     min_events: Optional[int] = None,
     time_delta: Optional[Mapping[str, str]] = None,
+    preset: Optional[str] = None,
     threads: Optional[int] = None,
     memory_limit: Union[int, str, None] = None,
     spill_dir: Union[str, os.PathLike, None] = None,
@@ -144,6 +146,12 @@ def sequence(
     entity's first event). Name it in ``features`` to place it and give its pad (default 0).
     They are the command line's ``--dedupe-consecutive``, ``--min-events`` and ``--time-delta``
     (README: "Feature preparation").
+
+    ``preset`` (``"pykt"``, ``"pykt-window"``) sets a peer tool's defaults for
+    ``sequence_length``, ``mode``, ``stride``, ``min_length``, ``padding``, the features' pads
+    and ``target_mask``; every keyword given explicitly wins (README: "Presets").
+    ``sequence_length`` is required unless a preset gives it; ``mode`` defaults to
+    ``"chunk"``, ``padding`` to ``"post"`` and ``min_length`` to 1.
     """
     options = _spec(locals())
     if isinstance(data, (str, os.PathLike)):
@@ -167,11 +175,11 @@ def publish(
     entity: Columns,
     order_by: Columns,
     features: Features,
-    sequence_length: int,
-    mode: str = "chunk",
+    sequence_length: Optional[int] = None,
+    mode: Optional[str] = None,
     stride: Optional[int] = None,
-    padding: str = "post",
-    min_length: int = 1,
+    padding: Optional[str] = None,
+    min_length: Optional[int] = None,
     fill_null: Optional[Mapping[str, Any]] = None,
     on_null_key: str = "error",
     split: Optional[Splits] = None,
@@ -183,6 +191,7 @@ def publish(
     dedupe_consecutive: bool = False,
     min_events: Optional[int] = None,
     time_delta: Optional[Mapping[str, str]] = None,
+    preset: Optional[str] = None,
     threads: Optional[int] = None,
     memory_limit: Union[int, str, None] = None,
     spill_dir: Union[str, os.PathLike, None] = None,

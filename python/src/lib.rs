@@ -253,8 +253,10 @@ fn parse(py: Python<'_>, options: &Bound<'_, PyDict>) -> PyResult<Box<seqhouse_c
         }
         Err(ParseError::Usage(e)) => return Err(seqhouse_error(py, "InvalidArgumentError", e.0)),
     };
-    let Command::Sequence(args) = cli.command;
-    Ok(args)
+    match cli.command {
+        Command::Sequence(args) => Ok(args),
+        Command::Presets => unreachable!("the binding parses `sequence` only"),
+    }
 }
 
 /// Parses keyword arguments and builds the request, validated once.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use seqhouse_core::preset::Preset;
 use seqhouse_core::split::{Cutoffs, LastCounts, Shares, Split, SplitError};
 use seqhouse_core::{
     FeatureSpec, FillNull, Mode, NullKeyPolicy, Padding, SequenceRequest, SequenceSpec, Setting, TimeDelta,
@@ -38,6 +39,8 @@ pub enum Command {
     /// Group events by entity, order them, cut them into windows of N, pad and write Parquet.
     #[command(after_long_help = SEQUENCE_EXAMPLES)]
     Sequence(Box<SequenceArgs>),
+    /// List the presets of --preset and the options each sets.
+    Presets,
 }
 
 const SEQUENCE_EXAMPLES: &str = "\
@@ -89,6 +92,10 @@ pub struct SequenceArgs {
     /// A feature to sequence as NAME_sequence, padded with PAD (parsed as the column's type; default 0, 0.0, false, "" or the epoch). Repeatable.
     #[arg(long, value_name = "NAME[=PAD]", value_parser = typed::<FeatureSpec>)]
     pub feature: Vec<FeatureSpec>,
+
+    /// Defaults of a peer tool's convention (pykt, pykt-window): N, mode, stride, min length, padding, the features' pad, target mask; every option given explicitly wins. `seqhouse presets` lists their values.
+    #[arg(long, value_name = "NAME", value_parser = preset)]
+    pub preset: Option<Preset>,
 
     /// N, the length of every output array (>= 1).
     #[arg(long, short = 'n', visible_alias = "sequence_length", value_name = "N")]
@@ -317,6 +324,10 @@ fn split_option<T: std::str::FromStr<Err = SplitError>>(setting: Setting, text: 
     text.parse().map_err(|e: SplitError| format!("{setting} {text}: {e}"))
 }
 
+fn preset(text: &str) -> Result<Preset, String> {
+    Preset::named(text).copied().map_err(|e| plain(e.to_string()))
+}
+
 fn seconds(setting: Setting, text: &str) -> Result<Duration, String> {
     match text.trim().parse::<f64>() {
         Ok(value) if value.is_finite() && value > 0.0 => Ok(Duration::from_secs_f64(value)),
@@ -431,15 +442,24 @@ impl SequenceArgs {
         let required = |setting: Setting| usage(format!("{setting} is required"));
         let input = self.input.ok_or_else(|| required(Setting::Input))?;
         let output = self.output.ok_or_else(|| required(Setting::Output))?;
-        let sequence_length = self.sequence_length.ok_or_else(|| required(Setting::SequenceLength))?;
-        let mut spec = SequenceSpec::new(columns(self.entity), columns(self.order_by), self.feature, sequence_length);
-        spec.mode = self.mode.unwrap_or(spec.mode);
-        spec.stride = self.stride;
-        spec.padding = self.padding.unwrap_or(spec.padding);
-        spec.min_length = self.min_length.unwrap_or(spec.min_length);
+        // A preset's values are defaults; its stride only goes with its mode.
+        let preset = self.preset;
+        let sequence_length = (self.sequence_length.or(preset.map(|p| p.sequence_length)))
+            .ok_or_else(|| required(Setting::SequenceLength))?;
+        let mut features = self.feature;
+        if let Some(pad) = preset.and_then(|p| p.pad) {
+            for feature in features.iter_mut().filter(|f| f.pad.is_none()) {
+                feature.pad = Some(pad.to_string());
+            }
+        }
+        let mut spec = SequenceSpec::new(columns(self.entity), columns(self.order_by), features, sequence_length);
+        spec.mode = self.mode.or(preset.map(|p| p.mode)).unwrap_or(spec.mode);
+        spec.stride = self.stride.or(preset.filter(|p| p.mode == spec.mode).and_then(|p| p.stride));
+        spec.padding = self.padding.or(preset.map(|p| p.padding)).unwrap_or(spec.padding);
+        spec.min_length = self.min_length.or(preset.map(|p| p.min_length)).unwrap_or(spec.min_length);
+        spec.target_mask = self.target_mask || preset.is_some_and(|p| p.target_mask);
         spec.fill_null = self.fill_null;
         spec.on_null_key = self.on_null_key.unwrap_or(spec.on_null_key);
-        spec.target_mask = self.target_mask;
         spec.dedupe_consecutive = self.dedupe_consecutive;
         spec.min_events = self.min_events;
         // A gap not named by a --feature is sequenced after the features, with the default pad.

@@ -125,8 +125,9 @@ pub fn parse(args: Vec<OsString>) -> Result<Cli, ParseError> {
 
     let merged = Cli::command().try_get_matches_from(args.into_iter().chain(from_file))?;
     let mut cli = Cli::from_arg_matches(&merged)?;
-    let Command::Sequence(sequence) = &mut cli.command;
-    sequence.config_origin = Some(origin);
+    if let Command::Sequence(sequence) = &mut cli.command {
+        sequence.config_origin = Some(origin);
+    }
     Ok(cli)
 }
 

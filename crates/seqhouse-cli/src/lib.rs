@@ -64,7 +64,23 @@ pub fn execute(command: Command, progress: &dyn Progress) -> anyhow::Result<Vec<
             let origin = resolved.config_origin.clone();
             run_sequence(resolved, progress).map_err(|e| name_the_config_key(e, origin.as_ref()))
         }
+        Command::Presets => {
+            print!("{}", presets_text());
+            Ok(Vec::new())
+        }
     }
+}
+
+/// What `seqhouse presets` prints: each preset, whose convention it is, and the options it sets.
+pub fn presets_text() -> String {
+    let mut text = String::new();
+    for preset in seqhouse_core::preset::PRESETS {
+        text.push_str(&format!("{}\n  {}\n", preset.name, preset.about));
+        for setting in preset.settings() {
+            text.push_str(&format!("  {setting}\n"));
+        }
+    }
+    text
 }
 
 /// Where a setting at fault came from a config file, says so: the message names the flag, the

@@ -9,6 +9,7 @@ pub mod orchestrator;
 mod order;
 pub mod partition;
 pub mod port;
+pub mod preset;
 pub mod resolve;
 pub mod setting;
 pub mod spec;

@@ -27,6 +27,8 @@ pub enum Setting {
     OrderBy,
     /// The features and their pads.
     Feature,
+    /// Named defaults of a peer tool.
+    Preset,
     /// N, the window length.
     SequenceLength,
     /// How windows are cut.
@@ -117,6 +119,7 @@ impl Setting {
         Setting::Entity,
         Setting::OrderBy,
         Setting::Feature,
+        Setting::Preset,
         Setting::SequenceLength,
         Setting::Mode,
         Setting::Stride,
@@ -167,6 +170,7 @@ impl Setting {
             Setting::Entity => "entity",
             Setting::OrderBy => "order_by",
             Setting::Feature => "feature",
+            Setting::Preset => "preset",
             Setting::SequenceLength => "sequence_length",
             Setting::Mode => "mode",
             Setting::Stride => "stride",

@@ -313,6 +313,7 @@ const CONFIG_KEYS: &[(&str, &str)] = &[
     ("split-last", "'validation=1,test=1'"),
     ("target-mask", "true"),
     ("dedupe-consecutive", "true"),
+    ("preset", "'pykt'"),
     ("min-events", "5"),
     ("time-delta", "['gap=ts:ms', 'days=day']"),
     ("fill-null", "['elapsed=0']"),
@@ -344,7 +345,7 @@ const CONFIG_KEYS: &[(&str, &str)] = &[
 fn options_of(args: Vec<String>) -> String {
     let cli = seqhouse_cli::parse(std::iter::once("seqhouse".to_string()).chain(args))
         .unwrap_or_else(|e| panic!("does not parse: {e:?}"));
-    let seqhouse_cli::Command::Sequence(mut options) = cli.command;
+    let seqhouse_cli::Command::Sequence(mut options) = cli.command else { panic!("parsed as `sequence`") };
     options.config = None;
     options.config_origin = None;
     format!("{options:?}")
@@ -592,4 +593,42 @@ fn feature_preparation_flags_on_movielens() {
         assert!(words.iter().all(|w| stderr.contains(w)), "{flag} {value}: {stderr}");
         assert!(!bad.exists(), "{flag} {value}: nothing is written");
     }
+}
+
+/// `seqhouse presets` lists every preset with the options it sets; `--preset` takes them as
+/// defaults under explicit flags, and an unknown name is a usage error listing the presets.
+#[test]
+fn presets_are_listed_and_are_defaults_under_flags() {
+    let listed = String::from_utf8_lossy(&seqhouse_ok(&["presets"]).stdout).into_owned();
+    for preset in seqhouse_core::preset::PRESETS {
+        assert!(listed.lines().any(|l| l == preset.name), "{listed}");
+    }
+    for words in
+        ["--sequence-length 200", "--mode chunk", "--min-length 3", "--mode sliding", "--stride 1", "--target-mask"]
+    {
+        assert!(listed.contains(words), "{words}: {listed}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = shared_data().join("assist2015/events.parquet");
+    let common = ["sequence", "--input", s(&data), "--entity", "user_id", "--order-by", "log_order", "-q"];
+    let by_preset = dir.path().join("preset");
+    let mut args = common.to_vec();
+    args.extend(["--output", s(&by_preset), "--preset", "pykt-window", "--feature", "skill_id", "-n", "30"]);
+    seqhouse_ok(&args);
+    let by_flags = dir.path().join("flags");
+    let mut args = common.to_vec();
+    args.extend(["--output", s(&by_flags), "--feature", "skill_id=-1", "-n", "30", "--mode", "sliding"]);
+    args.extend(["--stride", "1", "--target-mask"]);
+    seqhouse_ok(&args);
+    let (preset, flags) = (read_output(&by_preset), read_output(&by_flags));
+    assert_eq!(preset.manifest.spec, flags.manifest.spec, "the preset is its flags, -n given explicitly");
+    assert_eq!(preset.batches, flags.batches);
+
+    let bad = dir.path().join("bad");
+    let mut args = common.to_vec();
+    args.extend(["--output", s(&bad), "--preset", "pykt2", "--feature", "skill_id"]);
+    let (code, stderr) = seqhouse_err(&args);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--preset") && stderr.contains("pykt, pykt-window"), "{stderr}");
+    assert!(!bad.exists());
 }
