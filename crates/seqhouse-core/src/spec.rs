@@ -476,6 +476,24 @@ impl SequenceSpec {
         self.dedupe_consecutive || self.min_events.is_some_and(|m| m > 1)
     }
 
+    /// What is done to each entity's events before windowing, as the options say it, in order
+    /// (empty when nothing is asked): for `--explain`.
+    pub fn preparation(&self) -> Vec<String> {
+        let mut steps = Vec::new();
+        if self.dedupe_consecutive {
+            steps.push(format!("drop events that repeat the one before ({})", Setting::DedupeConsecutive));
+        }
+        if let Some(min) = self.min_events {
+            steps.push(format!("drop entities with fewer than {min} events ({})", Setting::MinEvents.with(min)));
+        }
+        for delta in &self.time_deltas {
+            let unit = delta.unit.map(|u| format!(":{u}")).unwrap_or_default();
+            let option = Setting::TimeDelta.with(format!("{}={}{unit}", delta.name, delta.column));
+            steps.push(format!("add the gaps in '{}' as feature '{}' ({option})", delta.column, delta.name));
+        }
+        steps
+    }
+
     /// The names of the outputs: one per split, in order, or `None` alone for an unsplit job.
     pub fn output_names(&self) -> Vec<Option<&str>> {
         match &self.split {

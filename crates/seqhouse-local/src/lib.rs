@@ -480,6 +480,10 @@ impl Warehouse for LocalWarehouse {
                 split.names().join(", ")
             ));
         }
+        let preparation = job.spec.preparation();
+        if !preparation.is_empty() {
+            notes.push(format!("before windowing, per entity: {}", preparation.join("; then ")));
+        }
         for (split, output) in job.outputs() {
             let output = self.storage.locate(&output)?;
             let state = match publish::check_job(&self.storage, &input, &output, job.overwrite) {

@@ -542,6 +542,12 @@ fn feature_preparation_flags_on_movielens() {
         "40",
         "--dedupe-consecutive",
     ]);
+    let mut explain = args.clone();
+    explain.push("--explain");
+    let plan = String::from_utf8_lossy(&seqhouse_ok(&explain).stdout).into_owned();
+    let expected = "before windowing, per entity: drop events that repeat the one before (--dedupe-consecutive); then drop entities with fewer than 40 events (--min-events 40); then add the gaps in 'timestamp' as feature 'gap' (--time-delta gap=timestamp)";
+    assert!(plan.contains(expected), "{plan}");
+    assert!(!out.exists(), "--explain writes nothing");
     seqhouse_ok(&args);
     let output = read_output(&out);
     let counts = &output.manifest.counts;
