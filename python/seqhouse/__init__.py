@@ -70,7 +70,7 @@ class JobReport:
 _SPEC = ("entity", "order_by", "features", "preset", "sequence_length", "mode", "stride", "padding", "min_length",
          "fill_null",
          "on_null_key", "split", "split_seed", "folds", "split_at", "split_last", "target_mask",
-         "dedupe_consecutive", "min_events", "time_delta", "threads",
+         "dedupe_consecutive", "min_events", "time_delta", "session_gap", "min_session_length", "threads",
          "memory_limit", "spill_dir")
 
 
@@ -100,6 +100,8 @@ def sequence(
     dedupe_consecutive: bool = False,
     min_events: Optional[int] = None,
     time_delta: Optional[Mapping[str, str]] = None,
+    session_gap: Union[str, int, None] = None,
+    min_session_length: Optional[int] = None,
     preset: Optional[str] = None,
     threads: Optional[int] = None,
     memory_limit: Union[int, str, None] = None,
@@ -145,7 +147,10 @@ def sequence(
     their own units, dates in days, timestamps in ``s``, ``ms``, ``us`` or ``ns``; null for an
     entity's first event). Name it in ``features`` to place it and give its pad (default 0).
     They are the command line's ``--dedupe-consecutive``, ``--min-events`` and ``--time-delta``
-    (README: "Feature preparation").
+    (README: "Feature preparation"). ``session_gap`` (``"30m"``, ``"2h"``, or a number in the
+    first ``order_by`` column's units) cuts each entity's events into sessions that windows never
+    cross, adding ``session_index``; ``min_session_length`` drops shorter sessions (local engine
+    only for now).
 
     ``preset`` (``"pykt"``, ``"pykt-window"``) sets a peer tool's defaults for
     ``sequence_length``, ``mode``, ``stride``, ``min_length``, ``padding``, the features' pads
@@ -191,6 +196,8 @@ def publish(
     dedupe_consecutive: bool = False,
     min_events: Optional[int] = None,
     time_delta: Optional[Mapping[str, str]] = None,
+    session_gap: Union[str, int, None] = None,
+    min_session_length: Optional[int] = None,
     preset: Optional[str] = None,
     threads: Optional[int] = None,
     memory_limit: Union[int, str, None] = None,

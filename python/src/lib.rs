@@ -232,7 +232,11 @@ fn flags_of(options: &Bound<'_, PyDict>) -> PyResult<Vec<String>> {
             }
             Kind::Text => {
                 let text = value.is_instance_of::<PyString>() || value.hasattr("__fspath__")?;
-                if !text {
+                // A duration may also be a plain number in the column's units.
+                let number = setting_of(&name) == Some(Setting::SessionGap)
+                    && value.is_instance_of::<PyInt>()
+                    && !value.is_instance_of::<PyBool>();
+                if !text && !number {
                     return Err(type_error(&name, "a str", &value));
                 }
                 flags.push(flag(text_of(&name, &value)?));

@@ -90,3 +90,30 @@ def test_bad_preparation_keywords_are_named(keywords, words, tmp_path):
                          sequence_length=10, **keywords)
     assert all(word in str(raised.value) for word in words), str(raised.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_sessions_on_movielens_match_pandas():
+    ratings = pathlib.Path(__file__).parents[2] / "testdata" / "movielens-latest-small" / "ratings.csv"
+    frame = pd.read_csv(ratings).sort_values(["userId", "timestamp", "movieId"], kind="stable").reset_index(drop=True)
+    # pandas: a new session where a user's next rating comes more than an hour later.
+    frame["session"] = (frame.groupby("userId")["timestamp"].diff() > 3600).astype(int).groupby(frame["userId"]).cumsum()
+    sizes = frame.groupby(["userId", "session"])["movieId"].transform("size")
+    kept = frame[sizes >= 3].copy()
+    kept["session"] = kept.groupby("userId")["session"].rank(method="dense").astype(int) - 1
+    expected = {}
+    for (user, session), group in kept.groupby(["userId", "session"]):
+        movies = group["movieId"].tolist()
+        expected[(user, session)] = [movies[i:i + 10] for i in range(0, len(movies), 10)]
+    got = seqhouse.sequence(ratings, entity="userId", order_by=["timestamp", "movieId"], features={"movieId": 0},
+                            sequence_length=10, session_gap=3600, min_session_length=3)
+    assert got.column_names[:3] == ["userId", "session_index", "sequence_index"]
+    windows = {}
+    for row in got.to_pylist():
+        real = row["movieId_sequence"][:row["sequence_length"]]
+        windows.setdefault((row["userId"], row["session_index"]), []).append((row["sequence_index"], real))
+    assert {key: [w for _, w in sorted(v)] for key, v in windows.items()} == expected
+    assert len(expected) > 2 * frame["userId"].nunique()
+    with pytest.raises(seqhouse.errors.InvalidArgumentError) as raised:
+        seqhouse.sequence(ratings, entity="userId", order_by="timestamp", features=["movieId"], sequence_length=10,
+                          session_gap="1h")
+    assert "session_gap" in str(raised.value) and "plain number" in str(raised.value)

@@ -153,6 +153,14 @@ pub struct SequenceArgs {
     #[arg(long, value_name = "M")]
     pub min_events: Option<usize>,
 
+    /// Cut each entity's events into sessions where the first --order-by column moves on by more than DURATION from the event before: 30m, 2h, 90s, 1d, 500ms on a timestamp column, or a plain number in the column's units; windows never cross a session, an int32 session_index (0, 1, ... per entity) comes before sequence_index, which counts windows within the session. Local engine only for now.
+    #[arg(long, value_name = "DURATION")]
+    pub session_gap: Option<String>,
+
+    /// With --session-gap: drop sessions with fewer than M events, counted in the manifest.
+    #[arg(long, value_name = "M")]
+    pub min_session_length: Option<usize>,
+
     /// Add feature NAME: each event's gap to its entity's previous event in COL (over the whole history, after the filters): integers in their own units, dates in days, timestamps in UNIT (s, ms, us or ns, truncated; default s). Null for an entity's first event (--fill-null NAME=0 fills it); padded with 0, or PAD from --feature NAME=PAD, which also places it. Repeatable.
     #[arg(long, value_name = "NAME=COL[:UNIT]", value_parser = typed::<TimeDelta>)]
     pub time_delta: Vec<TimeDelta>,
@@ -462,6 +470,8 @@ impl SequenceArgs {
         spec.on_null_key = self.on_null_key.unwrap_or(spec.on_null_key);
         spec.dedupe_consecutive = self.dedupe_consecutive;
         spec.min_events = self.min_events;
+        spec.session_gap = self.session_gap;
+        spec.min_session_length = self.min_session_length;
         // A gap not named by a --feature is sequenced after the features, with the default pad.
         for delta in &self.time_delta {
             if !spec.features.iter().any(|f| f.name == delta.name) {

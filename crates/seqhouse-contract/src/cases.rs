@@ -801,3 +801,64 @@ pub fn bad_time_delta_is_named(warehouse: &dyn Warehouse, fixture: &dyn Fixture)
         assert!(fixture.list(&output).is_empty(), "{option}: nothing is left at the output");
     }
 }
+
+/// `--session-gap` with `--min-session-length`, alone, with the other filters and gaps, and
+/// with a leave-last split and target masks: windows never cross a session, `session_index`
+/// numbers an entity's kept sessions and `sequence_index` the windows within one. Engines that
+/// do not run sessions yet refuse them by name, before writing anything.
+pub fn sessions_match_the_reference_or_are_refused(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
+    use seqhouse_core::split::Split;
+    let batch = repeating_events(43);
+    let input = fixture.put_parquet("sessions", "events.parquet", std::slice::from_ref(&batch));
+    let mut plain = SequenceSpec::new(vec!["user".into()], vec!["ts".into()], vec![feature("item", Some("-1"))], 4);
+    plain.session_gap = Some("3".into());
+    let mut shortest = plain.clone();
+    shortest.min_session_length = Some(3);
+    shortest.mode = Mode::Sliding;
+    shortest.stride = Some(2);
+    let mut all = shortest.clone();
+    all.dedupe_consecutive = true;
+    all.min_events = Some(15);
+    all.features.push(feature("gap", None));
+    all.time_deltas = vec!["gap=ts".parse().unwrap()];
+    let mut split = all.clone();
+    split.mode = Mode::Prefix;
+    split.stride = None;
+    split.target_mask = true;
+    split.split = Some(Split::LeaveLast { counts: "test=2".parse().unwrap() });
+    for (k, spec) in [plain, shortest, all, split].into_iter().enumerate() {
+        let out_root = fixture.output_location(&format!("sessions_out_{k}"));
+        let ran = run(warehouse, &input, &out_root, &spec, false);
+        if warehouse.name() != "local" {
+            let message = ran.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(message.contains("session_gap") && message.contains("local"), "case {k}: {message}");
+            assert!(fixture.list(&out_root).is_empty(), "case {k}: nothing is written");
+            continue;
+        }
+        ran.unwrap_or_else(|e| panic!("case {k}: {e}"));
+        let want = reference::sequence_outputs(&spec, std::slice::from_ref(&batch)).unwrap();
+        for (name, want) in want {
+            let location = match &name {
+                Some(name) => {
+                    seqhouse_core::join_location(&out_root, &format!("{name}_sequenced_{}", spec.sequence_length))
+                }
+                None => out_root.clone(),
+            };
+            let out = fixture.read_output(&location);
+            let rows = reference::rows_of(&spec, &out.batches);
+            assert!(rows.iter().any(|r| r.session.unwrap() > 1), "case {k}: entities have several sessions");
+            assert_eq!(sorted(rows), sorted(want), "case {k} {name:?}");
+            let names: Vec<&str> = out.manifest.columns.iter().map(|c| c.name.as_str()).collect();
+            assert_eq!(names[1..3], ["session_index", "sequence_index"], "case {k}");
+            let counts = &out.manifest.counts;
+            assert!(counts.sessions.unwrap() > counts.entities, "case {k}: {counts:?}");
+            assert_eq!(counts.dropped_short_sessions.is_some(), spec.min_session_length.is_some(), "case {k}");
+            if spec.min_session_length.is_some() {
+                assert!(counts.dropped_short_sessions.unwrap() > 0, "case {k}: short sessions are dropped");
+            }
+            let dropped =
+                [counts.dropped_duplicate_rows, counts.dropped_short_session_rows, counts.dropped_min_events_rows];
+            assert_eq!(counts.sequenced_rows + dropped.iter().flatten().sum::<u64>(), counts.input_rows, "case {k}");
+        }
+    }
+}

@@ -60,6 +60,7 @@ macro_rules! contract_tests {
             splits_match_the_reference,
             filters_and_time_deltas_match_the_reference,
             bad_time_delta_is_named,
+            sessions_match_the_reference_or_are_refused,
             manifest_describes_the_job,
             same_input_same_output,
             explain_does_nothing,

@@ -114,6 +114,8 @@ pub struct Row {
     pub target_mask: Option<Vec<i8>>,
     /// `fold`, when the output has it.
     pub fold: Option<i32>,
+    /// `session_index`, when the output has it.
+    pub session: Option<i32>,
 }
 
 /// The windows of one entity of `len` events, straight from the definitions.
@@ -240,7 +242,33 @@ pub fn sequence_outputs(spec: &SequenceSpec, batches: &[RecordBatch]) -> Result<
                 }
             }
         }
-        if spec.min_events.is_some_and(|min| events.len() < min) {
+        // Sessions: a new one where the first order-by value moves on by more than the gap;
+        // sessions shorter than the minimum are dropped.
+        let mut sessions = vec![(0, events.len())];
+        if let Some(text) = &spec.session_gap {
+            let gap = reference_session_gap(text, &first_order_type);
+            let clock = |r: usize| match order[0][r] {
+                Some(Value::Int(v)) => v,
+                ref other => panic!("session clock {other:?}"),
+            };
+            let mut cut = Vec::new();
+            let mut start = 0;
+            for p in 1..=events.len() {
+                if p == events.len() || clock(events[p]) - clock(events[p - 1]) > gap {
+                    cut.push(events[start..p].to_vec());
+                    start = p;
+                }
+            }
+            cut.retain(|session| session.len() >= spec.min_session_length.unwrap_or(1));
+            events = cut.concat();
+            sessions.clear();
+            let mut from = 0;
+            for session in &cut {
+                sessions.push((from, from + session.len()));
+                from += session.len();
+            }
+        }
+        if events.is_empty() || spec.min_events.is_some_and(|min| events.len() < min) {
             continue;
         }
         // Each feature's value per event: the row's, or the gap to the previous kept event.
@@ -265,59 +293,87 @@ pub fn sequence_outputs(spec: &SequenceSpec, batches: &[RecordBatch]) -> Result<
         let events = &events[..];
         // Each event's split, and the entity's fold.
         let (owner, fold) = owners(spec, &entity_key, events, &order[0], &first_order_type);
-        for (split, (_, rows_out)) in out.iter_mut().enumerate() {
-            let targets: Vec<usize> = (0..events.len()).filter(|&p| owner[p] == split).collect();
-            let Some(&last_target) = targets.last() else { continue };
-            let mut scored = vec![false; events.len()];
-            let mut seq = 0;
-            for (s, e) in cuts(spec.mode, last_target + 1, n, stride) {
-                let real = &events[s..e];
-                if !(s..e).any(|p| owner[p] == split) || real.len() < spec.min_length {
-                    continue;
-                }
-                let pad_count = n - real.len();
-                let pad_side = |values: Vec<i8>| match spec.padding {
-                    Padding::Post => [values, vec![0; pad_count]].concat(),
-                    Padding::Pre => [vec![0; pad_count], values].concat(),
-                };
-                let marks: Vec<i8> = (s..e)
-                    .map(|p| {
-                        let mark = owner[p] == split && !scored[p];
-                        scored[p] |= mark;
-                        mark as i8
-                    })
-                    .collect();
-                let mut feature_values = Vec::new();
-                for (f, values) in values_at.iter().enumerate() {
-                    let mut seqv: Vec<Option<Value>> =
-                        values[s..e].iter().map(|v| v.clone().or_else(|| fills[f].clone())).collect();
-                    let padding = vec![Some(pads[f].clone()); pad_count];
-                    seqv = match spec.padding {
-                        Padding::Post => [seqv, padding].concat(),
-                        Padding::Pre => [padding, seqv].concat(),
+        for (session, &(from, to)) in sessions.iter().enumerate() {
+            for (split, (_, rows_out)) in out.iter_mut().enumerate() {
+                let targets: Vec<usize> = (from..to).filter(|&p| owner[p] == split).collect();
+                let Some(&last_target) = targets.last() else { continue };
+                let mut scored = vec![false; events.len()];
+                let mut seq = 0;
+                for (s, e) in cuts(spec.mode, last_target + 1 - from, n, stride) {
+                    let (s, e) = (s + from, e + from);
+                    let real = &events[s..e];
+                    if !(s..e).any(|p| owner[p] == split) || real.len() < spec.min_length {
+                        continue;
+                    }
+                    let pad_count = n - real.len();
+                    let pad_side = |values: Vec<i8>| match spec.padding {
+                        Padding::Post => [values, vec![0; pad_count]].concat(),
+                        Padding::Pre => [vec![0; pad_count], values].concat(),
                     };
-                    feature_values.push(seqv);
+                    let marks: Vec<i8> = (s..e)
+                        .map(|p| {
+                            let mark = owner[p] == split && !scored[p];
+                            scored[p] |= mark;
+                            mark as i8
+                        })
+                        .collect();
+                    let mut feature_values = Vec::new();
+                    for (f, values) in values_at.iter().enumerate() {
+                        let mut seqv: Vec<Option<Value>> =
+                            values[s..e].iter().map(|v| v.clone().or_else(|| fills[f].clone())).collect();
+                        let padding = vec![Some(pads[f].clone()); pad_count];
+                        seqv = match spec.padding {
+                            Padding::Post => [seqv, padding].concat(),
+                            Padding::Pre => [padding, seqv].concat(),
+                        };
+                        feature_values.push(seqv);
+                    }
+                    let mask = (0..n)
+                        .map(|k| match spec.padding {
+                            Padding::Post => k >= real.len(),
+                            Padding::Pre => k < pad_count,
+                        } as i8)
+                        .collect();
+                    rows_out.push(Row {
+                        entity: entity_key.clone(),
+                        sequence_index: seq,
+                        sequence_length: real.len() as i32,
+                        features: feature_values,
+                        mask,
+                        target_mask: spec.target_mask.then(|| pad_side(marks)),
+                        fold: (split == 0).then_some(fold).flatten(),
+                        session: spec.session_gap.as_ref().map(|_| session as i32),
+                    });
+                    seq += 1;
                 }
-                let mask = (0..n)
-                    .map(|k| match spec.padding {
-                        Padding::Post => k >= real.len(),
-                        Padding::Pre => k < pad_count,
-                    } as i8)
-                    .collect();
-                rows_out.push(Row {
-                    entity: entity_key.clone(),
-                    sequence_index: seq,
-                    sequence_length: real.len() as i32,
-                    features: feature_values,
-                    mask,
-                    target_mask: spec.target_mask.then(|| pad_side(marks)),
-                    fold: (split == 0).then_some(fold).flatten(),
-                });
-                seq += 1;
             }
         }
     }
     Ok(out)
+}
+
+/// `--session-gap` in the first order-by column's units, the plain way.
+fn reference_session_gap(text: &str, data_type: &DataType) -> i64 {
+    use arrow::datatypes::TimeUnit;
+    let digits: String = text.chars().take_while(|c| c.is_ascii_digit()).collect();
+    let number: i64 = digits.parse().unwrap();
+    let nanos: i64 = match &text[digits.len()..] {
+        "" => return number,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        "d" => 86_400_000_000_000,
+        other => panic!("reference: unit {other}"),
+    };
+    let per: i64 = match data_type {
+        DataType::Timestamp(TimeUnit::Millisecond, _) => 1_000_000,
+        DataType::Timestamp(TimeUnit::Microsecond, _) => 1_000,
+        DataType::Timestamp(TimeUnit::Second, _) => 1_000_000_000,
+        DataType::Date32 => 86_400_000_000_000,
+        other => panic!("reference: session clock {other}"),
+    };
+    number * nanos / per
 }
 
 /// A gap of `raw` units of a column of `data_type` in the unit `delta` asks for: integers and
@@ -445,6 +501,7 @@ pub fn rows_of(spec: &SequenceSpec, batches: &[RecordBatch]) -> Vec<Row> {
         let mask = column("is_pad_sequence");
         let target_mask = batch.column_by_name("target_mask").cloned();
         let fold = batch.column_by_name("fold").cloned();
+        let session = batch.column_by_name("session_index").cloned();
         let index = cast(&column("sequence_index"), &DataType::Int64).unwrap();
         let length = cast(&column("sequence_length"), &DataType::Int32).unwrap();
         for r in 0..batch.num_rows() {
@@ -466,6 +523,10 @@ pub fn rows_of(spec: &SequenceSpec, batches: &[RecordBatch]) -> Vec<Row> {
                 fold: fold.as_ref().map(|fold| match value_at(fold, r) {
                     Some(Value::Int(v)) => v as i32,
                     other => panic!("fold value {other:?}"),
+                }),
+                session: session.as_ref().map(|session| match value_at(session, r) {
+                    Some(Value::Int(v)) => v as i32,
+                    other => panic!("session_index value {other:?}"),
                 }),
             });
         }

@@ -53,6 +53,15 @@ pub struct SequenceStats {
     /// Their rows (after `--dedupe-consecutive`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropped_min_events_rows: Option<u64>,
+    /// Sessions kept (present with `--session-gap`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<u64>,
+    /// Sessions dropped by `--min-session-length`, and their rows (present when it is asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_short_sessions: Option<u64>,
+    /// Their rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_short_session_rows: Option<u64>,
     /// Distinct entities among the sequenced rows.
     pub entities: u64,
     /// Windows written.
@@ -137,6 +146,9 @@ impl SequenceStats {
         add(&mut self.dropped_duplicate_rows, range.dropped_duplicate_rows);
         add(&mut self.dropped_min_events_entities, range.dropped_min_events_entities);
         add(&mut self.dropped_min_events_rows, range.dropped_min_events_rows);
+        add(&mut self.sessions, range.sessions);
+        add(&mut self.dropped_short_sessions, range.dropped_short_sessions);
+        add(&mut self.dropped_short_session_rows, range.dropped_short_session_rows);
         self.entities += range.entities;
         self.windows += range.windows;
         self.windows_below_min_length += range.windows_below_min_length;
@@ -178,6 +190,8 @@ struct Window {
     unscored: u32,
     /// The cross-validation fold (first split, with `--folds`), else 0.
     fold: u8,
+    /// The entity's session holding the window (`--session-gap`), else 0.
+    session: u32,
 }
 
 /// The cuts `[start, end)` (relative to the entity's first event) that `mode` makes of `len` events.
@@ -287,6 +301,8 @@ impl Sequencer {
 
         let spec = &resolved.spec;
         let cutter = Cutter::new(resolved, &entities, &orders)?;
+        // The first order-by column outlives the others only when it cuts sessions.
+        let orders_first = resolved.session_gap.map(|_| orders[0].clone());
         drop(orders);
         let sorted = started.elapsed();
 
@@ -305,9 +321,35 @@ impl Sequencer {
             .collect::<Result<_>>()?;
         drop(order_array);
         let mut filters = EventFilters::default();
+        // Per entity, where each of its sessions starts (relative to the entity), and the end.
+        let mut sessions: Vec<Vec<usize>> = Vec::new();
         if spec.filters_events() {
-            let keep = filters.keep(spec, &sorted_features, &resolved.gaps, &entity_starts);
+            let first_order = match &orders_first {
+                Some(column) => {
+                    let order_array = UInt32Array::from_iter_values(order.iter().copied());
+                    Some(session_clock(&take(column.as_ref(), &order_array, None).map_err(Error::internal)?)?)
+                }
+                None => None,
+            };
+            let (keep, session_of) = filters.keep(resolved, &sorted_features, first_order.as_ref(), &entity_starts);
             filters.apply(&keep, &mut order, &mut entity_starts);
+            if resolved.session_gap.is_some() {
+                let session_of: Vec<u32> =
+                    session_of.into_iter().zip(&keep).filter(|(_, k)| **k).map(|(s, _)| s).collect();
+                sessions = entity_starts
+                    .windows(2)
+                    .map(|run| {
+                        let mut starts = vec![0];
+                        for p in run[0] + 1..run[1] {
+                            if session_of[p] != session_of[p - 1] {
+                                starts.push(p - run[0]);
+                            }
+                        }
+                        starts.push(run[1] - run[0]);
+                        starts
+                    })
+                    .collect();
+            }
             let keep = BooleanArray::from(keep);
             for sorted in sorted_features.iter_mut().flatten() {
                 *sorted = arrow::compute::filter(sorted, &keep).map_err(Error::internal)?;
@@ -348,8 +390,11 @@ impl Sequencer {
         let mut splits = cutter.counts();
         let mut below_min = 0u64;
         let mut scratch = Scratch::default();
-        for run in entity_starts.windows(2) {
-            below_min += cutter.cut(&order[run[0]..run[1]], run[0], &mut windows, &mut splits, &mut scratch);
+        let whole = |run: &[usize]| vec![0, run[1] - run[0]];
+        for (e, run) in entity_starts.windows(2).enumerate() {
+            let bounds = sessions.get(e).cloned().unwrap_or_else(|| whole(run));
+            let rows = &order[run[0]..run[1]];
+            below_min += cutter.cut(rows, run[0], &bounds, &mut windows, &mut splits, &mut scratch);
         }
 
         tracing::trace!(
@@ -366,6 +411,9 @@ impl Sequencer {
             dropped_duplicate_rows: spec.dedupe_consecutive.then_some(filters.duplicates),
             dropped_min_events_entities: spec.min_events.map(|_| filters.small_entities),
             dropped_min_events_rows: spec.min_events.map(|_| filters.small_entity_rows),
+            sessions: spec.session_gap.as_ref().map(|_| sessions.iter().map(|s| s.len() as u64 - 1).sum()),
+            dropped_short_sessions: spec.min_session_length.map(|_| filters.short_sessions),
+            dropped_short_session_rows: spec.min_session_length.map(|_| filters.short_session_rows),
             entities: entity_count,
             windows: windows.iter().map(|w| w.len() as u64).sum(),
             windows_below_min_length: below_min,
@@ -404,6 +452,9 @@ impl Sequencer {
             .iter()
             .map(|e| take(e.as_ref(), &firsts, None).map_err(Error::internal))
             .collect::<Result<_>>()?;
+        if self.resolved.session_gap.is_some() {
+            columns.push(Arc::new(Int32Array::from_iter_values(windows.iter().map(|w| w.session as i32))));
+        }
         columns.push(Arc::new(Int64Array::from_iter_values(windows.iter().map(|w| w.seq as i64))));
         columns.push(Arc::new(Int32Array::from_iter_values(windows.iter().map(|w| w.len as i32))));
         let features: Vec<ArrayRef> = self
@@ -412,7 +463,12 @@ impl Sequencer {
             .enumerate()
             .map(|(f, sorted)| {
                 let values = padded_windows(sorted, &self.resolved.pads[f], windows, n, pre)?;
-                let field = list_item(schema.field(self.resolved.entity_idx.len() + 2 + f).data_type());
+                let field = list_item(
+                    schema
+                        .field_with_name(&self.resolved.spec.features[f].output_name())
+                        .map_err(Error::internal)?
+                        .data_type(),
+                );
                 Ok(Arc::new(FixedSizeListArray::try_new(field, n as i32, values, None).map_err(Error::internal)?)
                     as ArrayRef)
             })
@@ -458,26 +514,40 @@ impl Sequencer {
 #[derive(Debug, Default)]
 struct EventFilters {
     duplicates: u64,
+    short_sessions: u64,
+    short_session_rows: u64,
     small_entities: u64,
     small_entity_rows: u64,
 }
 
+/// The first order-by column (in sorted order) as integers for `--session-gap`: its own
+/// units, days for dates.
+fn session_clock(column: &ArrayRef) -> Result<Int64Array> {
+    let days = matches!(column.data_type(), DataType::Date32 | DataType::Date64);
+    let column = if days { cast(column, &DataType::Date32).map_err(Error::internal)? } else { column.clone() };
+    let via = if days { cast(&column, &DataType::Int32).map_err(Error::internal)? } else { column };
+    Ok(cast(&via, &DataType::Int64).map_err(Error::internal)?.as_primitive::<arrow::datatypes::Int64Type>().clone())
+}
+
 impl EventFilters {
-    /// Which sorted positions are kept. `sorted` holds the input features in sorted order
-    /// (`None` for time deltas, which are not compared).
+    /// Which sorted positions are kept, and (with `--session-gap`) each position's session
+    /// number within its entity. `sorted` holds the input features in sorted order (`None`
+    /// for time deltas, which are not compared); `clock` the first order-by column, in sorted
+    /// order, as integers.
     fn keep(
         &mut self,
-        spec: &crate::spec::SequenceSpec,
+        resolved: &ResolvedSpec,
         sorted: &[Option<ArrayRef>],
-        gaps: &[Option<crate::resolve::Gap>],
+        clock: Option<&Int64Array>,
         entity_starts: &[usize],
-    ) -> Vec<bool> {
+    ) -> (Vec<bool>, Vec<u32>) {
+        let spec = &resolved.spec;
         let rows = *entity_starts.last().unwrap_or(&0);
         let mut keep = vec![true; rows];
         if spec.dedupe_consecutive && rows > 1 {
             // Position p repeats p - 1 when no input feature is distinct there (nulls equal).
             let mut repeats = vec![true; rows - 1];
-            for (column, _) in sorted.iter().zip(gaps).filter(|(_, gap)| gap.is_none()) {
+            for (column, _) in sorted.iter().zip(&resolved.gaps).filter(|(_, gap)| gap.is_none()) {
                 let column = column.as_ref().expect("input features are sorted");
                 let (earlier, later) = (column.slice(0, rows - 1), column.slice(1, rows - 1));
                 let distinct = arrow::compute::kernels::cmp::distinct(&later, &earlier).expect("same types");
@@ -492,6 +562,33 @@ impl EventFilters {
             }
             self.duplicates = keep.iter().filter(|k| !**k).count() as u64;
         }
+        let mut session_of = Vec::new();
+        if let (Some(gap), Some(clock)) = (resolved.session_gap, clock) {
+            session_of = vec![0u32; rows];
+            let min = spec.min_session_length.unwrap_or(1);
+            for run in entity_starts.windows(2) {
+                // Sessions over the kept events: a new one where the clock moves on by more
+                // than the gap since the previous kept event.
+                let kept: Vec<usize> = (run[0]..run[1]).filter(|&p| keep[p]).collect();
+                let mut session = 0u32;
+                let mut start = 0;
+                for i in 0..=kept.len() {
+                    let ends =
+                        i == kept.len() || i > 0 && clock.value(kept[i]).saturating_sub(clock.value(kept[i - 1])) > gap;
+                    if ends && i > start {
+                        if i - start < min {
+                            kept[start..i].iter().for_each(|&p| keep[p] = false);
+                            self.short_sessions += 1;
+                            self.short_session_rows += (i - start) as u64;
+                        } else {
+                            kept[start..i].iter().for_each(|&p| session_of[p] = session);
+                            session += 1;
+                        }
+                        start = i;
+                    }
+                }
+            }
+        }
         if let Some(min) = spec.min_events {
             for run in entity_starts.windows(2) {
                 let events = keep[run[0]..run[1]].iter().filter(|k| **k).count();
@@ -502,7 +599,7 @@ impl EventFilters {
                 }
             }
         }
-        keep
+        (keep, session_of)
     }
 
     /// Drops the positions `keep` does not keep from `order`, and entities left with none.
@@ -591,6 +688,10 @@ struct Scratch {
     owner: Vec<u8>,
     targets: Vec<std::ops::Range<usize>>,
     cuts: Vec<SplitWindow>,
+    /// The session of each of `cuts`.
+    cut_sessions: Vec<u32>,
+    /// The targets of each split within one session, relative to it.
+    session_targets: Vec<std::ops::Range<usize>>,
     below_min: Vec<u64>,
     /// Per split, prefix counts over the entity's positions: events of that split, and of a
     /// later one.
@@ -638,12 +739,14 @@ impl<'a> Cutter<'a> {
     }
 
     /// Cuts one entity, whose events are input rows `rows` in order, starting at position
-    /// `first` of the job's order: appends its windows to their outputs' and counts them.
+    /// `first` of the job's order, and whose sessions start at `sessions` (relative positions,
+    /// then the end; `[0, len]` for one): appends its windows to their outputs' and counts them.
     /// Returns the windows dropped for `--min-length`.
     fn cut(
         &self,
         rows: &[u32],
         first: usize,
+        sessions: &[usize],
         windows: &mut [Vec<Window>],
         counts: &mut [SplitCounts],
         scratch: &mut Scratch,
@@ -692,31 +795,54 @@ impl<'a> Cutter<'a> {
             }
         }
         scratch.cuts.clear();
+        scratch.cut_sessions.clear();
         scratch.below_min.clear();
         scratch.below_min.resize(outputs, 0);
         let (n, stride) = (spec.sequence_length, spec.effective_stride());
-        split_windows(
-            spec.mode,
-            n,
-            stride,
-            spec.min_length,
-            &scratch.targets,
-            &mut scratch.cuts,
-            &mut scratch.below_min,
-        );
+        // Each session is cut on its own, over the part of each split's targets (and history)
+        // that falls in it: windows never cross a session.
+        for (session, bounds) in sessions.windows(2).enumerate() {
+            let (from, to) = (bounds[0], bounds[1]);
+            scratch.session_targets.clear();
+            scratch.session_targets.extend(scratch.targets.iter().map(|range| {
+                let (start, end) = (range.start.clamp(from, to) - from, range.end.clamp(from, to) - from);
+                start..end
+            }));
+            let before = scratch.cuts.len();
+            split_windows(
+                spec.mode,
+                n,
+                stride,
+                spec.min_length,
+                &scratch.session_targets,
+                &mut scratch.cuts,
+                &mut scratch.below_min,
+            );
+            for cut in &mut scratch.cuts[before..] {
+                (cut.start, cut.end, cut.mask_from) = (cut.start + from, cut.end + from, cut.mask_from + from);
+            }
+            scratch.cut_sessions.resize(scratch.cuts.len(), session as u32);
+        }
         let mut seq = [0u32; 256];
-        for cut in &scratch.cuts {
+        let mut windows_per_split = [0u32; 256];
+        let mut current_session = 0;
+        for (cut, &session) in scratch.cuts.iter().zip(&scratch.cut_sessions) {
+            if session != current_session {
+                (seq, current_session) = ([0u32; 256], session);
+            }
             windows[cut.split].push(Window {
                 start: (first + cut.start) as u32,
                 len: (cut.end - cut.start) as u32,
                 seq: seq[cut.split],
                 unscored: (cut.mask_from - cut.start) as u32,
                 fold: if cut.split == 0 { fold } else { 0 },
+                session,
             });
             seq[cut.split] += 1;
+            windows_per_split[cut.split] += 1;
         }
         if !counts.is_empty() {
-            self.check(scratch, counts, &seq);
+            self.check(scratch, counts, &windows_per_split);
         }
         scratch.below_min.iter().sum()
     }

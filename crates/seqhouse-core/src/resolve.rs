@@ -134,6 +134,8 @@ pub struct ResolvedSpec {
     /// Per output ([`SequenceSpec::output_names`]), its parts' schema: the first split's has
     /// the `fold` column when folds are asked for.
     pub output_schemas: Vec<SchemaRef>,
+    /// `--session-gap` in the first order-by column's units (days for dates).
+    pub session_gap: Option<i64>,
     /// For a temporal split, each cutoff as a one-element array of the first order-by
     /// column's type, in increasing order.
     pub cutoffs: Vec<ArrayRef>,
@@ -204,11 +206,18 @@ impl ResolvedSpec {
             });
         }
 
+        let first_order = input_schema.field(order_idx[0]);
+        let session_gap = (spec.session_gap.as_deref())
+            .map(|text| session_gap(text, first_order.name(), first_order.data_type()))
+            .transpose()?;
         let n = spec.sequence_length as i32;
         let mut out_fields: Vec<Field> = entity_idx
             .iter()
             .map(|&i| Field::new(input_schema.field(i).name(), input_schema.field(i).data_type().clone(), false))
             .collect();
+        if session_gap.is_some() {
+            out_fields.push(Field::new(crate::spec::SESSION_INDEX, DataType::Int32, false));
+        }
         out_fields.push(Field::new(SEQUENCE_INDEX, DataType::Int64, false));
         out_fields.push(Field::new(SEQUENCE_LENGTH, DataType::Int32, false));
         for (feature, data_type) in spec.features.iter().zip(&feature_types) {
@@ -248,6 +257,7 @@ impl ResolvedSpec {
             fills,
             output_schema: output_schemas[0].clone(),
             output_schemas,
+            session_gap,
             cutoffs,
         })
     }
@@ -336,6 +346,56 @@ impl Gap {
             ))),
         }
     }
+}
+
+/// `--session-gap` text in the units of the first order-by column `column` (of `data_type`):
+/// a plain whole number is in the column's own units (days for dates); a number with a unit
+/// (`ns`, `us`, `ms`, `s`, `m`, `h`, `d`) needs a timestamp column (or `d`, a date column) and
+/// must come to a whole number of the column's units.
+fn session_gap(text: &str, column: &str, data_type: &DataType) -> Result<i64> {
+    use arrow::datatypes::TimeUnit;
+    let refuse = |why: String| Error::setting(Setting::SessionGap, format!("'{text}' {why}"));
+    let timed = matches!(data_type, DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64);
+    if !timed && type_kind(data_type) != "integer" {
+        return Err(refuse(format!(
+            "cuts sessions on '{column}', which is {data_type}; sessions need an integer, date or timestamp first order-by column"
+        )));
+    }
+    let trimmed = text.trim();
+    let split = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let number: i64 = number.parse().map_err(|_| {
+        refuse("is not a duration; give a whole number and a unit (ms, s, m, h, d), e.g. 30m, or a plain number in the first order-by column's units".into())
+    })?;
+    let nanos: i64 = match unit.trim() {
+        "" => return Ok(number),
+        "ns" => 1,
+        "us" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" | "min" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        "d" => 86_400_000_000_000,
+        other => return Err(refuse(format!("has the unknown unit '{other}'; use ns, us, ms, s, m, h or d"))),
+    };
+    let per_unit: i64 = match data_type {
+        DataType::Timestamp(TimeUnit::Second, _) => 1_000_000_000,
+        DataType::Timestamp(TimeUnit::Millisecond, _) => 1_000_000,
+        DataType::Timestamp(TimeUnit::Microsecond, _) => 1_000,
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => 1,
+        DataType::Date32 | DataType::Date64 => 86_400_000_000_000,
+        t if type_kind(t) == "integer" => {
+            return Err(refuse(format!(
+                "has a unit, but '{column}' is {t}, whose units seqhouse cannot know; give a plain number in its units"
+            )));
+        }
+        _ => unreachable!("checked above"),
+    };
+    let total = number.checked_mul(nanos).ok_or_else(|| refuse("is too long".into()))?;
+    if total % per_unit != 0 {
+        return Err(refuse(format!("is not a whole number of the units of '{column}' ({data_type})")));
+    }
+    Ok(total / per_unit)
 }
 
 /// Refuses a time delta named like one of the input's columns (`columns`, all of them, not

@@ -59,6 +59,10 @@ pub enum Setting {
     MinEvents,
     /// Derived time-gap features.
     TimeDelta,
+    /// The gap that starts a new session.
+    SessionGap,
+    /// The shortest session kept.
+    MinSessionLength,
     /// Replacements for nulls in features.
     FillNull,
     /// What to do with null keys.
@@ -135,6 +139,8 @@ impl Setting {
         Setting::DedupeConsecutive,
         Setting::MinEvents,
         Setting::TimeDelta,
+        Setting::SessionGap,
+        Setting::MinSessionLength,
         Setting::FillNull,
         Setting::OnNullKey,
         Setting::Overwrite,
@@ -186,6 +192,8 @@ impl Setting {
             Setting::DedupeConsecutive => "dedupe_consecutive",
             Setting::MinEvents => "min_events",
             Setting::TimeDelta => "time_delta",
+            Setting::SessionGap => "session_gap",
+            Setting::MinSessionLength => "min_session_length",
             Setting::FillNull => "fill_null",
             Setting::OnNullKey => "on_null_key",
             Setting::Overwrite => "overwrite",

@@ -19,6 +19,8 @@ pub const IS_PAD: &str = "is_pad_sequence";
 /// Name of the output column marking the positions a window scores: N int8 values, 1 where the
 /// event is a target of the window's split not scored by an earlier window (`--target-mask`).
 pub const TARGET_MASK: &str = "target_mask";
+/// Name of the output column numbering an entity's sessions (`--session-gap`): 0, 1, ...
+pub const SESSION_INDEX: &str = "session_index";
 /// Name of the output column holding a window's cross-validation fold (`--folds`).
 pub const FOLD: &str = "fold";
 /// The most splits a job may publish (each is an output folder).
@@ -263,6 +265,14 @@ pub struct SequenceSpec {
     /// Derived gap features; each name is also listed in `features`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub time_deltas: Vec<TimeDelta>,
+    /// Cut each entity's events into sessions where the gap between consecutive events of the
+    /// first order-by column exceeds this duration (`30m`, `2h`, or a plain number in the
+    /// column's units); windows never cross a session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_gap: Option<String>,
+    /// Drop sessions with fewer events than this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_session_length: Option<usize>,
 }
 
 impl SequenceSpec {
@@ -284,6 +294,8 @@ impl SequenceSpec {
             dedupe_consecutive: false,
             min_events: None,
             time_deltas: Vec::new(),
+            session_gap: None,
+            min_session_length: None,
         }
     }
 
@@ -403,7 +415,7 @@ impl SequenceSpec {
         // The columns a split adds are reserved only when asked for: an entity named `fold`
         // stays valid in a job without folds.
         let folds = self.split.as_ref().and_then(Split::folds).is_some();
-        let optional = [(self.target_mask, TARGET_MASK), (folds, FOLD)];
+        let optional = [(self.target_mask, TARGET_MASK), (folds, FOLD), (self.session_gap.is_some(), SESSION_INDEX)];
         let added = optional.into_iter().filter_map(|(asked, name)| asked.then_some(name));
         for reserved in [SEQUENCE_INDEX, SEQUENCE_LENGTH, IS_PAD].into_iter().chain(added) {
             if !output_names.insert(reserved.to_string()) {
@@ -445,6 +457,15 @@ impl SequenceSpec {
                 ));
             }
         }
+        if self.min_session_length.is_some() && self.session_gap.is_none() {
+            return Err(Error::setting(
+                Setting::MinSessionLength,
+                format!("applies to sessions; pass {} with it", Setting::SessionGap),
+            ));
+        }
+        if self.min_session_length == Some(0) {
+            return Err(Error::setting(Setting::MinSessionLength, "must be at least 1, got 0"));
+        }
         if self.min_events == Some(0) {
             return Err(Error::setting(Setting::MinEvents, "must be at least 1, got 0"));
         }
@@ -473,7 +494,7 @@ impl SequenceSpec {
 
     /// Whether events are filtered (besides null keys) before they are windowed.
     pub fn filters_events(&self) -> bool {
-        self.dedupe_consecutive || self.min_events.is_some_and(|m| m > 1)
+        self.dedupe_consecutive || self.min_events.is_some_and(|m| m > 1) || self.session_gap.is_some()
     }
 
     /// What is done to each entity's events before windowing, as the options say it, in order
@@ -482,6 +503,18 @@ impl SequenceSpec {
         let mut steps = Vec::new();
         if self.dedupe_consecutive {
             steps.push(format!("drop events that repeat the one before ({})", Setting::DedupeConsecutive));
+        }
+        if let Some(gap) = &self.session_gap {
+            let shortest = (self.min_session_length)
+                .map(|m| {
+                    format!(", dropping sessions of fewer than {m} events ({})", Setting::MinSessionLength.with(m))
+                })
+                .unwrap_or_default();
+            steps.push(format!(
+                "cut sessions where '{}' moves on by more than {gap} ({}){shortest}",
+                self.order_by[0],
+                Setting::SessionGap.with(gap)
+            ));
         }
         if let Some(min) = self.min_events {
             steps.push(format!("drop entities with fewer than {min} events ({})", Setting::MinEvents.with(min)));

@@ -271,6 +271,12 @@ pub fn select_outputs(
 /// Steps a job does not need are left out; [`EventSteps`] names the last ones.
 fn event_steps(resolved: &ResolvedSpec, dialect: Dialect, from: &str) -> Result<EventSteps> {
     let spec = &resolved.spec;
+    if spec.session_gap.is_some() {
+        return Err(Error::setting(
+            seqhouse_core::Setting::SessionGap,
+            format!("runs on the local engine only for now; use {}", seqhouse_core::Setting::Engine.with("local")),
+        ));
+    }
     let q = |name: &str| ident(name, dialect);
     let keys: Vec<String> = spec.entity.iter().chain(&spec.order_by).map(|c| q(c)).collect();
     let window = format!(
@@ -770,6 +776,10 @@ pub fn stats_from_row(spec: &SequenceSpec, values: &[u64], input: &str) -> Resul
         dropped_duplicate_rows: duplicates,
         dropped_min_events_entities: small_entities,
         dropped_min_events_rows: small_rows,
+        // Sessions are refused before any SQL is made (event_steps).
+        sessions: None,
+        dropped_short_sessions: None,
+        dropped_short_session_rows: None,
         entities: windows[0],
         windows: windows[1],
         windows_below_min_length: windows[2],

@@ -315,6 +315,8 @@ const CONFIG_KEYS: &[(&str, &str)] = &[
     ("dedupe-consecutive", "true"),
     ("preset", "'pykt'"),
     ("min-events", "5"),
+    ("session-gap", "'30m'"),
+    ("min-session-length", "2"),
     ("time-delta", "['gap=ts:ms', 'days=day']"),
     ("fill-null", "['elapsed=0']"),
     ("on-null-key", "'drop'"),
