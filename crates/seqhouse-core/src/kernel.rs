@@ -390,11 +390,12 @@ impl Sequencer {
         let mut splits = cutter.counts();
         let mut below_min = 0u64;
         let mut scratch = Scratch::default();
-        let whole = |run: &[usize]| vec![0, run[1] - run[0]];
         for (e, run) in entity_starts.windows(2).enumerate() {
-            let bounds = sessions.get(e).cloned().unwrap_or_else(|| whole(run));
+            // Without sessions, the entity is one session: no bounds to allocate per entity.
+            let whole = [0, run[1] - run[0]];
+            let bounds: &[usize] = sessions.get(e).map_or(&whole, Vec::as_slice);
             let rows = &order[run[0]..run[1]];
-            below_min += cutter.cut(rows, run[0], &bounds, &mut windows, &mut splits, &mut scratch);
+            below_min += cutter.cut(rows, run[0], bounds, &mut windows, &mut splits, &mut scratch);
         }
 
         tracing::trace!(
