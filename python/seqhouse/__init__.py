@@ -39,6 +39,9 @@ __version__: str = _seqhouse.__version__
 Columns = Union[str, Sequence[str]]
 Features = Union[Mapping[str, Any], Sequence[str], str]
 Splits = Union[Mapping[str, Any], str]
+Vocab = Union[str, Sequence[str], Mapping[str, Optional[Mapping[str, int]]]]
+"""Features to encode: ``"item"``, ``["item", "tag:min_count=5"]``, or
+``{"item": {"min_count": 5, "max_size": 10000}, "tag": None}``."""
 """Named split values: a dict ``{"train": 0.8, "test": 0.2}`` or the command line's text
 ``"train=0.8,test=0.2"``."""
 
@@ -70,7 +73,8 @@ class JobReport:
 _SPEC = ("entity", "order_by", "features", "preset", "sequence_length", "mode", "stride", "padding", "min_length",
          "fill_null",
          "on_null_key", "split", "split_seed", "folds", "split_at", "split_last", "target_mask",
-         "dedupe_consecutive", "min_events", "time_delta", "session_gap", "min_session_length", "threads",
+         "dedupe_consecutive", "min_events", "time_delta", "session_gap", "min_session_length", "vocab",
+         "vocab_from", "threads",
          "memory_limit", "spill_dir")
 
 
@@ -102,6 +106,8 @@ def sequence(
     time_delta: Optional[Mapping[str, str]] = None,
     session_gap: Union[str, int, None] = None,
     min_session_length: Optional[int] = None,
+    vocab: Optional[Vocab] = None,
+    vocab_from: Union[str, os.PathLike, None] = None,
     preset: Optional[str] = None,
     threads: Optional[int] = None,
     memory_limit: Union[int, str, None] = None,
@@ -152,6 +158,15 @@ def sequence(
     cross, adding ``session_index``; ``min_session_length`` drops shorter sessions (local engine
     only for now).
 
+    ``vocab`` names features whose values become ``int64`` vocabulary ids (0 padding, 1 null,
+    2 out of vocabulary, then 3, 4, ... by descending count, ties by ascending value): a name,
+    a list of names, or a dict of name to ``None`` or ``{"min_count": K, "max_size": M}``.
+    ``vocab_from`` (a published output, or a folder of ``NAME.parquet`` vocabularies) applies
+    existing vocabularies instead of fitting them. :func:`sequence` returns tables only, so it
+    needs ``vocab_from`` with ``vocab``; :func:`publish` fits them on the first split or subset
+    and writes them into every output (read them with :func:`read_vocab`). They are the command
+    line's ``--vocab`` and ``--vocab-from`` (local engine only for now).
+
     ``preset`` (``"pykt"``, ``"pykt-window"``) sets a peer tool's defaults for
     ``sequence_length``, ``mode``, ``stride``, ``min_length``, ``padding``, the features' pads
     and ``target_mask``; every keyword given explicitly wins (README: "Presets").
@@ -198,6 +213,8 @@ def publish(
     time_delta: Optional[Mapping[str, str]] = None,
     session_gap: Union[str, int, None] = None,
     min_session_length: Optional[int] = None,
+    vocab: Optional[Vocab] = None,
+    vocab_from: Union[str, os.PathLike, None] = None,
     preset: Optional[str] = None,
     threads: Optional[int] = None,
     memory_limit: Union[int, str, None] = None,
@@ -245,6 +262,17 @@ def read(output: Union[str, os.PathLike], **s3_options: Any) -> pa.Table:
     return _seqhouse.read(os.fspath(output), dict(s3_options))
 
 
+def read_vocab(output: Union[str, os.PathLike], feature: str, **s3_options: Any) -> pa.Table:
+    """Reads the vocabulary of ``feature`` that a published output lists in its manifest:
+    columns ``id`` (int64), ``value`` (the column's type) and ``count``, in id order, after
+    checking the file's SHA-256 against the manifest. Ids 0 (padding), 1 (null) and 2 (out of
+    vocabulary) have no rows. ``s3_options`` are as for :func:`read`."""
+    for name in s3_options:
+        if not name.startswith("s3_"):
+            raise TypeError(f"read_vocab() got an unexpected keyword argument '{name}'")
+    return _seqhouse.read_vocab(os.fspath(output), feature, dict(s3_options))
+
+
 def to_numpy(table: pa.Table) -> dict[str, np.ndarray]:
     """The columns of a table of windows as numpy arrays.
 
@@ -278,6 +306,7 @@ __all__ = [
     "sequence",
     "publish",
     "read",
+    "read_vocab",
     "to_numpy",
     "JobReport",
     "__version__",

@@ -42,6 +42,16 @@ impl SettingNames for PythonNames {
             (Setting::Feature | Setting::FillNull, Some((name, pad))) => {
                 format!("{}={{\"{name}\": {pad}}}", keyword(setting))
             }
+            // `--vocab item:min_count=5` is `vocab={"item": {"min_count": 5}}`.
+            (Setting::Vocab, _) => {
+                let mut parts = value.split(':');
+                let feature = parts.next().unwrap_or_default();
+                let limits: Vec<String> = (parts.filter_map(|part| part.split_once('=')))
+                    .map(|(limit, number)| format!("\"{limit}\": {number}"))
+                    .collect();
+                let limits = if limits.is_empty() { "None".to_string() } else { format!("{{{}}}", limits.join(", ")) };
+                format!("{}={{\"{feature}\": {limits}}}", keyword(setting))
+            }
             // `--time-delta lag=ts:ms` is `time_delta={"lag": "ts:ms"}`.
             (Setting::TimeDelta, Some((name, column))) => format!("{}={{\"{name}\": \"{column}\"}}", keyword(setting)),
             _ => format!("{}=\"{value}\"", keyword(setting)),
@@ -153,6 +163,28 @@ fn flags_of(options: &Bound<'_, PyDict>) -> PyResult<Vec<String>> {
         let long = arg.get_long().expect("every option has a long name");
         let flag = |text: String| format!("--{long}={text}");
         match kind_of(arg) {
+            // `vocab={"item": {"min_count": 5}, "tag": None}` is `--vocab item:min_count=5 --vocab tag`.
+            Kind::List if setting_of(&name) == Some(Setting::Vocab) && value.is_instance_of::<PyDict>() => {
+                for (key, item) in value.cast::<PyDict>()?.iter() {
+                    let mut text: String =
+                        key.extract().map_err(|_| type_error(&name, "a dict of feature names", &value))?;
+                    if !item.is_none() {
+                        let limits = item.cast::<PyDict>().map_err(|_| {
+                            type_error(
+                                &name,
+                                "a dict of feature names to None or {\"min_count\": K, \"max_size\": M}",
+                                &item,
+                            )
+                        })?;
+                        for (limit, number) in limits.iter() {
+                            let limit: String =
+                                limit.extract().map_err(|_| type_error(&name, "a dict with str keys", &item))?;
+                            text.push_str(&format!(":{limit}={}", text_of(&name, &number)?));
+                        }
+                    }
+                    flags.push(flag(text));
+                }
+            }
             Kind::List => {
                 if let Ok(dict) = value.cast::<PyDict>() {
                     for (key, item) in dict.iter() {
@@ -387,6 +419,7 @@ fn windows_object(py: Python<'_>, windows: seqhouse_local::Windows) -> PyResult<
 fn sequence_path(py: Python<'_>, options: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
     options.set_item("output", "<in memory>")?;
     let resolved = resolve(py, options)?;
+    refuse_unkept_vocabularies(py, &resolved)?;
     let cancel = Arc::new(AtomicBool::new(false));
     let engine = LocalWarehouse::new(resolved.local.clone())
         .map_err(|e| to_python(py, &e.into()))?
@@ -402,6 +435,7 @@ fn sequence_stream(py: Python<'_>, data: &Bound<'_, PyAny>, options: &Bound<'_, 
     options.set_item("input", "<in memory>")?;
     options.set_item("output", "<in memory>")?;
     let resolved = resolve(py, options)?;
+    refuse_unkept_vocabularies(py, &resolved)?;
     let reader = RecordBatchStreamReader::from_pyarrow_bound(data)?;
     let schema = reader.schema();
     let cancel = Arc::new(AtomicBool::new(false));
@@ -414,6 +448,37 @@ fn sequence_stream(py: Python<'_>, data: &Bound<'_, PyAny>, options: &Bound<'_, 
         Ok(engine.sequence_batches(&job, &schema, batches, "the data")?)
     })?;
     windows_object(py, windows)
+}
+
+/// `sequence` returns tables only: a vocabulary it fitted would be lost with the ids it gave,
+/// which could then be neither read back nor applied at inference.
+fn refuse_unkept_vocabularies(py: Python<'_>, resolved: &Resolved) -> PyResult<()> {
+    let spec = &resolved.jobs[0].spec;
+    if spec.vocab.is_empty() || spec.vocab_from.is_some() {
+        return Ok(());
+    }
+    Err(seqhouse_error(
+        py,
+        "InvalidArgumentError",
+        format!(
+            "{} fits vocabularies, which sequence() cannot return beside its tables; use seqhouse.publish(), which writes them into the output (read them with seqhouse.read_vocab()), or pass {} to apply vocabularies published before",
+            Setting::Vocab,
+            Setting::VocabFrom
+        ),
+    ))
+}
+
+/// `seqhouse.read_vocab`: a published output's vocabulary of one feature.
+#[pyfunction]
+fn read_vocab(py: Python<'_>, output: String, feature: String, options: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
+    let s3 = parse(py, options)?.s3_options();
+    let batch = py
+        .detach(|| {
+            let storage = seqhouse_storage::Storage::new(s3)?;
+            seqhouse_storage::vocab::read_published(&storage, &output, &feature)
+        })
+        .map_err(|e| to_python(py, &e.into()))?;
+    to_table(py, batch.schema(), vec![batch])
 }
 
 /// `seqhouse.publish`: the CLI's `sequence` command, on any engine.
@@ -473,6 +538,7 @@ fn _seqhouse(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(sequence_stream, module)?)?;
     module.add_function(wrap_pyfunction!(publish, module)?)?;
     module.add_function(wrap_pyfunction!(read, module)?)?;
+    module.add_function(wrap_pyfunction!(read_vocab, module)?)?;
     module.add_function(wrap_pyfunction!(keywords, module)?)?;
     Ok(())
 }

@@ -298,7 +298,7 @@ impl AthenaWarehouse {
             }
         };
         let written = (targets.into_iter().zip(copied))
-            .map(|(target, (parts, columns))| WrittenOutput { target, parts, columns })
+            .map(|(target, (parts, columns))| WrittenOutput { target, parts, columns, vocabularies: Vec::new() })
             .collect();
         let input_files = plan.files.iter().map(|f| f.manifest_entry(f.rows().unwrap_or(0))).collect();
         let publication = Publication { engine: "athena", job, input: &plan.input, input_files, stats: counts };

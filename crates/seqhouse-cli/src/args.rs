@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use seqhouse_core::preset::Preset;
 use seqhouse_core::split::{Cutoffs, LastCounts, Shares, Split, SplitError};
 use seqhouse_core::{
-    FeatureSpec, FillNull, Mode, NullKeyPolicy, Padding, SequenceRequest, SequenceSpec, Setting, TimeDelta,
+    FeatureSpec, FillNull, Mode, NullKeyPolicy, Padding, SequenceRequest, SequenceSpec, Setting, TimeDelta, VocabSpec,
 };
 use seqhouse_local::{LocalConfig, OutputCompression};
 
@@ -164,6 +164,14 @@ pub struct SequenceArgs {
     /// Add feature NAME: each event's gap to its entity's previous event in COL (over the whole history, after the filters): integers in their own units, dates in days, timestamps in UNIT (s, ms, us or ns, truncated; default s). Null for an entity's first event (--fill-null NAME=0 fills it); padded with 0, or PAD from --feature NAME=PAD, which also places it. Repeatable.
     #[arg(long, value_name = "NAME=COL[:UNIT]", value_parser = typed::<TimeDelta>)]
     pub time_delta: Vec<TimeDelta>,
+
+    /// Write feature NAME (a --feature) as int64 vocabulary ids: 0 padding, 1 null, 2 out of vocabulary (unseen, below min_count or beyond max_size), then 3, 4, ... by descending count, ties by ascending value. Fitted on the first split or subset only and written as OUTPUT/vocab/NAME.parquet (id, value, count) in every output, with its SHA-256 in the manifest. Local engine only for now. Repeatable.
+    #[arg(long, value_name = "NAME[:min_count=K][:max_size=M]", value_parser = typed::<VocabSpec>)]
+    pub vocab: Vec<VocabSpec>,
+
+    /// Apply the vocabularies of an earlier output (its folder, whose manifest is checked) or of a folder of NAME.parquet files instead of fitting them, for the features named by --vocab: a later validation run, or inference.
+    #[arg(long, value_name = "DIR")]
+    pub vocab_from: Option<String>,
 
     /// Replace nulls inside real events of a feature with VALUE (default: keep them as nulls). Repeatable.
     #[arg(long, value_name = "NAME=VALUE", value_parser = typed::<FillNull>)]
@@ -456,7 +464,9 @@ impl SequenceArgs {
             .ok_or_else(|| required(Setting::SequenceLength))?;
         let mut features = self.feature;
         if let Some(pad) = preset.and_then(|p| p.pad) {
-            for feature in features.iter_mut().filter(|f| f.pad.is_none()) {
+            // A vocabulary's pad is its id 0, whatever the preset pads raw values with.
+            let encoded = |f: &FeatureSpec| self.vocab.iter().any(|v| v.name == f.name);
+            for feature in features.iter_mut().filter(|f| f.pad.is_none() && !encoded(f)) {
                 feature.pad = Some(pad.to_string());
             }
         }
@@ -479,6 +489,8 @@ impl SequenceArgs {
             }
         }
         spec.time_deltas = self.time_delta;
+        spec.vocab = self.vocab;
+        spec.vocab_from = self.vocab_from;
         spec.split = split_of(self.split, self.split_seed, self.folds, self.split_at, self.split_last)?;
 
         let mut local = LocalConfig::default();

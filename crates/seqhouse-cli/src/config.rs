@@ -40,7 +40,7 @@ impl ConfigOrigin {
 const NOT_KEYS: &[&str] = &["config", "explain", "quiet", "verbose", "help", "version"];
 
 /// Settings whose relative values are paths, read from the config file's folder.
-const PATHS: &[Setting] = &[Setting::Input, Setting::Output, Setting::SpillDir];
+const PATHS: &[Setting] = &[Setting::Input, Setting::Output, Setting::SpillDir, Setting::VocabFrom];
 
 /// Why the arguments did not parse: clap's own error (help and version included), or a
 /// config file error.

@@ -140,6 +140,44 @@ fn run(
     seqhouse_core::run(warehouse, &request, &NoProgress)
 }
 
+/// Runs `spec`, which only the local engine implements: there it must succeed (true); any
+/// other engine must refuse it naming `option` and the local engine, writing nothing (false).
+fn ran_on_the_local_engine_only(
+    warehouse: &dyn Warehouse,
+    fixture: &dyn Fixture,
+    input: &str,
+    out_root: &str,
+    spec: &SequenceSpec,
+    option: &str,
+) -> bool {
+    let ran = run(warehouse, input, out_root, spec, false);
+    if warehouse.name() == "local" {
+        ran.unwrap_or_else(|e| panic!("{spec:?}: {e}"));
+        return true;
+    }
+    let message = ran.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains(option) && message.contains("local"), "{message}");
+    assert!(fixture.list(out_root).is_empty(), "nothing is written");
+    false
+}
+
+/// Where split `name` of a job publishing to `out_root` is (`out_root` itself when unsplit).
+fn output_of(out_root: &str, name: Option<&str>, sequence_length: usize) -> String {
+    match name {
+        Some(name) => seqhouse_core::join_location(out_root, &seqhouse_core::sequenced_folder(name, sequence_length)),
+        None => out_root.to_string(),
+    }
+}
+
+/// Makes `spec` hold out each entity's last events (`counts`) in prefix windows with a target
+/// mask: the split whose windows share the most history between splits.
+fn leave_last_in_prefixes(spec: &mut SequenceSpec, counts: &str) {
+    spec.mode = Mode::Prefix;
+    spec.stride = None;
+    spec.target_mask = true;
+    spec.split = Some(seqhouse_core::split::Split::LeaveLast { counts: counts.parse().unwrap() });
+}
+
 fn sorted(mut rows: Vec<Row>) -> Vec<Row> {
     rows.sort();
     rows
@@ -807,7 +845,6 @@ pub fn bad_time_delta_is_named(warehouse: &dyn Warehouse, fixture: &dyn Fixture)
 /// numbers an entity's kept sessions and `sequence_index` the windows within one. Engines that
 /// do not run sessions yet refuse them by name, before writing anything.
 pub fn sessions_match_the_reference_or_are_refused(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
-    use seqhouse_core::split::Split;
     let batch = repeating_events(43);
     let input = fixture.put_parquet("sessions", "events.parquet", std::slice::from_ref(&batch));
     let mut plain = SequenceSpec::new(vec!["user".into()], vec!["ts".into()], vec![feature("item", Some("-1"))], 4);
@@ -822,28 +859,15 @@ pub fn sessions_match_the_reference_or_are_refused(warehouse: &dyn Warehouse, fi
     all.features.push(feature("gap", None));
     all.time_deltas = vec!["gap=ts".parse().unwrap()];
     let mut split = all.clone();
-    split.mode = Mode::Prefix;
-    split.stride = None;
-    split.target_mask = true;
-    split.split = Some(Split::LeaveLast { counts: "test=2".parse().unwrap() });
+    leave_last_in_prefixes(&mut split, "test=2");
     for (k, spec) in [plain, shortest, all, split].into_iter().enumerate() {
         let out_root = fixture.output_location(&format!("sessions_out_{k}"));
-        let ran = run(warehouse, &input, &out_root, &spec, false);
-        if warehouse.name() != "local" {
-            let message = ran.err().map(|e| e.to_string()).unwrap_or_default();
-            assert!(message.contains("session_gap") && message.contains("local"), "case {k}: {message}");
-            assert!(fixture.list(&out_root).is_empty(), "case {k}: nothing is written");
+        if !ran_on_the_local_engine_only(warehouse, fixture, &input, &out_root, &spec, "session_gap") {
             continue;
         }
-        ran.unwrap_or_else(|e| panic!("case {k}: {e}"));
         let want = reference::sequence_outputs(&spec, std::slice::from_ref(&batch)).unwrap();
         for (name, want) in want {
-            let location = match &name {
-                Some(name) => {
-                    seqhouse_core::join_location(&out_root, &format!("{name}_sequenced_{}", spec.sequence_length))
-                }
-                None => out_root.clone(),
-            };
+            let location = output_of(&out_root, name.as_deref(), spec.sequence_length);
             let out = fixture.read_output(&location);
             let rows = reference::rows_of(&spec, &out.batches);
             assert!(rows.iter().any(|r| r.session.unwrap() > 1), "case {k}: entities have several sessions");
@@ -861,4 +885,207 @@ pub fn sessions_match_the_reference_or_are_refused(warehouse: &dyn Warehouse, fi
             assert_eq!(counts.sequenced_rows + dropped.iter().flatten().sum::<u64>(), counts.input_rows, "case {k}");
         }
     }
+}
+
+/// [`repeating_events`] with a string column `tag` whose values after `ts` 40 (the test
+/// period of a temporal split there) are mostly new, and a third of whose values are null.
+fn tagged_events(seed: u64) -> RecordBatch {
+    let batch = repeating_events(seed);
+    let ts = batch.column_by_name("ts").unwrap().as_any().downcast_ref::<Int64Array>().unwrap().clone();
+    let item = batch.column_by_name("item").unwrap().as_any().downcast_ref::<Int32Array>().unwrap().clone();
+    let tags: Vec<Option<String>> = (0..batch.num_rows())
+        .map(|r| {
+            let (t, i) = (ts.value(r), item.value(r) as i64);
+            match (t * 7 + i) % 9 {
+                0..=2 => None,
+                k if t > 40 && k > 5 => Some(format!("late-{k}")),
+                k => Some(format!("t{}", (k * k) % 5)),
+            }
+        })
+        .collect();
+    let mut columns: Vec<(String, ArrayRef)> =
+        batch.schema().fields().iter().map(|f| f.name().clone()).zip(batch.columns().iter().cloned()).collect();
+    columns.push(("tag".to_string(), Arc::new(arrow::array::StringArray::from(tags))));
+    RecordBatch::try_from_iter(columns).unwrap()
+}
+
+/// The vocabulary of `feature` an output's manifest lists, read back: `(value, id, count)`
+/// rows in id order, after checking the file's digest against the manifest's.
+fn vocab_rows(out: &crate::Output, feature: &str) -> Vec<(Value, i64, i64)> {
+    use arrow::array::AsArray;
+    let k = out.manifest.vocabularies.iter().position(|v| v.feature == feature).expect("vocabulary listed");
+    let entry = &out.manifest.vocabularies[k];
+    let bytes = &out.vocab_files[k];
+    assert_eq!(seqhouse_core::manifest::VocabularyFile::digest(bytes), entry.sha256, "{feature}: digest");
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes.clone()))
+            .unwrap()
+            .build()
+            .unwrap();
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let ids = batch.column(0).as_primitive::<arrow::datatypes::Int64Type>();
+        let counts = batch.column(2).as_primitive::<arrow::datatypes::Int64Type>();
+        for r in 0..batch.num_rows() {
+            rows.push((reference::value_at(batch.column(1), r).unwrap(), ids.value(r), counts.value(r)));
+        }
+    }
+    assert_eq!(rows.len() as u64, entry.values, "{feature}: the manifest counts its values");
+    rows
+}
+
+/// `--vocab` over an integer and a string feature, with min_count, max_size, unsplit and
+/// split (a temporal split whose test period holds values train never saw, and leave-last
+/// with a target mask): the ids equal the reference's, every split's output carries the same
+/// vocabulary file, fitted on the first split. SQL engines refuse by name, writing nothing.
+pub fn vocabularies_match_the_reference_or_are_refused(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
+    use seqhouse_core::split::Split;
+    let batch = tagged_events(47);
+    let input = fixture.put_parquet("vocab", "events.parquet", std::slice::from_ref(&batch));
+    let mut plain = SequenceSpec::new(
+        vec!["user".into()],
+        vec!["ts".into()],
+        vec![feature("item", None), feature("tag", Some("0")), feature("correct", Some("-1"))],
+        5,
+    );
+    plain.vocab = vec!["item".parse().unwrap(), "tag".parse().unwrap()];
+    let mut bounded = plain.clone();
+    bounded.vocab = vec!["tag:min_count=12:max_size=3".parse().unwrap()];
+    bounded.mode = Mode::Sliding;
+    bounded.stride = Some(2);
+    bounded.padding = Padding::Pre;
+    let mut temporal = plain.clone();
+    temporal.split = Some(Split::Temporal { cutoffs: "test=40".parse().unwrap() });
+    temporal.dedupe_consecutive = true;
+    let mut last = bounded.clone();
+    leave_last_in_prefixes(&mut last, "validation=1,test=2");
+    for (k, spec) in [plain, bounded, temporal, last].into_iter().enumerate() {
+        let out_root = fixture.output_location(&format!("vocab_out_{k}"));
+        if !ran_on_the_local_engine_only(warehouse, fixture, &input, &out_root, &spec, "vocab") {
+            continue;
+        }
+        let want = reference::sequence_outputs(&spec, std::slice::from_ref(&batch)).unwrap();
+        let mut files = Vec::new();
+        for (name, want) in want {
+            let location = output_of(&out_root, name.as_deref(), spec.sequence_length);
+            let out = fixture.read_output(&location);
+            assert_eq!(sorted(reference::rows_of(&spec, &out.batches)), sorted(want), "case {k} {name:?}");
+            for vocab in &spec.vocab {
+                let column = out.manifest.columns.iter().find(|c| c.name == format!("{}_sequence", vocab.name));
+                assert_eq!(column.unwrap().data_type, "FixedSizeList(5 x Int64)", "case {k}: ids are int64");
+            }
+            let fitted_on: Vec<Option<&str>> =
+                out.manifest.vocabularies.iter().map(|v| v.fitted_on.as_deref()).collect();
+            let first = spec.split.as_ref().map(|s| s.names()[0]);
+            assert!(fitted_on.iter().all(|f| *f == first), "case {k}: {fitted_on:?}");
+            assert!(out.entries.iter().any(|e| e == "vocab"), "case {k}: {:?}", out.entries);
+            files.push(out.vocab_files.clone());
+            for vocab in &spec.vocab {
+                let rows = vocab_rows(&out, &vocab.name);
+                let ids: Vec<i64> = rows.iter().map(|r| r.1).collect();
+                assert_eq!(ids, (3..3 + rows.len() as i64).collect::<Vec<_>>(), "case {k}: dense ids from 3");
+                assert!(rows.windows(2).all(|w| (w[0].2, &w[1].0) >= (w[1].2, &w[0].0)), "case {k}: ranked");
+                if let Some(max) = vocab.max_size {
+                    assert_eq!(rows.len() as u64, max, "case {k}");
+                }
+            }
+            if name.as_deref() == Some("test") && k == 2 {
+                // The test period's new tags are out of vocabulary there.
+                let rows = reference::rows_of(&spec, &out.batches);
+                let tag_ids = rows.iter().flat_map(|r| r.features[1].iter().flatten());
+                assert!(tag_ids.clone().any(|v| *v == Value::Int(2)), "case {k}: unseen tags get id 2");
+            }
+        }
+        assert!(files.windows(2).all(|w| w[0] == w[1]), "case {k}: every split carries the same vocabulary");
+        if k == 0 {
+            // Replaced: the new output lists its own vocabulary files, and the old ones are gone.
+            let before = fixture.read_output(&out_root);
+            run(warehouse, &input, &out_root, &spec, true).unwrap();
+            let after = fixture.read_output(&out_root);
+            assert_eq!(after.vocab_files, before.vocab_files, "the same vocabularies");
+            assert_eq!(
+                sorted(reference::rows_of(&spec, &after.batches)),
+                sorted(reference::rows_of(&spec, &before.batches))
+            );
+            let listed: Vec<&str> = after.manifest.vocabularies.iter().map(|v| v.path.as_str()).collect();
+            let vocab_folder = seqhouse_core::join_location(&out_root, "vocab");
+            let mut present: Vec<String> =
+                fixture.list(&vocab_folder).into_iter().map(|f| format!("vocab/{f}")).collect();
+            present.sort();
+            let mut listed: Vec<String> = listed.into_iter().map(str::to_string).collect();
+            listed.sort();
+            assert_eq!(present, listed, "only the new manifest's vocabulary files remain");
+        }
+    }
+}
+
+/// Subsets: the vocabulary is fitted on the first subset and applied, as read from its
+/// output, to the next; a value only the second subset holds is out of vocabulary there.
+pub fn vocabularies_fitted_on_the_first_subset_apply_to_the_rest(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
+    let batch = tagged_events(53);
+    let ts = batch.column_by_name("ts").unwrap().as_any().downcast_ref::<Int64Array>().unwrap().clone();
+    let early = arrow::compute::kernels::cmp::lt_eq(&ts, &Int64Array::new_scalar(40)).unwrap();
+    let train = arrow::compute::filter_record_batch(&batch, &early).unwrap();
+    let late = arrow::compute::not(&early).unwrap();
+    let validation = arrow::compute::filter_record_batch(&batch, &late).unwrap();
+    fixture.put_parquet("vocab_subsets/train", "events.parquet", std::slice::from_ref(&train));
+    let input = fixture.put_parquet("vocab_subsets/validation", "events.parquet", std::slice::from_ref(&validation));
+    let root = input.trim_end_matches("/validation").to_string();
+    let mut spec = SequenceSpec::new(vec!["user".into()], vec!["ts".into()], vec![feature("tag", None)], 4);
+    spec.vocab = vec!["tag:min_count=2".parse().unwrap()];
+    let out_root = fixture.output_location("vocab_subsets_out");
+    let request = SequenceRequest {
+        input: root,
+        output: out_root.clone(),
+        subsets: vec!["train".into(), "validation".into()],
+        spec: spec.clone(),
+        overwrite: false,
+    };
+    let ran = seqhouse_core::run(warehouse, &request, &NoProgress);
+    if warehouse.name() != "local" {
+        let message = ran.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("vocab") && message.contains("local"), "{message}");
+        return;
+    }
+    ran.unwrap();
+    let read =
+        |subset: &str| fixture.read_output(&seqhouse_core::join_location(&out_root, &format!("{subset}_sequenced_4")));
+    let (train_out, validation_out) = (read("train"), read("validation"));
+    assert_eq!(train_out.vocab_files, validation_out.vocab_files, "the validation output carries train's vocabulary");
+    assert_eq!(validation_out.manifest.vocabularies[0].fitted_on.as_deref(), Some("train"));
+    // The reference fits on train alone: train's ids, and validation's under train's vocabulary.
+    let ids: std::collections::BTreeMap<Value, i64> =
+        vocab_rows(&train_out, "tag").into_iter().map(|(value, id, _)| (value, id)).collect();
+    let mut raw = spec.clone();
+    raw.vocab.clear();
+    let want = reference::sequence(&raw, std::slice::from_ref(&validation)).unwrap();
+    let encode = |rows: Vec<Row>| -> Vec<Row> {
+        rows.into_iter()
+            .map(|mut row| {
+                let real = row.sequence_length as usize;
+                for (p, value) in row.features[0].iter_mut().enumerate() {
+                    let real_position = match spec.padding {
+                        Padding::Post => p < real,
+                        Padding::Pre => p >= 4 - real,
+                    };
+                    let id = match (real_position, value.as_ref()) {
+                        (false, _) => 0,
+                        (true, None) => 1,
+                        (true, Some(v)) => ids.get(v).copied().unwrap_or(2),
+                    };
+                    *value = Some(Value::Int(id));
+                }
+                row
+            })
+            .collect()
+    };
+    let got = reference::rows_of(&spec, &validation_out.batches);
+    assert_eq!(sorted(got.clone()), sorted(encode(want)));
+    assert!(
+        got.iter().flat_map(|r| r.features[0].iter().flatten()).any(|v| *v == Value::Int(2)),
+        "late tags are unseen"
+    );
+    let want_train = reference::sequence(&spec, std::slice::from_ref(&train)).unwrap();
+    assert_eq!(sorted(reference::rows_of(&spec, &train_out.batches)), sorted(want_train));
 }

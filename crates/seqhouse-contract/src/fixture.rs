@@ -16,6 +16,8 @@ pub struct Output {
     pub batches: Vec<RecordBatch>,
     /// Names of all entries in the output folder.
     pub entries: Vec<String>,
+    /// The bytes of each vocabulary file the manifest lists, in its order.
+    pub vocab_files: Vec<Vec<u8>>,
 }
 
 /// The storage an adapter reads and writes, seen from the tests.
@@ -103,6 +105,7 @@ impl Fixture for LocalFixture {
                 .unwrap();
             batches.extend(reader.map(|b| b.unwrap()));
         }
-        Output { manifest, batches, entries: self.list(location) }
+        let vocab_files = manifest.vocabularies.iter().map(|v| std::fs::read(dir.join(&v.path)).unwrap()).collect();
+        Output { manifest, batches, entries: self.list(location), vocab_files }
     }
 }

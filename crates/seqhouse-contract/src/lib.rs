@@ -61,6 +61,8 @@ macro_rules! contract_tests {
             filters_and_time_deltas_match_the_reference,
             bad_time_delta_is_named,
             sessions_match_the_reference_or_are_refused,
+            vocabularies_match_the_reference_or_are_refused,
+            vocabularies_fitted_on_the_first_subset_apply_to_the_rest,
             manifest_describes_the_job,
             same_input_same_output,
             explain_does_nothing,

@@ -207,7 +207,10 @@ pub fn sequence_outputs(spec: &SequenceSpec, batches: &[RecordBatch]) -> Result<
         .features
         .iter()
         .zip(&features)
-        .map(|(f, (t, _))| f.pad.as_deref().map(|p| parse_simple(p, t)).unwrap_or_else(|| zero(t)))
+        .map(|(f, (t, _))| match spec.vocab_of(&f.name) {
+            Some(_) => Value::Int(0),
+            None => f.pad.as_deref().map(|p| parse_simple(p, t)).unwrap_or_else(|| zero(t)),
+        })
         .collect();
     let fills: Vec<Option<Value>> = spec
         .features
@@ -221,6 +224,16 @@ pub fn sequence_outputs(spec: &SequenceSpec, batches: &[RecordBatch]) -> Result<
     };
 
     let mut out: Vec<OutputRows> = names.iter().map(|n| (n.clone(), Vec::new())).collect();
+    // Each entity's events after the filters, with its feature values, splits and sessions.
+    struct Prepared {
+        entity_key: Vec<Value>,
+        events: Vec<usize>,
+        sessions: Vec<(usize, usize)>,
+        values_at: Vec<Vec<Option<Value>>>,
+        owner: Vec<usize>,
+        fold: Option<i32>,
+    }
+    let mut prepared: Vec<Prepared> = Vec::new();
     let mut i = 0;
     while i < kept.len() {
         let mut j = i;
@@ -290,9 +303,40 @@ pub fn sequence_outputs(spec: &SequenceSpec, batches: &[RecordBatch]) -> Result<
                     .collect(),
             })
             .collect();
-        let events = &events[..];
         // Each event's split, and the entity's fold.
-        let (owner, fold) = owners(spec, &entity_key, events, &order[0], &first_order_type);
+        let (owner, fold) = owners(spec, &entity_key, &events, &order[0], &first_order_type);
+        prepared.push(Prepared { entity_key, events, sessions, values_at, owner, fold });
+    }
+    // Vocabularies: counted over the first split's events of every entity, then ids by
+    // descending count, ties by ascending value; 1 for null, 2 for the rest.
+    for vocab in &spec.vocab {
+        let f = spec.features.iter().position(|x| x.name == vocab.name).unwrap();
+        let mut counts: std::collections::BTreeMap<Value, u64> = Default::default();
+        for entity in &prepared {
+            for (p, value) in entity.values_at[f].iter().enumerate() {
+                if let (0, Some(value)) = (entity.owner[p], value) {
+                    *counts.entry(value.clone()).or_default() += 1;
+                }
+            }
+        }
+        let mut ranked: Vec<(Value, u64)> =
+            counts.into_iter().filter(|(_, c)| *c >= vocab.min_count.unwrap_or(1)).collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked.truncate(vocab.max_size.unwrap_or(u64::MAX) as usize);
+        let ids: std::collections::BTreeMap<Value, i64> =
+            ranked.into_iter().enumerate().map(|(k, (v, _))| (v, k as i64 + 3)).collect();
+        for entity in &mut prepared {
+            for value in &mut entity.values_at[f] {
+                let id = match value {
+                    None => 1,
+                    Some(v) => ids.get(v).copied().unwrap_or(2),
+                };
+                *value = Some(Value::Int(id));
+            }
+        }
+    }
+    for Prepared { entity_key, events, sessions, values_at, owner, fold } in prepared {
+        let events = &events[..];
         for (session, &(from, to)) in sessions.iter().enumerate() {
             for (split, (_, rows_out)) in out.iter_mut().enumerate() {
                 let targets: Vec<usize> = (from..to).filter(|&p| owner[p] == split).collect();

@@ -137,7 +137,8 @@ impl Fixture for S3Fixture {
             let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().build().unwrap();
             batches.extend(reader.map(|b| b.unwrap()));
         }
-        Output { manifest, batches, entries: self.list(location) }
+        let vocab_files = manifest.vocabularies.iter().map(|v| self.get(&format!("{location}/{}", v.path))).collect();
+        Output { manifest, batches, entries: self.list(location), vocab_files }
     }
 }
 

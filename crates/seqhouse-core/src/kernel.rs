@@ -228,6 +228,9 @@ pub struct Sequencer {
     order: Vec<u32>,
     /// Per output (one per split, or one), its windows in output order.
     windows: Vec<Vec<Window>>,
+    /// When features are encoded (`--vocab`): the positions, in sorted order, of the events
+    /// of the first split (of every event when unsplit), which vocabularies are fitted on.
+    fit_ranges: Vec<std::ops::Range<usize>>,
     stats: SequenceStats,
 }
 
@@ -390,12 +393,23 @@ impl Sequencer {
         let mut splits = cutter.counts();
         let mut below_min = 0u64;
         let mut scratch = Scratch::default();
+        let fits_vocab = !spec.vocab.is_empty();
+        let mut fit_ranges: Vec<std::ops::Range<usize>> = Vec::new();
         for (e, run) in entity_starts.windows(2).enumerate() {
             // Without sessions, the entity is one session: no bounds to allocate per entity.
             let whole = [0, run[1] - run[0]];
             let bounds: &[usize] = sessions.get(e).map_or(&whole, Vec::as_slice);
             let rows = &order[run[0]..run[1]];
             below_min += cutter.cut(rows, run[0], bounds, &mut windows, &mut splits, &mut scratch);
+            if fits_vocab {
+                let first_split = &scratch.targets[0];
+                let (start, end) = (run[0] + first_split.start, run[0] + first_split.end);
+                match fit_ranges.last_mut() {
+                    Some(last) if last.end == start => last.end = end,
+                    _ if start < end => fit_ranges.push(start..end),
+                    _ => {}
+                }
+            }
         }
 
         tracing::trace!(
@@ -421,7 +435,46 @@ impl Sequencer {
             feature_nulls,
             splits,
         };
-        Ok(Sequencer { resolved: resolved.clone(), entities, sorted_features, order, windows, stats })
+        Ok(Sequencer { resolved: resolved.clone(), entities, sorted_features, order, windows, fit_ranges, stats })
+    }
+
+    /// Counts, into `counts` (one per `--vocab`, in its order), the values of the events
+    /// vocabularies are fitted on: those of the first split, or every event when unsplit.
+    pub fn count_values(&self, counts: &mut [crate::vocab::ValueCounts]) -> Result<()> {
+        let spec = &self.resolved.spec;
+        let total = self.order.len();
+        let keep = match self.fit_ranges.as_slice() {
+            [only] if only.start == 0 && only.end == total => None,
+            ranges => {
+                let mut keep = vec![false; total];
+                ranges.iter().for_each(|range| keep[range.clone()].fill(true));
+                Some(BooleanArray::from(keep))
+            }
+        };
+        counts.par_iter_mut().zip(&spec.vocab).try_for_each(|(counts, vocab)| {
+            let f = spec.features.iter().position(|f| f.name == vocab.name).expect("validated");
+            let values = &self.sorted_features[f];
+            match &keep {
+                None => counts.add(values),
+                Some(keep) => counts.add(&arrow::compute::filter(values, keep).map_err(Error::internal)?),
+            }
+        })
+    }
+
+    /// Replaces each encoded feature's values by their ids in `vocabularies` (one per
+    /// `--vocab`, in its order). Call once, before building any window.
+    pub fn encode(&mut self, vocabularies: &[crate::vocab::Vocabulary]) -> Result<()> {
+        let spec = &self.resolved.spec;
+        let encoded = (spec.vocab.par_iter().zip(vocabularies))
+            .map(|(vocab, vocabulary)| {
+                let f = spec.features.iter().position(|f| f.name == vocab.name).expect("validated");
+                Ok((f, vocabulary.encode(&self.sorted_features[f])?))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for (f, ids) in encoded {
+            self.sorted_features[f] = ids;
+        }
+        Ok(())
     }
 
     /// Number of output rows (kept windows) of every output together.

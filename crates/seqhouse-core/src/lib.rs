@@ -14,6 +14,7 @@ pub mod resolve;
 pub mod setting;
 pub mod spec;
 pub mod split;
+pub mod vocab;
 
 pub use error::{Error, Result};
 pub use kernel::{
@@ -29,7 +30,7 @@ pub use port::{
 };
 pub use resolve::ResolvedSpec;
 pub use setting::{Setting, SettingNames, SettingValue, name_settings};
-pub use spec::{FeatureSpec, FillNull, GapUnit, Mode, NullKeyPolicy, Padding, SequenceSpec, TimeDelta};
+pub use spec::{FeatureSpec, FillNull, GapUnit, Mode, NullKeyPolicy, Padding, SequenceSpec, TimeDelta, VocabSpec};
 
 /// The version written into manifests.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -80,6 +80,33 @@ pub struct Manifest {
     /// For one split of a split job: which split this output is, and the run it came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split: Option<SplitOutput>,
+    /// The vocabularies that encoded its features (`--vocab`), each a file inside the output.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vocabularies: Vec<VocabularyFile>,
+}
+
+/// One vocabulary file of an output (see [`crate::vocab`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VocabularyFile {
+    /// The feature it encodes.
+    pub feature: String,
+    /// Its path inside the output folder (`vocab/NAME.parquet`).
+    pub path: String,
+    /// The SHA-256 of the file, in hex: a reader checks the file is the one this output used.
+    pub sha256: String,
+    /// How many values have their own id (ids 3 to 2 + values).
+    pub values: u64,
+    /// The split or subset it was fitted on; `None` when it was read from a folder that does
+    /// not say (`--vocab-from` a folder of bare vocabulary files).
+    pub fitted_on: Option<String>,
+}
+
+impl VocabularyFile {
+    /// The hex SHA-256 of `bytes`.
+    pub fn digest(bytes: &[u8]) -> String {
+        use sha2::Digest;
+        sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 /// Which split of a split job an output holds.
@@ -147,6 +174,7 @@ impl Manifest {
             columns,
             counts,
             split: None,
+            vocabularies: Vec::new(),
         }
     }
 }

@@ -61,9 +61,14 @@ impl SequenceRequest {
             }]);
         }
         let mut seen = std::collections::HashSet::new();
+        // Vocabularies are fitted on the first subset only and applied to the others from its
+        // output, so validation and test never shape them.
+        let fitted_by_first = (!self.spec.vocab.is_empty() && self.spec.vocab_from.is_none())
+            .then(|| join_location(&self.output, &sequenced_folder(&self.subsets[0], self.spec.sequence_length)));
         self.subsets
             .iter()
-            .map(|subset| {
+            .enumerate()
+            .map(|(i, subset)| {
                 let valid = !subset.is_empty()
                     && subset != "."
                     && subset != ".."
@@ -80,6 +85,12 @@ impl SequenceRequest {
                 if !seen.insert(subset) {
                     return Err(Error::setting(Setting::Subsets, format!("names '{subset}' twice")));
                 }
+                let mut spec = self.spec.clone();
+                if i > 0 && fitted_by_first.is_some() {
+                    // Applied as fitted: how it was fitted is the first subset's to record.
+                    spec.vocab_from = fitted_by_first.clone();
+                    spec.vocab.iter_mut().for_each(|vocab| (vocab.min_count, vocab.max_size) = (None, None));
+                }
                 Ok(SequenceJob {
                     input: join_location(&self.input, subset),
                     output: join_location(
@@ -87,7 +98,7 @@ impl SequenceRequest {
                         &sequenced_folder(subset, self.spec.sequence_length),
                     ),
                     subset: Some(subset.clone()),
-                    spec: self.spec.clone(),
+                    spec,
                     overwrite: self.overwrite,
                 })
             })

@@ -185,9 +185,25 @@ impl ResolvedSpec {
         let gaps = (spec.features.iter())
             .map(|f| spec.time_delta(&f.name).map(|delta| Gap::of(delta, schema)).transpose())
             .collect::<Result<Vec<_>>>()?;
-        let feature_types: Vec<DataType> = (feature_idx.iter().zip(&gaps))
-            .map(|(&idx, gap)| match gap {
+        for vocab in &spec.vocab {
+            let f = spec.features.iter().position(|f| f.name == vocab.name).expect("validated");
+            let data_type = input_schema.field(feature_idx[f]).data_type();
+            if !crate::vocab::is_encodable(data_type) {
+                return Err(Error::UnsupportedType {
+                    column: vocab.name.clone(),
+                    message: format!(
+                        "is {data_type}, and {} encodes booleans, integers, strings, dates and timestamps, not floats (equal-looking floats often differ); drop {} or cast the column upstream",
+                        Setting::Vocab,
+                        Setting::Vocab.with(vocab)
+                    ),
+                });
+            }
+        }
+        // What the kernel writes per feature: gaps and vocabulary ids are int64.
+        let feature_types: Vec<DataType> = (spec.features.iter().zip(feature_idx.iter().zip(&gaps)))
+            .map(|(feature, (&idx, gap))| match gap {
                 Some(_) => Gap::DATA_TYPE,
+                None if spec.vocab_of(&feature.name).is_some() => DataType::Int64,
                 None => input_schema.field(idx).data_type().clone(),
             })
             .collect();

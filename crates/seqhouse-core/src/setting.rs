@@ -63,6 +63,10 @@ pub enum Setting {
     SessionGap,
     /// The shortest session kept.
     MinSessionLength,
+    /// Features encoded as vocabulary ids.
+    Vocab,
+    /// Vocabularies applied instead of fitted.
+    VocabFrom,
     /// Replacements for nulls in features.
     FillNull,
     /// What to do with null keys.
@@ -141,6 +145,8 @@ impl Setting {
         Setting::TimeDelta,
         Setting::SessionGap,
         Setting::MinSessionLength,
+        Setting::Vocab,
+        Setting::VocabFrom,
         Setting::FillNull,
         Setting::OnNullKey,
         Setting::Overwrite,
@@ -194,6 +200,8 @@ impl Setting {
             Setting::TimeDelta => "time_delta",
             Setting::SessionGap => "session_gap",
             Setting::MinSessionLength => "min_session_length",
+            Setting::Vocab => "vocab",
+            Setting::VocabFrom => "vocab_from",
             Setting::FillNull => "fill_null",
             Setting::OnNullKey => "on_null_key",
             Setting::Overwrite => "overwrite",

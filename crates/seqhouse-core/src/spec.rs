@@ -166,6 +166,71 @@ impl FromStr for TimeDelta {
     }
 }
 
+/// A feature encoded as vocabulary ids (`--vocab NAME[:min_count=K][:max_size=M]`): see
+/// [`crate::vocab`] for the ids and how a vocabulary is fitted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VocabSpec {
+    /// The feature (one of the spec's `features`).
+    pub name: String,
+    /// Values seen fewer times than this in the fitting events get the out-of-vocabulary id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_count: Option<u64>,
+    /// At most this many values get their own id (the most frequent ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u64>,
+}
+
+impl FromStr for VocabSpec {
+    type Err = Error;
+    /// Parses `NAME`, `NAME:min_count=K`, `NAME:max_size=M` or both, in either order.
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |why: String| {
+            Error::setting(
+                Setting::Vocab,
+                format!("'{s}' {why}; expected NAME[:min_count=K][:max_size=M], e.g. item_id:min_count=5"),
+            )
+        };
+        let mut parts = s.split(':');
+        let name = parts.next().unwrap_or_default().trim();
+        if name.is_empty() {
+            return Err(bad("has no feature name".to_string()));
+        }
+        let mut vocab = VocabSpec { name: name.to_string(), min_count: None, max_size: None };
+        for part in parts {
+            let (key, value) =
+                part.split_once('=').ok_or_else(|| bad(format!("has '{part}', which is not KEY=VALUE")))?;
+            let value: u64 = value
+                .trim()
+                .parse()
+                .ok()
+                .filter(|v| *v >= 1)
+                .ok_or_else(|| bad(format!("gives {key} '{value}', which is not a whole number of at least 1")))?;
+            let slot = match key.trim() {
+                "min_count" => &mut vocab.min_count,
+                "max_size" => &mut vocab.max_size,
+                other => return Err(bad(format!("has the unknown key '{other}'"))),
+            };
+            if slot.replace(value).is_some() {
+                return Err(bad(format!("gives {key} twice")));
+            }
+        }
+        Ok(vocab)
+    }
+}
+
+impl fmt::Display for VocabSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)?;
+        if let Some(k) = self.min_count {
+            write!(f, ":min_count={k}")?;
+        }
+        if let Some(m) = self.max_size {
+            write!(f, ":max_size={m}")?;
+        }
+        Ok(())
+    }
+}
+
 /// One feature column to sequence, with its pad value as text (parsed against the column's type).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FeatureSpec {
@@ -273,6 +338,14 @@ pub struct SequenceSpec {
     /// Drop sessions with fewer events than this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_session_length: Option<usize>,
+    /// Features whose values are replaced by vocabulary ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vocab: Vec<VocabSpec>,
+    /// Where existing vocabularies are read from (an output folder, or a folder of vocabulary
+    /// files), to apply instead of fitting. Not part of the manifest's spec: where a folder is
+    /// depends on the machine, and the manifest names each vocabulary by its digest instead.
+    #[serde(skip)]
+    pub vocab_from: Option<String>,
 }
 
 impl SequenceSpec {
@@ -296,6 +369,8 @@ impl SequenceSpec {
             time_deltas: Vec::new(),
             session_gap: None,
             min_session_length: None,
+            vocab: Vec::new(),
+            vocab_from: None,
         }
     }
 
@@ -457,6 +532,7 @@ impl SequenceSpec {
                 ));
             }
         }
+        self.validate_vocab()?;
         if self.min_session_length.is_some() && self.session_gap.is_none() {
             return Err(Error::setting(
                 Setting::MinSessionLength,
@@ -480,6 +556,67 @@ impl SequenceSpec {
             ));
         }
         Ok(())
+    }
+
+    /// Checks `vocab` and `vocab_from` against the features, their pads and fills.
+    fn validate_vocab(&self) -> Result<()> {
+        ensure_unique(Setting::Vocab, self.vocab.iter().map(|v| &v.name))?;
+        for vocab in &self.vocab {
+            let name = &vocab.name;
+            let Some(feature) = self.features.iter().find(|f| &f.name == name) else {
+                return Err(Error::setting(
+                    Setting::Vocab,
+                    format!("'{name}' is not a {}; only features are encoded", Setting::Feature),
+                ));
+            };
+            if self.time_delta(name).is_some() {
+                return Err(Error::setting(
+                    Setting::Vocab,
+                    format!("'{name}' is a {}, a number of time units; encode its column instead", Setting::TimeDelta),
+                ));
+            }
+            if let Some(pad) = feature.pad.as_deref().filter(|pad| pad.trim() != "0") {
+                return Err(Error::setting(
+                    Setting::Feature,
+                    format!(
+                        "gives '{name}' the pad {pad}, but it is a {} feature, whose pad is the id 0; write {} or drop the pad",
+                        Setting::Vocab,
+                        Setting::Feature.with(name)
+                    ),
+                ));
+            }
+            if self.fill_null.iter().any(|f| &f.column == name) {
+                return Err(Error::setting(
+                    Setting::FillNull,
+                    format!(
+                        "names '{name}', a {} feature: its nulls get their own id (1); drop the fill",
+                        Setting::Vocab
+                    ),
+                ));
+            }
+            if self.vocab_from.is_some() && (vocab.min_count.is_some() || vocab.max_size.is_some()) {
+                return Err(Error::setting(
+                    Setting::Vocab,
+                    format!(
+                        "'{vocab}' sets min_count or max_size, which were fixed when the vocabulary in {} was fitted; write {} alone",
+                        Setting::VocabFrom,
+                        Setting::Vocab.with(name)
+                    ),
+                ));
+            }
+        }
+        if self.vocab_from.is_some() && self.vocab.is_empty() {
+            return Err(Error::setting(
+                Setting::VocabFrom,
+                format!("applies the vocabularies of the features named by {}; pass it too", Setting::Vocab),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The vocabulary of feature `name`, if it is encoded.
+    pub fn vocab_of(&self, name: &str) -> Option<&VocabSpec> {
+        self.vocab.iter().find(|v| v.name == name)
     }
 
     /// The time delta that derives feature `name`, if it is one.
@@ -523,6 +660,13 @@ impl SequenceSpec {
             let unit = delta.unit.map(|u| format!(":{u}")).unwrap_or_default();
             let option = Setting::TimeDelta.with(format!("{}={}{unit}", delta.name, delta.column));
             steps.push(format!("add the gaps in '{}' as feature '{}' ({option})", delta.column, delta.name));
+        }
+        for vocab in &self.vocab {
+            let source = match &self.vocab_from {
+                Some(from) => format!("read from {from} ({})", Setting::VocabFrom.with(from)),
+                None => "fitted on the first split or subset".to_string(),
+            };
+            steps.push(format!("encode '{}' as vocabulary ids, {source} ({})", vocab.name, Setting::Vocab.with(vocab)));
         }
         steps
     }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use seqhouse_core::manifest::OutputColumn;
+use seqhouse_core::vocab::{ValueCounts, Vocabulary};
 use seqhouse_core::{
     Capabilities, Error, Explanation, JobReport, Progress, ResolvedSpec, Result, SequenceJob, SequenceStats, Sequencer,
     Setting, Step, Warehouse,
@@ -220,6 +221,39 @@ impl LocalWarehouse {
         self.config.memory_limit.unwrap_or_else(default_memory_limit)
     }
 
+    /// The vocabularies of `resolved`'s `--vocab` features, in its order: read from
+    /// `--vocab-from`, else fitted on the values `count` counts (the first split's events),
+    /// and recorded as fitted on that split, or on `subset`.
+    fn vocabularies(
+        &self,
+        resolved: &ResolvedSpec,
+        subset: Option<&str>,
+        count: &mut dyn FnMut(&mut [ValueCounts]) -> Result<()>,
+    ) -> Result<Vec<Vocabulary>> {
+        let spec = &resolved.spec;
+        if spec.vocab.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Some(from) = &spec.vocab_from {
+            return seqhouse_storage::vocab::read_from(&self.storage, from, resolved);
+        }
+        let mut counts = (spec.vocab.iter())
+            .map(|vocab| {
+                let f = spec.features.iter().position(|f| f.name == vocab.name).expect("validated");
+                ValueCounts::new(resolved.input_schema.field(resolved.feature_idx[f]).data_type())
+            })
+            .collect::<Result<Vec<_>>>()?;
+        count(&mut counts)?;
+        let fitted_on = spec.output_names()[0].or(subset).map(str::to_string);
+        (counts.into_iter().zip(&spec.vocab))
+            .map(|(counts, vocab)| {
+                let mut vocabulary = counts.fit(vocab)?;
+                vocabulary.fitted_on = fitted_on.clone();
+                Ok(vocabulary)
+            })
+            .collect()
+    }
+
     fn check_cancelled(&self) -> Result<()> {
         if self.cancel.load(Ordering::SeqCst) {
             return Err(Error::Interrupted("the job was cancelled; nothing was published".to_string()));
@@ -241,7 +275,9 @@ impl LocalWarehouse {
         let on_rows = |rows| progress.advance(rows);
         // Begins a target per output (only once the input is known good) and writes into them,
         // or removes what was written when that fails.
-        let write = |locks: Vec<OutputLock>, fill: &mut dyn FnMut(&mut PartSinks) -> Result<SequenceStats>| {
+        let write = |locks: Vec<OutputLock>,
+                     vocabularies: &[Vocabulary],
+                     fill: &mut dyn FnMut(&mut PartSinks) -> Result<SequenceStats>| {
             let targets = publish::begin_outputs(storage, &input, &outputs, job.overwrite, locks)?;
             let written = (|| {
                 failpoint::hit("local.writing")?;
@@ -254,7 +290,12 @@ impl LocalWarehouse {
                 let mut sinks = PartSinks(sinks);
                 let stats = fill(&mut sinks)?;
                 let parts = sinks.0.into_iter().map(PartSink::finish).collect::<Result<Vec<_>>>()?;
-                Ok((parts, stats))
+                // Every output carries the vocabularies it was encoded with, so each can be
+                // read (or applied at inference) on its own.
+                let files = (targets.iter())
+                    .map(|target| seqhouse_storage::vocab::write_into(storage, target, vocabularies))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok((parts.into_iter().zip(files).collect::<Vec<_>>(), stats))
             })();
             match written {
                 Ok((parts, stats)) => Ok((targets, parts, stats)),
@@ -272,11 +313,14 @@ impl LocalWarehouse {
             let read_done = started.elapsed();
             progress.stage("sequence", 0);
             self.check_cancelled()?;
-            let sequencer = Sequencer::prepare(&resolved, decoded.batches, &batch_sources)?;
+            let mut sequencer = Sequencer::prepare(&resolved, decoded.batches, &batch_sources)?;
+            let vocabularies =
+                self.vocabularies(&resolved, job.subset.as_deref(), &mut |counts| sequencer.count_values(counts))?;
+            sequencer.encode(&vocabularies)?;
             let sequence_done = started.elapsed();
             self.check_cancelled()?;
             progress.stage("write", sequencer.num_windows() as u64);
-            let (targets, parts, stats) = write(locks, &mut |sinks| {
+            let (targets, parts, stats) = write(locks, &vocabularies, &mut |sinks| {
                 ranges::WindowSink::push(sinks, &sequencer)?;
                 Ok(sequencer.stats().clone())
             })?;
@@ -293,20 +337,25 @@ impl LocalWarehouse {
             let split_done = started.elapsed();
             self.check_cancelled()?;
             let input_files = split.files.clone();
+            let cancelled = || self.check_cancelled();
+            let vocabularies = self.vocabularies(&resolved, job.subset.as_deref(), &mut |counts| {
+                split.count_values(&resolved, counts, &cancelled)
+            })?;
             progress.stage("sequence and write", 0);
             let mut split = Some(split);
-            let (targets, parts, stats) = write(locks, &mut |sinks| {
-                split.take().expect("sequenced once").sequence(&resolved, sinks, &|| self.check_cancelled())
+            let (targets, parts, stats) = write(locks, &vocabularies, &mut |sinks| {
+                split.take().expect("sequenced once").sequence(&resolved, &vocabularies, sinks, &cancelled)
             })?;
             tracing::debug!(split = ?split_done, sequence_and_write = ?(started.elapsed() - split_done), "phases");
             (targets, parts, stats, input_files)
         };
 
         let written = (targets.into_iter().zip(parts).enumerate())
-            .map(|(i, (target, parts))| WrittenOutput {
+            .map(|(i, (target, (parts, vocabularies)))| WrittenOutput {
                 target,
                 parts,
                 columns: OutputColumn::of_schema(&resolved.output_schemas[i]),
+                vocabularies,
             })
             .collect();
         let publication = Publication { engine: self.name(), job, input: &input, input_files, stats };

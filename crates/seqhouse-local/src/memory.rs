@@ -12,6 +12,7 @@ use arrow::datatypes::{Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use rayon::prelude::*;
 
+use seqhouse_core::vocab::Vocabulary;
 use seqhouse_core::{Error, NoProgress, ResolvedSpec, Result, SequenceJob, SequenceStats, Sequencer};
 use seqhouse_storage::input::{self, InputSize};
 
@@ -25,6 +26,8 @@ pub struct Windows {
     pub outputs: Vec<OutputBatches>,
     /// What the job counted (per split in `splits`), as a manifest would record it.
     pub stats: SequenceStats,
+    /// The vocabularies that encoded the `--vocab` features, in its order.
+    pub vocabularies: Vec<Vocabulary>,
 }
 
 /// One output's windows: batches of at most [`PartLayout`]'s row-group size, in output order.
@@ -136,18 +139,23 @@ impl LocalWarehouse {
 
     /// A job in one piece.
     fn windows(&self, resolved: &ResolvedSpec, batches: Vec<RecordBatch>, sources: &[&str]) -> Result<Windows> {
-        let sequencer = Sequencer::prepare(resolved, batches, sources)?;
+        let mut sequencer = Sequencer::prepare(resolved, batches, sources)?;
         self.check_cancelled()?;
+        let vocabularies = self.vocabularies(resolved, None, &mut |counts| sequencer.count_values(counts))?;
+        sequencer.encode(&vocabularies)?;
         let mut sink = MemorySink::new(self, resolved);
         sink.push(&sequencer)?;
-        Ok(sink.into_windows(resolved, sequencer.stats().clone()))
+        Ok(sink.into_windows(resolved, sequencer.stats().clone(), vocabularies))
     }
 
     /// A job split by entity range, a range at a time.
     fn sequence_split(&self, resolved: &ResolvedSpec, split: SplitInput) -> Result<Windows> {
+        let cancelled = || self.check_cancelled();
+        let vocabularies =
+            self.vocabularies(resolved, None, &mut |counts| split.count_values(resolved, counts, &cancelled))?;
         let mut sink = MemorySink::new(self, resolved);
-        let stats = split.sequence(resolved, &mut sink, &|| self.check_cancelled())?;
-        Ok(sink.into_windows(resolved, stats))
+        let stats = split.sequence(resolved, &vocabularies, &mut sink, &cancelled)?;
+        Ok(sink.into_windows(resolved, stats, vocabularies))
     }
 }
 
@@ -165,7 +173,7 @@ impl<'a> MemorySink<'a> {
         MemorySink { warehouse, rows_per_batch: layout.rows_per_row_group.max(1), outputs }
     }
 
-    fn into_windows(self, resolved: &ResolvedSpec, stats: SequenceStats) -> Windows {
+    fn into_windows(self, resolved: &ResolvedSpec, stats: SequenceStats, vocabularies: Vec<Vocabulary>) -> Windows {
         let names = resolved.spec.output_names();
         let outputs = self
             .outputs
@@ -178,7 +186,7 @@ impl<'a> MemorySink<'a> {
                 batches,
             })
             .collect();
-        Windows { outputs, stats }
+        Windows { outputs, stats, vocabularies }
     }
 }
 
@@ -244,17 +252,8 @@ impl StagedInput {
 /// error: it is not one seqhouse published, or not yet.
 pub fn read_published(s3: seqhouse_storage::S3Options, output: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    use seqhouse_core::{MANIFEST_FILE, Manifest};
-
     let storage = seqhouse_storage::Storage::new(s3)?;
-    let location = storage.locate(output)?;
-    let manifest_location = location.child(MANIFEST_FILE);
-    let json = storage.get(&manifest_location).map_err(|_| Error::InputNotFound {
-        location: output.to_string(),
-        hint: format!("no {MANIFEST_FILE} there: it is not a published seqhouse output (or not yet)"),
-    })?;
-    let manifest: Manifest = serde_json::from_slice(&json)
-        .map_err(|e| Error::corrupt_message(&manifest_location.shown, format!("not a seqhouse manifest: {e}")))?;
+    let (location, manifest) = seqhouse_storage::read_manifest(&storage, output)?;
     let mut schema = None;
     let mut batches = Vec::new();
     for part in &manifest.parts {
@@ -267,7 +266,8 @@ pub fn read_published(s3: seqhouse_storage::S3Options, output: &str) -> Result<(
             batches.push(batch.map_err(|e| Error::corrupt(&part_location.shown, e))?);
         }
     }
-    let schema =
-        schema.ok_or_else(|| Error::corrupt_message(&manifest_location.shown, "the manifest lists no parts"))?;
+    let schema = schema.ok_or_else(|| {
+        Error::corrupt_message(&location.child(seqhouse_core::MANIFEST_FILE).shown, "the manifest lists no parts")
+    })?;
     Ok((schema, batches))
 }

@@ -38,6 +38,7 @@ use rayon::prelude::*;
 use seqhouse_core::kernel::rows_without_nulls;
 use seqhouse_core::manifest::InputFile;
 use seqhouse_core::partition::EntityRanges;
+use seqhouse_core::vocab::{ValueCounts, Vocabulary};
 use seqhouse_core::{
     BatchNulls, Error, NullKeyCounts, NullKeyPolicy, NullKeys, Progress, ResolvedSpec, Result, SequenceStats,
     Sequencer, Setting,
@@ -178,6 +179,21 @@ impl RangeWriter {
 }
 
 impl HeldRange {
+    /// The range's rows, leaving them held (for a pass that counts before the one that
+    /// sequences).
+    fn read(&self) -> Result<Vec<RecordBatch>> {
+        match self {
+            HeldRange::Taken(batches) => Ok(batches.clone()),
+            HeldRange::Rows { input, pieces } => pieces.par_iter().map(|(b, piece)| piece.take(&input[*b])).collect(),
+            HeldRange::Disk(path) => {
+                let file = File::open(path).map_err(|e| spill_error("cannot open", path, e))?;
+                let reader = StreamReader::try_new(BufReader::with_capacity(1 << 20, file), None)
+                    .map_err(|e| spill_error("cannot read", path, e))?;
+                reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| spill_error("cannot read", path, e))
+            }
+        }
+    }
+
     fn take(self) -> Result<Vec<RecordBatch>> {
         match self {
             HeldRange::Taken(batches) => Ok(batches),
@@ -369,14 +385,34 @@ fn input_stats(counts: NullKeyCounts) -> SequenceStats {
 }
 
 impl SplitInput {
-    /// Sequences the ranges in order into `sink` (step 3) and returns the job's counts.
-    /// `cancelled` is checked before each range.
+    /// Counts the values vocabularies are fitted on (see [`Sequencer::count_values`]), range
+    /// by range, leaving the ranges held for [`SplitInput::sequence`].
+    pub(crate) fn count_values(
+        &self,
+        resolved: &ResolvedSpec,
+        counts: &mut [ValueCounts],
+        cancelled: &(dyn Fn() -> Result<()> + Sync),
+    ) -> Result<()> {
+        for (r, range) in self.ranges.iter().enumerate() {
+            cancelled()?;
+            let batches = range.read()?;
+            let source = format!("range {r} of the split input");
+            let sources = vec![source.as_str(); batches.len()];
+            Sequencer::prepare(resolved, batches, &sources)?.count_values(counts)?;
+        }
+        Ok(())
+    }
+
+    /// Sequences the ranges in order into `sink` (step 3), each feature of `--vocab` encoded
+    /// by its vocabulary, and returns the job's counts. `cancelled` is checked before each
+    /// range.
     ///
     /// Range `r + 1` is read back and prepared while range `r` is written, so the sort of one
     /// overlaps the encoding of the other (the planner sizes ranges for two at a time).
     pub(crate) fn sequence(
         self,
         resolved: &ResolvedSpec,
+        vocabularies: &[Vocabulary],
         sink: &mut dyn WindowSink,
         cancelled: &(dyn Fn() -> Result<()> + Sync),
     ) -> Result<SequenceStats> {
@@ -386,7 +422,8 @@ impl SplitInput {
             let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
             let source = format!("range {r} of the split input");
             let sources = vec![source.as_str(); batches.len()];
-            let sequencer = Sequencer::prepare(resolved, batches, &sources)?;
+            let mut sequencer = Sequencer::prepare(resolved, batches, &sources)?;
+            sequencer.encode(vocabularies)?;
             tracing::trace!(range = r, rows, windows = sequencer.num_windows(), "range prepared");
             Ok(sequencer)
         };

@@ -281,7 +281,7 @@ impl SparkWarehouse {
             }
         };
         let written = (targets.into_iter().zip(written))
-            .map(|(target, (parts, columns))| WrittenOutput { target, parts, columns })
+            .map(|(target, (parts, columns))| WrittenOutput { target, parts, columns, vocabularies: Vec::new() })
             .collect();
         let input_files = plan.files.iter().map(|f| f.manifest_entry(f.rows().unwrap_or(0))).collect();
         let publication = Publication { engine: "spark", job, input: &input, input_files, stats: counts };

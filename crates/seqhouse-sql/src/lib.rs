@@ -271,9 +271,13 @@ pub fn select_outputs(
 /// Steps a job does not need are left out; [`EventSteps`] names the last ones.
 fn event_steps(resolved: &ResolvedSpec, dialect: Dialect, from: &str) -> Result<EventSteps> {
     let spec = &resolved.spec;
-    if spec.session_gap.is_some() {
+    let local_only = [
+        (spec.session_gap.is_some(), seqhouse_core::Setting::SessionGap),
+        (!spec.vocab.is_empty(), seqhouse_core::Setting::Vocab),
+    ];
+    if let Some((_, setting)) = local_only.into_iter().find(|(asked, _)| *asked) {
         return Err(Error::setting(
-            seqhouse_core::Setting::SessionGap,
+            setting,
             format!("runs on the local engine only for now; use {}", seqhouse_core::Setting::Engine.with("local")),
         ));
     }

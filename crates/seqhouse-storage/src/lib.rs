@@ -9,6 +9,7 @@ pub mod input;
 pub mod lock;
 pub mod publish;
 pub mod storage;
+pub mod vocab;
 
 pub use storage::{Location, S3Options, Storage, storage_error};
 
@@ -25,4 +26,19 @@ pub fn manifest_input_location(input: &Location, output: &Location) -> String {
     let mut parts: Vec<String> = vec!["..".to_string(); from.len() - common];
     parts.extend(to[common..].iter().map(|c| c.as_os_str().to_string_lossy().into_owned()));
     if parts.is_empty() { ".".to_string() } else { parts.join("/") }
+}
+
+/// The manifest of the published output at `output`, with the output's location: what every
+/// reader of an output starts from. A folder without one is not (yet) a published output.
+pub fn read_manifest(storage: &Storage, output: &str) -> seqhouse_core::Result<(Location, seqhouse_core::Manifest)> {
+    use seqhouse_core::{Error, MANIFEST_FILE};
+    let location = storage.locate(output)?;
+    let manifest_location = location.child(MANIFEST_FILE);
+    let json = storage.get(&manifest_location).map_err(|_| Error::InputNotFound {
+        location: output.to_string(),
+        hint: format!("no {MANIFEST_FILE} there: it is not a published seqhouse output (or not yet)"),
+    })?;
+    let manifest = serde_json::from_slice(&json)
+        .map_err(|e| Error::corrupt_message(&manifest_location.shown, format!("not a seqhouse manifest: {e}")))?;
+    Ok((location, manifest))
 }

@@ -25,7 +25,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use seqhouse_core::manifest::{InputFile, OutputColumn, OutputPart, SplitOutput};
+use seqhouse_core::manifest::{InputFile, OutputColumn, OutputPart, SplitOutput, VocabularyFile};
+use seqhouse_core::vocab::VOCAB_FOLDER;
 use seqhouse_core::{
     Error, JobReport, MANIFEST_FILE, Manifest, Result, SequenceJob, SequenceStats, Setting, SplitReport,
     check_window_count,
@@ -59,9 +60,23 @@ pub fn is_part(name: &str) -> bool {
 }
 
 /// Whether seqhouse writes an entry of this name inside an output folder: the manifest, parts,
-/// an object-store lock, an Athena UNLOAD staging prefix.
+/// an object-store lock, an Athena UNLOAD staging prefix, a vocabulary file
+/// (`vocab/NAME.parquet`, as [`output_entries`] lists the vocabulary folder's files).
 pub fn is_own_entry(name: &str) -> bool {
-    name == MANIFEST_FILE || is_part(name) || name == LOCK_OBJECT || name.starts_with(UNLOAD_PREFIX)
+    name == MANIFEST_FILE
+        || is_part(name)
+        || name == LOCK_OBJECT
+        || name.starts_with(UNLOAD_PREFIX)
+        || is_vocab_entry(name)
+}
+
+/// Whether `name` is a vocabulary file inside an output: `vocab/` then a file name (no
+/// further folder, not hidden) ending in `.parquet`.
+fn is_vocab_entry(name: &str) -> bool {
+    name.strip_prefix(VOCAB_FOLDER)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .and_then(|file| file.strip_suffix(".parquet"))
+        .is_some_and(|stem| !stem.is_empty() && !stem.contains(['/', '\\']) && !stem.starts_with('.'))
 }
 
 /// What is at the output location now.
@@ -177,6 +192,8 @@ pub struct WrittenOutput {
     pub parts: Vec<OutputPart>,
     /// The columns its parts hold.
     pub columns: Vec<OutputColumn>,
+    /// The vocabulary files written into it.
+    pub vocabularies: Vec<VocabularyFile>,
 }
 
 /// What the manifests of one job's outputs share.
@@ -232,6 +249,7 @@ pub fn commit_outputs(
             );
             manifest.split =
                 names[i].map(|name| SplitOutput { name: name.to_string(), run: run.clone(), outputs: folders.clone() });
+            manifest.vocabularies = output.vocabularies.clone();
             manifests.push(serde_json::to_vec_pretty(&manifest).map_err(Error::internal)?);
         }
         stopped()?;
@@ -355,6 +373,18 @@ impl Target {
         }
     }
 
+    /// The name of feature `feature`'s vocabulary file: [`seqhouse_core::vocab::vocab_file`],
+    /// with the generation suffix when replacing an object-store output (so the file the
+    /// trusted manifest lists is never overwritten before the new manifest replaces it).
+    pub fn vocab_name(&self, feature: &str) -> String {
+        match &self.kind {
+            Kind::Direct { generation, .. } if !generation.is_empty() => {
+                format!("{VOCAB_FOLDER}/{feature}{generation}.parquet")
+            }
+            _ => seqhouse_core::vocab::vocab_file(feature),
+        }
+    }
+
     /// Records part `name` as this run's before it is written: a failed upload may still
     /// leave an object, and a failed run removes what it wrote.
     fn record(&self, name: &str) {
@@ -451,10 +481,11 @@ impl Target {
                 // tidies up, and cannot unpublish it.
                 let _ = failpoint::hit("publish.object.committed");
                 let keep: HashSet<&String> = written.iter().collect();
-                match storage.children(&location) {
+                match output_entries(storage, &location) {
                     Ok(names) => {
-                        let stale: Vec<String> =
-                            names.into_iter().filter(|n| is_part(n) && !keep.contains(n)).collect();
+                        let stale: Vec<String> = (names.into_iter())
+                            .filter(|n| (is_part(n) || is_vocab_entry(n)) && !keep.contains(n))
+                            .collect();
                         remove_parts(storage, &location, &stale);
                     }
                     Err(e) => tracing::warn!(error = %e, "could not list the replaced output's parts to remove them"),
@@ -639,19 +670,25 @@ impl Staging {
     /// Makes the staged files durable, then puts the folder in the output's place, replacing
     /// a previous output only when `overwrite` is set.
     fn publish(mut self, output: &Path, overwrite: bool) -> Result<()> {
-        for entry in std::fs::read_dir(&self.dir).map_err(|e| Error::storage("cannot list", self.dir.display(), e))? {
-            let path = entry.map_err(|e| Error::storage("cannot list", self.dir.display(), e))?.path();
-            File::open(&path)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| Error::storage("cannot sync", path.display(), e))?;
+        // The vocabulary folder's files first, then it, then the output's own entries (the
+        // vocabulary folder among them).
+        let vocab = self.dir.join(VOCAB_FOLDER);
+        let folders: &[&Path] = if vocab.is_dir() { &[&vocab, &self.dir] } else { &[&self.dir] };
+        for folder in folders {
+            for entry in std::fs::read_dir(folder).map_err(|e| Error::storage("cannot list", folder.display(), e))? {
+                let path = entry.map_err(|e| Error::storage("cannot list", folder.display(), e))?.path();
+                File::open(&path)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| Error::storage("cannot sync", path.display(), e))?;
+            }
+            // The folder's entries too: synced files are durable, but their names in the folder
+            // are the folder's own data, and after a crash the published folder could lack some.
+            File::open(folder)
+                .and_then(|dir| dir.sync_all())
+                .map_err(|e| Error::storage("cannot sync", folder.display(), e))?;
         }
-        // The folder's entries too: synced files are durable, but their names in the folder
-        // are the folder's own data, and after a crash the published folder could lack some.
-        File::open(&self.dir)
-            .and_then(|dir| dir.sync_all())
-            .map_err(|e| Error::storage("cannot sync", self.dir.display(), e))?;
         // Checked again at the last moment: something may have been put into the output since.
-        check_output(&output.display().to_string(), &local_children(output)?, overwrite)?;
+        check_output(&output.display().to_string(), &local_entries(output)?, overwrite)?;
         failpoint::hit("publish.local.staged")?;
         let exists = match std::fs::symlink_metadata(output) {
             Ok(_) => true,
@@ -751,11 +788,37 @@ fn split_output(output: &Path) -> Result<(PathBuf, String)> {
 }
 
 /// The names inside an output folder, local or on a store, sorted; empty if it does not exist.
+///
+/// The vocabulary folder is listed by its files (`vocab/NAME.parquet`), so that a folder of
+/// that name holding anything else is not taken for seqhouse's.
 pub fn output_entries(storage: &Storage, output: &Location) -> Result<Vec<String>> {
     match &output.local {
-        Some(path) => local_children(path),
-        None => storage.children(output),
+        Some(path) => local_entries(path),
+        None => with_vocab_files(storage.children(output)?, || storage.children(&output.child(VOCAB_FOLDER))),
     }
+}
+
+/// [`output_entries`] of a local folder.
+fn local_entries(output: &Path) -> Result<Vec<String>> {
+    let vocab = output.join(VOCAB_FOLDER);
+    let names = local_children(output)?;
+    if names.iter().any(|n| n == VOCAB_FOLDER) && !vocab.is_dir() {
+        return Ok(names);
+    }
+    with_vocab_files(names, || local_children(&vocab))
+}
+
+/// `names`, with the vocabulary folder's entry replaced by its files, listed by `inside`. An
+/// empty folder stays listed as itself, which is not a vocabulary file.
+fn with_vocab_files(names: Vec<String>, inside: impl FnOnce() -> Result<Vec<String>>) -> Result<Vec<String>> {
+    if !names.iter().any(|n| n == VOCAB_FOLDER) {
+        return Ok(names);
+    }
+    let files = inside()?;
+    let mut entries: Vec<String> = names.into_iter().filter(|n| n != VOCAB_FOLDER || files.is_empty()).collect();
+    entries.extend(files.into_iter().map(|file| format!("{VOCAB_FOLDER}/{file}")));
+    entries.sort();
+    Ok(entries)
 }
 
 /// The checks every engine's preflight makes, and [`Target::begin`] makes again under the lock:

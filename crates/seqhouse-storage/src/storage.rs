@@ -82,7 +82,7 @@ impl Location {
     pub fn child(&self, name: &str) -> Location {
         Location {
             store: self.store.clone(),
-            prefix: self.prefix.clone().join(name),
+            prefix: join_segments(&self.prefix, name),
             shown: format!("{}/{name}", self.shown),
             local: self.local.as_ref().map(|p| p.join(name)),
             bucket: self.bucket.clone(),
@@ -322,7 +322,7 @@ impl Storage {
     /// Writes `bytes` as object `name` in the folder `location`, atomically (one PUT, or a
     /// multipart upload that becomes visible only when complete).
     pub fn put(&self, location: &Location, name: &str, bytes: Vec<u8>) -> Result<()> {
-        let path = location.prefix.clone().join(name);
+        let path = join_segments(&location.prefix, name);
         let shown = format!("{}/{name}", location.shown);
         let store = location.store.clone();
         self.block_on(async move {
@@ -569,4 +569,10 @@ fn s3_error_code(e: &object_store::Error) -> Option<String> {
     let start = text.find("<Code>")? + "<Code>".len();
     let end = start + text[start..].find("</Code>")?;
     Some(text[start..end].trim().to_string())
+}
+
+/// `prefix` and then `name`, whose `/`s separate path segments (`vocab/item.parquet` is a file
+/// in the folder `vocab`), as object-store paths would otherwise escape them.
+fn join_segments(prefix: &ObjectPath, name: &str) -> ObjectPath {
+    name.split('/').filter(|segment| !segment.is_empty()).fold(prefix.clone(), |path, segment| path.join(segment))
 }

@@ -318,6 +318,8 @@ const CONFIG_KEYS: &[(&str, &str)] = &[
     ("session-gap", "'30m'"),
     ("min-session-length", "2"),
     ("time-delta", "['gap=ts:ms', 'days=day']"),
+    ("vocab", "['item:min_count=2', 'tag:max_size=9:min_count=3']"),
+    ("vocab-from", "'/models/vocab'"),
     ("fill-null", "['elapsed=0']"),
     ("on-null-key", "'drop'"),
     ("overwrite", "true"),
@@ -600,6 +602,86 @@ fn feature_preparation_flags_on_movielens() {
         assert!(code == 2 || code == 1, "{flag} {value}: exit {code}");
         assert!(words.iter().all(|w| stderr.contains(w)), "{flag} {value}: {stderr}");
         assert!(!bad.exists(), "{flag} {value}: nothing is written");
+    }
+}
+
+/// `--vocab` and `--vocab-from` on MovieLens: every split's output holds the vocabulary file
+/// its manifest lists (digest checked), a later run applies it by `--vocab-from`, giving the
+/// same ids, and bad values exit 2, naming the flag, with nothing written.
+#[test]
+fn vocabulary_flags_on_movielens() {
+    use seqhouse_contract::reference::Value;
+    let dir = tempfile::tempdir().unwrap();
+    let ratings = shared_data().join("movielens-latest-small/ratings.csv");
+    let common = [
+        "sequence",
+        "--input",
+        s(&ratings),
+        "--entity",
+        "userId",
+        "--order-by",
+        "timestamp",
+        "--feature",
+        "movieId",
+        "-n",
+        "10",
+        "-q",
+    ];
+    let out = dir.path().join("fitted");
+    let mut args = common.to_vec();
+    args.extend(["--output", s(&out), "--vocab", "movieId:min_count=5", "--split-last", "test=1"]);
+    let mut explain = args.clone();
+    explain.push("--explain");
+    let plan = String::from_utf8_lossy(&seqhouse_ok(&explain).stdout).into_owned();
+    assert!(plan.contains("encode 'movieId' as vocabulary ids, fitted on the first split or subset"), "{plan}");
+    seqhouse_ok(&args);
+    let train = read_output(&out.join("train_sequenced_10"));
+    let test = read_output(&out.join("test_sequenced_10"));
+    assert_eq!(train.vocab_files, test.vocab_files, "both splits carry the vocabulary");
+    let entry = &train.manifest.vocabularies[0];
+    assert_eq!((entry.path.as_str(), entry.fitted_on.as_deref()), ("vocab/movieId.parquet", Some("train")));
+    assert_eq!(seqhouse_core::manifest::VocabularyFile::digest(&train.vocab_files[0]), entry.sha256);
+    let bytes = std::fs::read(out.join("train_sequenced_10/vocab/movieId.parquet")).unwrap();
+    assert_eq!(bytes, train.vocab_files[0]);
+
+    // Applied by a later run: the same ids.
+    let applied = dir.path().join("applied");
+    let train_dir = out.join("train_sequenced_10");
+    let mut args = common.to_vec();
+    args.extend([
+        "--output",
+        s(&applied),
+        "--vocab",
+        "movieId",
+        "--vocab-from",
+        s(&train_dir),
+        "--split-last",
+        "test=1",
+    ]);
+    seqhouse_ok(&args);
+    let again = read_output(&applied.join("test_sequenced_10"));
+    assert_eq!(again.batches, test.batches);
+    assert_eq!(again.vocab_files, test.vocab_files);
+    let ids = seqhouse_contract::reference::rows_of(&test.manifest.spec, &test.batches);
+    let ids: Vec<&Value> = ids.iter().flat_map(|r| r.features[0].iter().flatten()).collect();
+    assert!(ids.contains(&&Value::Int(2)) && ids.contains(&&Value::Int(3)), "unseen and known movies");
+
+    for (extra, words) in [
+        (vec!["--vocab", "movieId:min_count=x"], vec!["--vocab", "min_count"]),
+        (vec!["--vocab", "rating"], vec!["--vocab", "'rating'", "--feature"]),
+        (vec!["--vocab", "movieId", "--fill-null", "movieId=0"], vec!["--fill-null", "id (1)"]),
+        (vec!["--vocab", "movieId:max_size=3", "--vocab-from", s(&train_dir)], vec!["--vocab", "--vocab-from"]),
+        (vec!["--vocab", "movieId", "--vocab-from", s(dir.path())], vec!["--vocab-from", "movieId.parquet"]),
+        (vec!["--vocab-from", s(&train_dir)], vec!["--vocab-from", "--vocab"]),
+    ] {
+        let bad = dir.path().join("bad");
+        let mut args = common.to_vec();
+        args.extend(["--output", s(&bad)]);
+        args.extend(extra.iter().copied());
+        let (code, stderr) = seqhouse_err(&args);
+        assert_eq!(code, 2, "{extra:?}: {stderr}");
+        assert!(words.iter().all(|w| stderr.contains(w)), "{extra:?}: {stderr}");
+        assert!(!bad.exists(), "{extra:?}: nothing is written");
     }
 }
 

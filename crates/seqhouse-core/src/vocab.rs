@@ -1,0 +1,295 @@
+//! Vocabularies (`--vocab`): a feature's values replaced by dense `int64` ids, fitted on the
+//! events of the first split or subset only, so that validation and test never shape them.
+//!
+//! | id | means |
+//! |----|-------|
+//! | 0 | padding |
+//! | 1 | null |
+//! | 2 | out of vocabulary: unseen when fitted, or seen fewer than `min_count` times |
+//! | 3, 4, … | the values, by descending count, ties by ascending value |
+//!
+//! A vocabulary is stored as a Parquet file of `id` (int64), `value` (the column's type) and
+//! `count` (int64: occurrences in the fitting events), one row per value in id order; the
+//! reserved ids have no rows.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::row::{RowConverter, Rows, SortField};
+
+use crate::error::{Error, Result};
+use crate::setting::Setting;
+use crate::spec::VocabSpec;
+
+/// The id of padding.
+pub const PAD_ID: i64 = 0;
+/// The id of a null value.
+pub const NULL_ID: i64 = 1;
+/// The id of a value the vocabulary does not hold.
+pub const OOV_ID: i64 = 2;
+/// The id of the most frequent value.
+pub const FIRST_ID: i64 = 3;
+/// The folder, inside an output, that holds its vocabularies.
+pub const VOCAB_FOLDER: &str = "vocab";
+
+/// The name of feature `feature`'s vocabulary file inside an output: `vocab/NAME.parquet`.
+pub fn vocab_file(feature: &str) -> String {
+    format!("{VOCAB_FOLDER}/{feature}.parquet")
+}
+
+/// Whether a value of this type can be encoded. Floats cannot: equal-looking floats are
+/// often not equal, so their ids would depend on rounding upstream.
+pub fn is_encodable(data_type: &DataType) -> bool {
+    !data_type.is_floating()
+}
+
+/// The schema of a vocabulary file for values of `value_type`.
+pub fn file_schema(value_type: &DataType) -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("value", value_type.clone(), false),
+        Field::new("count", DataType::Int64, false),
+    ]))
+}
+
+/// Values in the row format, whose bytes compare as the values do (ascending).
+fn converter(data_type: &DataType) -> Result<RowConverter> {
+    RowConverter::new(vec![SortField::new(data_type.clone())]).map_err(Error::internal)
+}
+
+fn to_rows(converter: &RowConverter, values: &ArrayRef) -> Result<Rows> {
+    converter.convert_columns(std::slice::from_ref(values)).map_err(Error::internal)
+}
+
+/// How often each value of one feature occurs in the events a vocabulary is fitted on.
+pub struct ValueCounts {
+    data_type: DataType,
+    converter: RowConverter,
+    counts: HashMap<Box<[u8]>, u64>,
+}
+
+impl ValueCounts {
+    /// No counts yet, for values of `data_type`.
+    pub fn new(data_type: &DataType) -> Result<Self> {
+        Ok(ValueCounts { data_type: data_type.clone(), converter: converter(data_type)?, counts: HashMap::new() })
+    }
+
+    /// Counts the non-null `values`.
+    pub fn add(&mut self, values: &ArrayRef) -> Result<()> {
+        let rows = to_rows(&self.converter, values)?;
+        for (i, row) in rows.iter().enumerate() {
+            if values.is_valid(i) {
+                match self.counts.get_mut(row.as_ref()) {
+                    Some(count) => *count += 1,
+                    None => {
+                        self.counts.insert(row.as_ref().into(), 1);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds `other`'s counts (of another range of entities).
+    pub fn merge(&mut self, other: ValueCounts) {
+        for (value, count) in other.counts {
+            *self.counts.entry(value).or_insert(0) += count;
+        }
+    }
+
+    /// The vocabulary of these counts under `spec`'s `min_count` and `max_size`: values by
+    /// descending count, ties by ascending value.
+    pub fn fit(self, spec: &VocabSpec) -> Result<Vocabulary> {
+        let min_count = spec.min_count.unwrap_or(1);
+        let mut ranked: Vec<(Box<[u8]>, u64)> = self.counts.into_iter().filter(|(_, c)| *c >= min_count).collect();
+        ranked.sort_unstable_by(|(a, ca), (b, cb)| cb.cmp(ca).then_with(|| a.cmp(b)));
+        if let Some(max) = spec.max_size {
+            ranked.truncate(usize::try_from(max).unwrap_or(usize::MAX));
+        }
+        let parser = self.converter.parser();
+        let rows = ranked.iter().map(|(bytes, _)| parser.parse(bytes));
+        let mut values = self.converter.convert_rows(rows).map_err(Error::internal)?;
+        let values = values.pop().expect("one column");
+        let counts = ranked.iter().map(|(_, c)| *c).collect();
+        Vocabulary::new(spec.name.clone(), values, counts, None)
+    }
+
+    /// The type of the values counted.
+    pub fn data_type(&self) -> &DataType {
+        &self.data_type
+    }
+}
+
+/// One feature's vocabulary: its values in id order, from [`FIRST_ID`].
+#[derive(Debug)]
+pub struct Vocabulary {
+    /// The feature it encodes.
+    pub feature: String,
+    /// The values, value `i` having id `ids[i]`.
+    values: ArrayRef,
+    ids: Vec<i64>,
+    counts: Vec<u64>,
+    /// Where it was fitted (the split or subset), when known.
+    pub fitted_on: Option<String>,
+    converter: RowConverter,
+    lookup: HashMap<Box<[u8]>, i64>,
+}
+
+impl Vocabulary {
+    fn new(feature: String, values: ArrayRef, counts: Vec<u64>, ids: Option<Vec<i64>>) -> Result<Self> {
+        let converter = converter(values.data_type())?;
+        let ids = ids.unwrap_or_else(|| (FIRST_ID..).take(values.len()).collect());
+        let rows = to_rows(&converter, &values)?;
+        let lookup = rows.iter().zip(&ids).map(|(row, &id)| (row.as_ref().into(), id)).collect();
+        Ok(Vocabulary { feature, values, ids, counts, fitted_on: None, converter, lookup })
+    }
+
+    /// How many values have their own id.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether no value has its own id (every value is out of vocabulary).
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The type of the values.
+    pub fn value_type(&self) -> &DataType {
+        self.values.data_type()
+    }
+
+    /// The ids of `values` (of the vocabulary's value type): [`NULL_ID`] for a null,
+    /// [`OOV_ID`] for a value it does not hold.
+    pub fn encode(&self, values: &ArrayRef) -> Result<ArrayRef> {
+        let rows = to_rows(&self.converter, values)?;
+        let ids: Vec<i64> = (rows.iter().enumerate())
+            .map(
+                |(i, row)| {
+                    if values.is_null(i) { NULL_ID } else { self.lookup.get(row.as_ref()).copied().unwrap_or(OOV_ID) }
+                },
+            )
+            .collect();
+        Ok(Arc::new(Int64Array::from(ids)))
+    }
+
+    /// The vocabulary as its file's one batch (see the module documentation).
+    pub fn to_batch(&self) -> Result<RecordBatch> {
+        let counts = Int64Array::from_iter_values(self.counts.iter().map(|&c| c as i64));
+        RecordBatch::try_new(
+            file_schema(self.value_type()),
+            vec![Arc::new(Int64Array::from(self.ids.clone())), self.values.clone(), Arc::new(counts)],
+        )
+        .map_err(Error::internal)
+    }
+
+    /// Reads a vocabulary file's `batch` (from `source`) for feature `feature`, whose column
+    /// is `column_type`. Refuses a file of another value type, or one whose ids are not
+    /// unique ids from [`FIRST_ID`] with unique non-null values.
+    pub fn from_batch(feature: &str, batch: &RecordBatch, column_type: &DataType, source: &str) -> Result<Self> {
+        let bad = |why: String| {
+            Error::setting(
+                Setting::VocabFrom,
+                format!("the vocabulary {source} of '{feature}' {why}; fit it again without {}", Setting::VocabFrom),
+            )
+        };
+        let column = |name: &str| batch.column_by_name(name).ok_or_else(|| bad(format!("has no column '{name}'")));
+        let (ids, values, counts) = (column("id")?, column("value")?, column("count")?);
+        let value_type = crate::resolve::normalize_type(values.data_type());
+        if &value_type != column_type {
+            return Err(Error::setting(
+                Setting::VocabFrom,
+                format!(
+                    "the vocabulary {source} holds values of type {value_type}, but '{feature}' is {column_type} here; fit a vocabulary on this column instead, or cast the column to {value_type}"
+                ),
+            ));
+        }
+        let values = arrow::compute::cast(values, column_type).map_err(Error::internal)?;
+        let as_i64 = |array: &ArrayRef, name: &str| -> Result<Vec<i64>> {
+            let cast = arrow::compute::cast(array, &DataType::Int64)
+                .map_err(|_| bad(format!("has a non-integer '{name}'")))?;
+            let cast = cast.as_any().downcast_ref::<Int64Array>().expect("cast to int64");
+            if cast.null_count() > 0 {
+                return Err(bad(format!("has a null '{name}'")));
+            }
+            Ok(cast.values().to_vec())
+        };
+        let ids = as_i64(ids, "id")?;
+        let counts = as_i64(counts, "count")?;
+        if values.null_count() > 0 {
+            return Err(bad("has a null value (nulls have the reserved id 1)".to_string()));
+        }
+        if let Some(id) = ids.iter().find(|&&id| id < FIRST_ID) {
+            return Err(bad(format!("gives a value the id {id}; ids 0 to 2 are reserved")));
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(id) = ids.iter().find(|id| !seen.insert(**id)) {
+            return Err(bad(format!("gives the id {id} twice")));
+        }
+        let vocabulary =
+            Vocabulary::new(feature.to_string(), values, counts.iter().map(|&c| c as u64).collect(), Some(ids))?;
+        if vocabulary.lookup.len() != vocabulary.len() {
+            return Err(bad("lists a value twice".to_string()));
+        }
+        Ok(vocabulary)
+    }
+}
+
+/// The vocabulary of `spec` fitted on `values`, for tests and small jobs: one pass of
+/// [`ValueCounts`].
+pub fn fit(spec: &VocabSpec, values: &ArrayRef) -> Result<Vocabulary> {
+    let mut counts = ValueCounts::new(values.data_type())?;
+    counts.add(values)?;
+    counts.fit(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::StringArray;
+
+    fn spec(min_count: Option<u64>, max_size: Option<u64>) -> VocabSpec {
+        VocabSpec { name: "item".to_string(), min_count, max_size }
+    }
+
+    #[test]
+    fn ids_follow_descending_counts_then_ascending_values() {
+        let values: ArrayRef =
+            Arc::new(StringArray::from(vec![Some("b"), Some("a"), None, Some("c"), Some("b"), Some("a"), Some("d")]));
+        let vocab = fit(&spec(None, None), &values).unwrap();
+        let batch = vocab.to_batch().unwrap();
+        let ids = batch.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+        let names = batch.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+        let got: Vec<(i64, &str)> = ids.values().iter().copied().zip(names.iter().map(Option::unwrap)).collect();
+        // a and b tie at 2 (a first); c and d tie at 1.
+        assert_eq!(got, vec![(3, "a"), (4, "b"), (5, "c"), (6, "d")]);
+        let probe: ArrayRef = Arc::new(StringArray::from(vec![Some("d"), None, Some("zzz"), Some("a")]));
+        let encoded = vocab.encode(&probe).unwrap();
+        let encoded = encoded.as_any().downcast_ref::<Int64Array>().unwrap();
+        assert_eq!(encoded.values().to_vec(), vec![6, NULL_ID, OOV_ID, 3]);
+    }
+
+    #[test]
+    fn min_count_and_max_size_send_values_out_of_vocabulary() {
+        let values: ArrayRef = Arc::new(Int64Array::from(vec![5, 5, 5, 7, 7, 9, 1, 1]));
+        let vocab = fit(&spec(Some(2), Some(2)), &values).unwrap();
+        let encoded = vocab.encode(&values).unwrap();
+        let encoded = encoded.as_any().downcast_ref::<Int64Array>().unwrap();
+        // 5 (3 times) then 1 and 7 tie at 2: 1 wins by value, 7 is cut by max_size, 9 by min_count.
+        assert_eq!(encoded.values().to_vec(), vec![3, 3, 3, OOV_ID, OOV_ID, OOV_ID, 4, 4]);
+    }
+
+    #[test]
+    fn a_file_round_trips_and_a_mismatched_type_is_refused() {
+        let values: ArrayRef = Arc::new(Int64Array::from(vec![4, 4, 8]));
+        let vocab = fit(&spec(None, None), &values).unwrap();
+        let batch = vocab.to_batch().unwrap();
+        let back = Vocabulary::from_batch("item", &batch, &DataType::Int64, "v.parquet").unwrap();
+        assert_eq!(back.to_batch().unwrap(), batch);
+        let err = Vocabulary::from_batch("item", &batch, &DataType::Utf8, "v.parquet").unwrap_err().to_string();
+        assert!(err.contains("int64") || err.contains("Int64"), "{err}");
+        assert!(err.contains("'item'"), "{err}");
+    }
+}

@@ -1,0 +1,181 @@
+//! Vocabulary files (`--vocab`): written into an output beside its parts, and read back by
+//! `--vocab-from` (see [`seqhouse_core::vocab`] for the ids and the file's columns).
+
+use arrow::array::RecordBatchReader;
+use arrow::datatypes::DataType;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use seqhouse_core::manifest::VocabularyFile;
+use seqhouse_core::vocab::{Vocabulary, vocab_file};
+use seqhouse_core::{Error, MANIFEST_FILE, Manifest, ResolvedSpec, Result, Setting};
+
+use crate::publish::Target;
+use crate::{Location, Storage};
+
+/// The bytes of `vocabulary`'s file: one row group, zstd, the same bytes for the same
+/// vocabulary.
+pub fn file_bytes(vocabulary: &Vocabulary) -> Result<Vec<u8>> {
+    let batch = vocabulary.to_batch()?;
+    let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
+    let mut bytes = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut bytes, batch.schema(), Some(props)).map_err(Error::internal)?;
+    writer.write(&batch).map_err(Error::internal)?;
+    writer.close().map_err(Error::internal)?;
+    Ok(bytes)
+}
+
+/// Writes each of `vocabularies` into `target` and returns their manifest entries.
+pub fn write_into(storage: &Storage, target: &Target, vocabularies: &[Vocabulary]) -> Result<Vec<VocabularyFile>> {
+    vocabularies
+        .iter()
+        .map(|vocabulary| {
+            let bytes = file_bytes(vocabulary)?;
+            let path = target.vocab_name(&vocabulary.feature);
+            let sha256 = VocabularyFile::digest(&bytes);
+            target.put(storage, &path, bytes)?;
+            Ok(VocabularyFile {
+                feature: vocabulary.feature.clone(),
+                path,
+                sha256,
+                values: vocabulary.len() as u64,
+                fitted_on: vocabulary.fitted_on.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The vocabularies of `resolved`'s `--vocab` features (in its order) from the folder
+/// `--vocab-from` names: a seqhouse output (its manifest says where each file is, and its
+/// digest, which is checked), or a folder holding `vocab/NAME.parquet` or `NAME.parquet`.
+pub fn read_from(storage: &Storage, from: &str, resolved: &ResolvedSpec) -> Result<Vec<Vocabulary>> {
+    let folder = storage.locate(from)?;
+    let manifest_location = folder.child(MANIFEST_FILE);
+    let manifest: Option<Manifest> = match storage.head(&manifest_location)? {
+        Some(_) => {
+            let bytes = storage.get(&manifest_location)?;
+            Some(serde_json::from_slice(&bytes).map_err(|e| {
+                Error::setting(
+                    Setting::VocabFrom,
+                    format!(
+                        "{} is not a seqhouse manifest ({e}); point it at an output folder",
+                        manifest_location.shown
+                    ),
+                )
+            })?)
+        }
+        None => None,
+    };
+    let spec = &resolved.spec;
+    spec.vocab
+        .iter()
+        .map(|vocab| {
+            let feature = &vocab.name;
+            let f = spec.features.iter().position(|x| &x.name == feature).expect("validated");
+            let column_type = resolved.input_schema.field(resolved.feature_idx[f]).data_type();
+            let (location, expected, fitted_on) = match &manifest {
+                Some(manifest) => {
+                    let Some(entry) = manifest.vocabularies.iter().find(|v| &v.feature == feature) else {
+                        let listed: Vec<&str> = manifest.vocabularies.iter().map(|v| v.feature.as_str()).collect();
+                        return Err(Error::setting(
+                            Setting::VocabFrom,
+                            format!(
+                                "{} lists no vocabulary of '{feature}' (it has {}); fit one, or drop {}",
+                                manifest_location.shown,
+                                if listed.is_empty() { "none".to_string() } else { listed.join(", ") },
+                                Setting::Vocab.with(vocab)
+                            ),
+                        ));
+                    };
+                    (folder.child(&entry.path), Some(entry.sha256.clone()), entry.fitted_on.clone())
+                }
+                None => (find_bare(storage, &folder, feature)?, None, None),
+            };
+            let bytes = storage.get(&location)?;
+            if let Some(expected) = expected
+                && VocabularyFile::digest(&bytes) != expected
+            {
+                return Err(Error::setting(
+                    Setting::VocabFrom,
+                    format!(
+                        "{} is not the file its manifest lists (its SHA-256 differs): it was changed after it was written; publish that output again",
+                        location.shown
+                    ),
+                ));
+            }
+            let mut vocabulary = decode(feature, bytes, column_type, &location.shown)?;
+            vocabulary.fitted_on = fitted_on;
+            Ok(vocabulary)
+        })
+        .collect()
+}
+
+/// The vocabulary file of `feature` that the published output at `output` lists, checked
+/// against the manifest's digest, as one batch (`id`, `value`, `count`): for readers that
+/// turn ids back into values.
+pub fn read_published(storage: &Storage, output: &str, feature: &str) -> Result<arrow::array::RecordBatch> {
+    let (folder, manifest) = crate::read_manifest(storage, output)?;
+    let Some(entry) = manifest.vocabularies.iter().find(|v| v.feature == feature) else {
+        let listed: Vec<&str> = manifest.vocabularies.iter().map(|v| v.feature.as_str()).collect();
+        return Err(Error::InputNotFound {
+            location: output.to_string(),
+            hint: format!(
+                "its manifest lists no vocabulary of '{feature}' (it has {})",
+                if listed.is_empty() { "none".to_string() } else { listed.join(", ") }
+            ),
+        });
+    };
+    let location = folder.child(&entry.path);
+    let bytes = storage.get(&location)?;
+    if VocabularyFile::digest(&bytes) != entry.sha256 {
+        return Err(Error::corrupt_message(
+            &location.shown,
+            "is not the file its manifest lists (its SHA-256 differs): it was changed after it was written",
+        ));
+    }
+    let corrupt = |e: parquet::errors::ParquetError| Error::corrupt(&location.shown, e);
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        .map_err(corrupt)?
+        .build()
+        .map_err(corrupt)?;
+    let schema = reader.schema();
+    let batches = reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| Error::corrupt(&location.shown, e))?;
+    arrow::compute::concat_batches(&schema, &batches).map_err(Error::internal)
+}
+
+/// `FOLDER/vocab/NAME.parquet`, else `FOLDER/NAME.parquet`: the first that exists.
+fn find_bare(storage: &Storage, folder: &Location, feature: &str) -> Result<Location> {
+    let candidates = [folder.child(&vocab_file(feature)), folder.child(&format!("{feature}.parquet"))];
+    for candidate in &candidates {
+        if storage.head(candidate)?.is_some() {
+            return Ok(candidate.clone());
+        }
+    }
+    Err(Error::setting(
+        Setting::VocabFrom,
+        format!(
+            "{} holds no vocabulary of '{feature}': looked for {}, {} and {}",
+            folder.shown,
+            folder.child(MANIFEST_FILE).shown,
+            candidates[0].shown,
+            candidates[1].shown
+        ),
+    ))
+}
+
+fn decode(feature: &str, bytes: Vec<u8>, column_type: &DataType, shown: &str) -> Result<Vocabulary> {
+    let unreadable = |e: parquet::errors::ParquetError| {
+        Error::setting(Setting::VocabFrom, format!("cannot read the vocabulary {shown} of '{feature}': {e}"))
+    };
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        .map_err(unreadable)?
+        .build()
+        .map_err(unreadable)?;
+    let schema = reader.schema();
+    let batches = reader
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::setting(Setting::VocabFrom, format!("cannot read the vocabulary {shown}: {e}")))?;
+    let batch = arrow::compute::concat_batches(&schema, &batches).map_err(Error::internal)?;
+    Vocabulary::from_batch(feature, &batch, column_type, shown)
+}
