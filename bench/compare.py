@@ -9,6 +9,8 @@ import pyarrow.parquet as pq
 
 COLUMNS = ["user_id", "sequence_index", "sequence_length", "content_id_sequence", "answered_correctly_sequence",
            "timestamp_sequence", "prior_question_elapsed_time_sequence", "is_pad_sequence"]
+# The prepared job's outputs have these too.
+PREPARED = ["session_index", "lag_sequence"]
 
 
 def parquet_files(path):
@@ -21,11 +23,13 @@ def read_column(path, name):
     return pa.concat_arrays([pq.read_table(f, columns=[name])[name].combine_chunks() for f in parquet_files(path)])
 
 
-def window_order(path):
-    """Positions of the windows sorted by (user_id, sequence_index)."""
-    keys = pa.table({"u": pc.cast(read_column(path, "user_id"), pa.int64()),
-                     "s": pc.cast(read_column(path, "sequence_index"), pa.int64())})
-    return pc.sort_indices(keys, sort_keys=[("u", "ascending"), ("s", "ascending")])
+def window_order(path, prepared):
+    """Positions of the windows sorted by (user_id, session_index, sequence_index)."""
+    keys = {"u": pc.cast(read_column(path, "user_id"), pa.int64())}
+    if prepared:
+        keys["t"] = pc.cast(read_column(path, "session_index"), pa.int64())
+    keys["s"] = pc.cast(read_column(path, "sequence_index"), pa.int64())
+    return pc.sort_indices(pa.table(keys), sort_keys=[(k, "ascending") for k in keys])
 
 
 def normalized(column):
@@ -42,9 +46,10 @@ def normalized(column):
 def main():
     # Column by column, so that 100M-row outputs need not fit in memory at once.
     paths = sys.argv[1:]
-    orders = {p: window_order(p) for p in paths}
+    prepared = "session_index" in pq.read_schema(parquet_files(paths[0])[0]).names
+    orders = {p: window_order(p, prepared) for p in paths}
     windows = len(orders[paths[0]])
-    for name in COLUMNS:
+    for name in COLUMNS + (PREPARED if prepared else []):
         first = normalized(read_column(paths[0], name).take(orders[paths[0]]))
         for other_path in paths[1:]:
             other = normalized(read_column(other_path, name).take(orders[other_path]))

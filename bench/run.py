@@ -24,6 +24,10 @@ LIMITED_ONLY = {100_000_000}
 # 18: within 10% of the unsplit job's wall time), at these sizes.
 SPLIT = "train=0.8,validation=0.1,test=0.1"
 SPLIT_SIZES = {1_000_000, 10_000_000}
+# "TOOL+prep" is the prepared job (issue 19): the same windows with content_id as vocabulary
+# ids, a time-gap feature and sessions, at these sizes (see peers.py).
+PREPARED = ["--vocab", "content_id", "--time-delta", "lag=timestamp", "--session-gap", "3600000"]
+PREP_SIZES = {1_000_000, 10_000_000}
 SEQHOUSE = os.path.join(ROOT, "target", "release", "seqhouse")
 GENERATOR = os.path.join(ROOT, "..", "shared", "tools", "gen_events.py")
 
@@ -41,8 +45,12 @@ def command(tool, src, out, rows):
     if tool.startswith("seqhouse"):
         limit = ["--memory-limit", tool.split("@")[1]] if "@" in tool else []
         limit += ["--split", SPLIT] if tool == "seqhouse+split" else []
+        prepared = tool == "seqhouse+prep"
+        limit += PREPARED if prepared else []
+        # A vocabulary's pad is its id 0.
+        content = "content_id" if prepared else "content_id=-1"
         return [SEQHOUSE, "sequence"] + limit + [ "--input", src, "--output", out, "--entity", "user_id",
-                "--order-by", "timestamp,row_id", "--feature", "content_id=-1", "--feature", "answered_correctly=-1",
+                "--order-by", "timestamp,row_id", "--feature", content, "--feature", "answered_correctly=-1",
                 "--feature", "timestamp=-1", "--feature", "prior_question_elapsed_time=0", "-n", "100",
                 "--threads", str(THREADS), "--compression", "zstd:3", "-q", "--overwrite"]
     return [PYTHON, os.path.join(HERE, "peers.py"), tool, src, out, str(THREADS)]
@@ -88,8 +96,9 @@ def rows_of(path):
     import pyarrow.parquet as pq
     if os.path.isfile(path):
         return pq.read_metadata(path).num_rows
+    # Parts, and the split folders' parts; not the vocabularies (vocab/).
     return sum(rows_of(os.path.join(path, f)) for f in os.listdir(path)
-               if f.endswith(".parquet") or os.path.isdir(os.path.join(path, f)))
+               if f.endswith(".parquet") or (os.path.isdir(os.path.join(path, f)) and f != "vocab"))
 
 
 def main():
@@ -99,7 +108,8 @@ def main():
         src = data(rows)
         ours = ([] if rows in LIMITED_ONLY else ["seqhouse"]) + [f"seqhouse@{m}" for m in MEMORY_LIMITS.get(rows, [])]
         split = ["seqhouse+split"] if rows in SPLIT_SIZES and "seqhouse" in ours else []
-        tools = ours + split + ["duckdb", "polars"] + (["pandas"] if rows <= 1_000_000 else [])
+        prep = ["seqhouse+prep", "duckdb+prep", "polars+prep"] if rows in PREP_SIZES and "seqhouse" in ours else []
+        tools = ours + split + ["duckdb", "polars"] + (["pandas"] if rows <= 1_000_000 else []) + prep
         results, outputs = {}, {}
         for tool in tools:
             out = os.path.join(DATA, f"out_{tool}_{rows}" + ("" if tool.startswith("seqhouse") else ".parquet"))
@@ -121,15 +131,20 @@ def main():
             # The splits hold the unsplit job's windows, distributed by entity.
             if rows_of(outputs["seqhouse+split"]) != rows_of(outputs["seqhouse"]):
                 raise SystemExit("the splits do not hold the unsplit job's windows")
-        compared = [t for t in tools if t != "seqhouse+split"]
+        compared = [t for t in tools if t != "seqhouse+split" and not t.endswith("+prep")]
         subprocess.run([PYTHON, os.path.join(HERE, "compare.py")] + [outputs[t] for t in compared], check=True)
+        prep = [t for t in tools if t.endswith("+prep")]
+        if prep:
+            if "seqhouse+prep" not in results:
+                raise SystemExit(f"seqhouse+prep failed on {rows:,} rows")
+            subprocess.run([PYTHON, os.path.join(HERE, "compare.py")] + [outputs[t] for t in prep], check=True)
         # Memory limits change how seqhouse runs, never what it writes.
         for other in ours[1:]:
             if folder_bytes(outputs[other]) != folder_bytes(outputs[ours[0]]):
                 raise SystemExit(f"{other} wrote other bytes than {ours[0]}")
         if len(ours) > 1:
             print(f"{', '.join(ours)}: byte-identical outputs")
-        peers = [t for t in tools if not t.startswith("seqhouse")]
+        peers = [t for t in tools if not t.startswith("seqhouse") and not t.endswith("+prep")]
         if not peers:
             print(f"\n{rows:,} rows: no peer completed")
             continue
@@ -141,11 +156,24 @@ def main():
         print(f"\n{rows:,} rows, chunk mode, N = 100, 4 features, zstd 3")
         print("| tool | wall s | CPU s | peak RSS MiB | output rows | output MiB | wall vs fastest peer | RSS vs leanest peer |")
         print("|---|---|---|---|---|---|---|---|")
-        for tool in tools:
+        for tool in [t for t in tools if not t.endswith("+prep")]:
             r = results[tool]
             print(f"| {tool} | {r['wall']:.2f} | {r['cpu']:.2f} | {r['rss'] / 2**20:.0f} | {rows_of(outputs[tool]):,} | "
                   f"{size(outputs[tool]) / 2**20:.1f} | {r['wall'] / results[fastest]['wall']:.2f} ({fastest}) | "
                   f"{r['rss'] / results[leanest]['rss']:.2f} ({leanest}) |")
+
+
+        prep_peers = [t for t in prep if t != "seqhouse+prep"]
+        if prep_peers:
+            fastest = min(prep_peers, key=lambda t: results[t]["wall"])
+            leanest = min(prep_peers, key=lambda t: results[t]["rss"])
+            print(f"\nthe same job prepared ({' '.join(PREPARED)}): {rows:,} rows")
+            print("| tool | wall s | CPU s | peak RSS MiB | output rows | wall vs fastest peer | RSS vs leanest peer |")
+            print("|---|---|---|---|---|---|---|")
+            for tool in prep:
+                r = results[tool]
+                print(f"| {tool} | {r['wall']:.2f} | {r['cpu']:.2f} | {r['rss'] / 2**20:.0f} | {rows_of(outputs[tool]):,} | "
+                      f"{r['wall'] / results[fastest]['wall']:.2f} ({fastest}) | {r['rss'] / results[leanest]['rss']:.2f} ({leanest}) |")
 
 
 if __name__ == "__main__":

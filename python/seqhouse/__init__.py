@@ -73,7 +73,7 @@ class JobReport:
 _SPEC = ("entity", "order_by", "features", "preset", "sequence_length", "mode", "stride", "padding", "min_length",
          "fill_null",
          "on_null_key", "split", "split_seed", "folds", "split_at", "split_last", "target_mask",
-         "dedupe_consecutive", "min_events", "time_delta", "session_gap", "min_session_length", "vocab",
+         "dedupe_consecutive", "min_events", "k_core", "time_delta", "session_gap", "min_session_length", "vocab",
          "vocab_from", "threads",
          "memory_limit", "spill_dir")
 
@@ -103,6 +103,7 @@ def sequence(
     target_mask: bool = False,
     dedupe_consecutive: bool = False,
     min_events: Optional[int] = None,
+    k_core: Optional[Mapping[str, int]] = None,
     time_delta: Optional[Mapping[str, str]] = None,
     session_gap: Union[str, int, None] = None,
     min_session_length: Optional[int] = None,
@@ -152,7 +153,9 @@ def sequence(
     ``"COL:UNIT"``: each event's gap to its entity's previous event in that column (integers in
     their own units, dates in days, timestamps in ``s``, ``ms``, ``us`` or ``ns``; null for an
     entity's first event). Name it in ``features`` to place it and give its pad (default 0).
-    They are the command line's ``--dedupe-consecutive``, ``--min-events`` and ``--time-delta``
+    ``k_core={"item_id": 5}`` repeatedly drops the events of item ids with fewer than 5
+    events and the entities left with fewer than ``min_events``, until nothing changes.
+    They are the command line's ``--dedupe-consecutive``, ``--min-events``, ``--k-core`` and ``--time-delta``
     (README: "Feature preparation"). ``session_gap`` (``"30m"``, ``"2h"``, or a number in the
     first ``order_by`` column's units) cuts each entity's events into sessions that windows never
     cross, adding ``session_index``; ``min_session_length`` drops shorter sessions (local engine
@@ -210,6 +213,7 @@ def publish(
     target_mask: bool = False,
     dedupe_consecutive: bool = False,
     min_events: Optional[int] = None,
+    k_core: Optional[Mapping[str, int]] = None,
     time_delta: Optional[Mapping[str, str]] = None,
     session_gap: Union[str, int, None] = None,
     min_session_length: Optional[int] = None,

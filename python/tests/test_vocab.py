@@ -128,3 +128,26 @@ def test_bad_vocabularies_are_named_and_nothing_is_published(tmp_path):
         seqhouse.sequence(data, features=["item"], vocab="item", vocab_from=out, **options)
     with pytest.raises(seqhouse.SeqhouseError, match="SHA-256"):
         seqhouse.read_vocab(out, "item")
+
+
+def test_k_core_on_movielens_reaches_the_fixed_point():
+    """k_core against the textbook loop in pandas: drop rare movies, then small users, again
+    until a round drops nothing; the windows are the kept ratings of the kept users."""
+    frame = pd.read_csv(MOVIELENS)
+    kept = frame
+    rounds = 0
+    while True:
+        rounds += 1
+        before = len(kept)
+        kept = kept[kept.groupby("movieId")["movieId"].transform("size") >= 20]
+        kept = kept[kept.groupby("userId")["userId"].transform("size") >= 30]
+        if len(kept) == before:
+            break
+    assert rounds > 2 and 0 < len(kept) < len(frame)
+    options = dict(entity="userId", order_by="timestamp", features=["movieId", "rating"], sequence_length=25)
+    got = seqhouse.sequence(frame, k_core={"movieId": 20}, min_events=30, **options)
+    want = seqhouse.sequence(kept, **options)
+    assert got.to_pylist() == want.to_pylist()
+    with pytest.raises(seqhouse.InvalidArgumentError, match=r"k_core 'timestamp'.*add features=\"timestamp\""):
+        seqhouse.sequence(frame, k_core={"timestamp": 3}, entity="userId", order_by="movieId",
+                          features=["rating"], sequence_length=5)

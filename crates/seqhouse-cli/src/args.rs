@@ -10,7 +10,8 @@ use clap::{Args, Parser, Subcommand};
 use seqhouse_core::preset::Preset;
 use seqhouse_core::split::{Cutoffs, LastCounts, Shares, Split, SplitError};
 use seqhouse_core::{
-    FeatureSpec, FillNull, Mode, NullKeyPolicy, Padding, SequenceRequest, SequenceSpec, Setting, TimeDelta, VocabSpec,
+    FeatureSpec, FillNull, KCore, Mode, NullKeyPolicy, Padding, SequenceRequest, SequenceSpec, Setting, TimeDelta,
+    VocabSpec,
 };
 use seqhouse_local::{LocalConfig, OutputCompression};
 
@@ -152,6 +153,10 @@ pub struct SequenceArgs {
     /// Before windowing, drop entities with fewer than M events (after --dedupe-consecutive), counted in the manifest.
     #[arg(long, value_name = "M")]
     pub min_events: Option<usize>,
+
+    /// The recommender systems' k-core filter, before windowing: repeatedly drop the events whose COL (a --feature) value has fewer than K events over all entities, and the entities left with fewer than --min-events events, until nothing changes; counted in the manifest. Local engine only for now.
+    #[arg(long, value_name = "COL=K", value_parser = typed::<KCore>)]
+    pub k_core: Option<KCore>,
 
     /// Cut each entity's events into sessions where the first --order-by column moves on by more than DURATION from the event before: 30m, 2h, 90s, 1d, 500ms on a timestamp column, or a plain number in the column's units; windows never cross a session, an int32 session_index (0, 1, ... per entity) comes before sequence_index, which counts windows within the session. Local engine only for now.
     #[arg(long, value_name = "DURATION")]
@@ -480,6 +485,7 @@ impl SequenceArgs {
         spec.on_null_key = self.on_null_key.unwrap_or(spec.on_null_key);
         spec.dedupe_consecutive = self.dedupe_consecutive;
         spec.min_events = self.min_events;
+        spec.k_core = self.k_core;
         spec.session_gap = self.session_gap;
         spec.min_session_length = self.min_session_length;
         // A gap not named by a --feature is sequenced after the features, with the default pad.

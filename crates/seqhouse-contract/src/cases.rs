@@ -1089,3 +1089,76 @@ pub fn vocabularies_fitted_on_the_first_subset_apply_to_the_rest(warehouse: &dyn
     let want_train = reference::sequence(&spec, std::slice::from_ref(&train)).unwrap();
     assert_eq!(sorted(reference::rows_of(&spec, &train_out.batches)), sorted(want_train));
 }
+
+/// `--k-core` on the string column of `tagged_events`, with and without `--min-events` and
+/// `--dedupe-consecutive`, unsplit and split: the windows equal the reference's, whose plain
+/// loop runs to the fixed point, and the counts add up. SQL engines refuse it by name.
+pub fn k_core_matches_the_reference_or_is_refused(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
+    let batch = tagged_events(59);
+    let input = fixture.put_parquet("k_core", "events.parquet", std::slice::from_ref(&batch));
+    let base = SequenceSpec::new(
+        vec!["user".into()],
+        vec!["ts".into()],
+        vec![feature("tag", None), feature("item", Some("-1"))],
+        6,
+    );
+    // Thresholds just above the rarest tags' counts, so each case drops some.
+    let tags = batch.column_by_name("tag").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
+    let mut counts: std::collections::BTreeMap<&str, u64> = Default::default();
+    tags.iter().flatten().for_each(|tag| *counts.entry(tag).or_default() += 1);
+    let mut counts: Vec<u64> = counts.into_values().collect();
+    counts.sort();
+    let mut specs = Vec::new();
+    for (k, min_events, dedupe) in
+        [(counts[0] + 1, None, false), (counts[1] + 1, Some(40), false), (counts[2] + 1, Some(50), true)]
+    {
+        let mut spec = base.clone();
+        spec.k_core = Some(seqhouse_core::KCore { column: "tag".into(), k });
+        spec.min_events = min_events;
+        spec.dedupe_consecutive = dedupe;
+        specs.push(spec);
+    }
+    let mut split = specs[1].clone();
+    leave_last_in_prefixes(&mut split, "test=2");
+    split.vocab = vec!["tag".parse().unwrap()];
+    specs.push(split);
+    let mut cases: Vec<(SequenceSpec, &RecordBatch, &str)> =
+        specs.into_iter().map(|s| (s, &batch, input.as_str())).collect();
+    // A log whose core takes three rounds: w drops; then user 2, left with one event; then z,
+    // which user 2's event held at 3; then user 3, left with two. Users 1 and 4 remain.
+    let (users, tags) = (
+        [1, 1, 1, 1, 1, 2, 2, 3, 3, 3, 4, 4, 4, 4],
+        ["x", "x", "y", "y", "z", "z", "w", "x", "y", "z", "x", "y", "x", "y"],
+    );
+    let rounds = RecordBatch::try_from_iter([
+        ("user", Arc::new(Int64Array::from(users.to_vec())) as ArrayRef),
+        ("ts", Arc::new(Int64Array::from_iter_values(0..users.len() as i64))),
+        ("tag", Arc::new(StringArray::from(tags.to_vec()))),
+        ("item", Arc::new(Int32Array::from_iter_values(0..users.len() as i32))),
+    ])
+    .unwrap();
+    let rounds_input = fixture.put_parquet("k_core_rounds", "events.parquet", std::slice::from_ref(&rounds));
+    let mut three_rounds = base.clone();
+    three_rounds.k_core = Some(seqhouse_core::KCore { column: "tag".into(), k: 3 });
+    three_rounds.min_events = Some(3);
+    cases.push((three_rounds, &rounds, rounds_input.as_str()));
+    for (k, (spec, batch, input)) in cases.into_iter().enumerate() {
+        let out_root = fixture.output_location(&format!("k_core_out_{k}"));
+        if !ran_on_the_local_engine_only(warehouse, fixture, input, &out_root, &spec, "k_core") {
+            continue;
+        }
+        let want = reference::sequence_outputs(&spec, std::slice::from_ref(batch)).unwrap();
+        if k == 4 {
+            let users: Vec<&Value> = want[0].1.iter().map(|row| &row.entity[0]).collect();
+            assert_eq!(users, [&Value::Int(1), &Value::Int(4)], "the reference's core");
+        }
+        for (name, want) in want {
+            let out = fixture.read_output(&output_of(&out_root, name.as_deref(), spec.sequence_length));
+            assert_eq!(sorted(reference::rows_of(&spec, &out.batches)), sorted(want), "case {k} {name:?}");
+            let counts = &out.manifest.counts;
+            assert!(counts.dropped_k_core_rows.unwrap() > 0, "case {k}: {counts:?}");
+            let dropped = [counts.dropped_duplicate_rows, counts.dropped_k_core_rows, counts.dropped_min_events_rows];
+            assert_eq!(counts.sequenced_rows + dropped.iter().flatten().sum::<u64>(), counts.input_rows, "case {k}");
+        }
+    }
+}

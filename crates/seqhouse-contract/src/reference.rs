@@ -234,6 +234,9 @@ pub fn sequence_outputs(spec: &SequenceSpec, batches: &[RecordBatch]) -> Result<
         fold: Option<i32>,
     }
     let mut prepared: Vec<Prepared> = Vec::new();
+    // Each entity's key and events after the filters that see it alone, with its sessions.
+    type Filtered = (Vec<Value>, Vec<usize>, Vec<(usize, usize)>);
+    let mut filtered: Vec<Filtered> = Vec::new();
     let mut i = 0;
     while i < kept.len() {
         let mut j = i;
@@ -281,9 +284,40 @@ pub fn sequence_outputs(spec: &SequenceSpec, batches: &[RecordBatch]) -> Result<
                 from += session.len();
             }
         }
-        if events.is_empty() || spec.min_events.is_some_and(|min| events.len() < min) {
+        // With k-core, min-events is its entity side, applied with it below.
+        if events.is_empty() || spec.k_core.is_none() && spec.min_events.is_some_and(|min| events.len() < min) {
             continue;
         }
+        filtered.push((entity_key, events, sessions));
+    }
+    // k-core, the plain way: drop the events of values seen fewer than k times (over every
+    // entity), then the entities left with fewer than min-events, until a round drops nothing.
+    if let Some(core) = &spec.k_core {
+        let f = spec.features.iter().position(|x| x.name == core.column).unwrap();
+        let values = &features[f].1;
+        let min = spec.min_events.unwrap_or(1);
+        loop {
+            let mut counts: std::collections::BTreeMap<Value, u64> = Default::default();
+            for (_, events, _) in &filtered {
+                for &r in events {
+                    if let Some(v) = &values[r] {
+                        *counts.entry(v.clone()).or_default() += 1;
+                    }
+                }
+            }
+            let before: usize = filtered.iter().map(|(_, events, _)| events.len()).sum();
+            for (_, events, sessions) in &mut filtered {
+                events.retain(|&r| values[r].as_ref().is_none_or(|v| counts[v] >= core.k));
+                *sessions = vec![(0, events.len())];
+            }
+            filtered.retain(|(_, events, _)| events.len() >= min);
+            let after: usize = filtered.iter().map(|(_, events, _)| events.len()).sum();
+            if after == before {
+                break;
+            }
+        }
+    }
+    for (entity_key, events, sessions) in filtered {
         // Each feature's value per event: the row's, or the gap to the previous kept event.
         let values_at: Vec<Vec<Option<Value>>> = features
             .iter()

@@ -146,7 +146,7 @@ proptest! {
         let input: Vec<RecordBatch> = raw.iter().map(|b| resolved.conform(b, "test").unwrap()).collect();
         let sources = vec!["test"; input.len()];
         let want = reference::sequence_outputs(&spec, &input);
-        match Sequencer::prepare(&resolved, input.clone(), &sources) {
+        match Sequencer::prepare(&resolved, input.clone(), &sources, seqhouse_core::Core::Whole) {
             Ok(sequencer) => {
                 let want = want.expect("the kernel accepted input the reference rejects");
                 prop_assert_eq!(want.len(), resolved.output_schemas.len());
@@ -213,7 +213,7 @@ fn kernel_output_is_independent_of_thread_count() {
     let input: Vec<RecordBatch> = raw.iter().map(|b| resolved.conform(b, "test").unwrap()).collect();
     let run = |threads: usize| {
         rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| {
-            let s = Sequencer::prepare(&resolved, input.clone(), &["t"; 3]).unwrap();
+            let s = Sequencer::prepare(&resolved, input.clone(), &["t"; 3], seqhouse_core::Core::Whole).unwrap();
             s.output(0).build(0..s.num_windows()).unwrap()
         })
     };

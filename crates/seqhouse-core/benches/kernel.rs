@@ -66,9 +66,15 @@ fn kernel(c: &mut Criterion) {
             let pool = pool(threads);
             let label = format!("{mode}/{threads}t");
             group.bench_function(BenchmarkId::new("prepare", &label), |b| {
-                b.iter(|| pool.install(|| Sequencer::prepare(&resolved, vec![batch.clone()], &["bench"]).unwrap()))
+                b.iter(|| {
+                    pool.install(|| {
+                        Sequencer::prepare(&resolved, vec![batch.clone()], &["bench"], seqhouse_core::Core::Whole)
+                            .unwrap()
+                    })
+                })
             });
-            let sequencer = Sequencer::prepare(&resolved, vec![batch.clone()], &["bench"]).unwrap();
+            let sequencer =
+                Sequencer::prepare(&resolved, vec![batch.clone()], &["bench"], seqhouse_core::Core::Whole).unwrap();
             group.bench_function(BenchmarkId::new("build", &label), |b| {
                 b.iter(|| {
                     pool.install(|| {

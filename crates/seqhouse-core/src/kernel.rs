@@ -24,6 +24,7 @@ use arrow::datatypes::{DataType, Field};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::core_filter::{CoreEvents, CoreValues};
 use crate::error::{Error, Result};
 use crate::order::order_rows;
 use crate::resolve::ResolvedSpec;
@@ -47,6 +48,10 @@ pub struct SequenceStats {
     /// Rows dropped by `--dedupe-consecutive` (present when it is asked for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropped_duplicate_rows: Option<u64>,
+    /// Events dropped by `--k-core` because their value fell out of the core (the entities it
+    /// left too small are counted as `--min-events` drops).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_k_core_rows: Option<u64>,
     /// Entities dropped by `--min-events` (present when it is asked for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropped_min_events_entities: Option<u64>,
@@ -144,6 +149,7 @@ impl SequenceStats {
             }
         };
         add(&mut self.dropped_duplicate_rows, range.dropped_duplicate_rows);
+        add(&mut self.dropped_k_core_rows, range.dropped_k_core_rows);
         add(&mut self.dropped_min_events_entities, range.dropped_min_events_entities);
         add(&mut self.dropped_min_events_rows, range.dropped_min_events_rows);
         add(&mut self.sessions, range.sessions);
@@ -217,6 +223,17 @@ pub fn window_bounds(mode: Mode, len: usize, n: usize, stride: usize) -> Vec<(us
     }
 }
 
+/// Where [`Sequencer::prepare`] takes the k-core filter's surviving values from.
+pub enum Core<'a> {
+    /// The batches are the whole input: the filter's fixed point is found over them.
+    Whole,
+    /// The batches are one range of the input; these values survive over the whole of it.
+    Values(&'a CoreValues),
+    /// Only collect the range's events into the list (for [`CoreEvents::fixed_point`] over
+    /// every range); the sequencer returned holds no windows.
+    Collect(&'a mut CoreEvents),
+}
+
 /// A prepared job: the ordered input and its windows, ready to be materialised in slices.
 pub struct Sequencer {
     resolved: ResolvedSpec,
@@ -262,7 +279,15 @@ impl Sequencer {
     /// Orders and windows `batches`, which must follow `resolved.input_schema` (see
     /// [`ResolvedSpec::conform`]) and come in input order (files in path order, rows in file
     /// order). `batch_sources[i]` names the file of `batches[i]` for error messages.
-    pub fn prepare(resolved: &ResolvedSpec, batches: Vec<RecordBatch>, batch_sources: &[&str]) -> Result<Self> {
+    ///
+    /// `core` says where the k-core filter's values come from, when the spec asks for one
+    /// (else it is not used).
+    pub fn prepare(
+        resolved: &ResolvedSpec,
+        batches: Vec<RecordBatch>,
+        batch_sources: &[&str],
+        core: Core<'_>,
+    ) -> Result<Self> {
         let schema = resolved.input_schema.clone();
         let started = std::time::Instant::now();
         let mut null_keys = NullKeys::new(resolved);
@@ -334,7 +359,32 @@ impl Sequencer {
                 }
                 None => None,
             };
-            let (keep, session_of) = filters.keep(resolved, &sorted_features, first_order.as_ref(), &entity_starts);
+            let (mut keep, session_of) = filters.keep(resolved, &sorted_features, first_order.as_ref(), &entity_starts);
+            if let Some(k_core) = &spec.k_core {
+                let f = spec.features.iter().position(|f| f.name == k_core.column).expect("validated");
+                let values = sorted_features[f].as_ref().expect("an input feature");
+                let computed;
+                let values_kept = match core {
+                    Core::Values(values) => values,
+                    Core::Whole | Core::Collect(_) => {
+                        let kept = BooleanArray::from(keep.clone());
+                        let mut starts = entity_starts.clone();
+                        let mut order_kept = order.clone();
+                        filters.apply(&keep, &mut order_kept, &mut starts);
+                        let kept_values = arrow::compute::filter(values, &kept).map_err(Error::internal)?;
+                        if let Core::Collect(into) = core {
+                            // Only collected: the caller finds the values over every range.
+                            into.add(&kept_values, &starts)?;
+                            return Ok(Sequencer::empty(resolved, entities));
+                        }
+                        let mut events = CoreEvents::new(values.data_type())?;
+                        events.add(&kept_values, &starts)?;
+                        computed = events.fixed_point(k_core.k, spec.min_events.unwrap_or(1));
+                        &computed
+                    }
+                };
+                filters.drop_outside_core(spec, values_kept, values, &mut keep, &entity_starts)?;
+            }
             filters.apply(&keep, &mut order, &mut entity_starts);
             if resolved.session_gap.is_some() {
                 let session_of: Vec<u32> =
@@ -424,6 +474,7 @@ impl Sequencer {
             null_key_rows_by_column: null_keys.by_column,
             sequenced_rows: order.len() as u64,
             dropped_duplicate_rows: spec.dedupe_consecutive.then_some(filters.duplicates),
+            dropped_k_core_rows: spec.k_core.as_ref().map(|_| filters.outside_core),
             dropped_min_events_entities: spec.min_events.map(|_| filters.small_entities),
             dropped_min_events_rows: spec.min_events.map(|_| filters.small_entity_rows),
             sessions: spec.session_gap.as_ref().map(|_| sessions.iter().map(|s| s.len() as u64 - 1).sum()),
@@ -475,6 +526,19 @@ impl Sequencer {
             self.sorted_features[f] = ids;
         }
         Ok(())
+    }
+
+    /// A sequencer of no windows (for a pass that only collected what it needed).
+    fn empty(resolved: &ResolvedSpec, entities: Vec<ArrayRef>) -> Sequencer {
+        Sequencer {
+            resolved: resolved.clone(),
+            entities,
+            sorted_features: Vec::new(),
+            order: Vec::new(),
+            windows: vec![Vec::new(); resolved.spec.output_names().len()],
+            fit_ranges: Vec::new(),
+            stats: SequenceStats::default(),
+        }
     }
 
     /// Number of output rows (kept windows) of every output together.
@@ -572,6 +636,7 @@ struct EventFilters {
     short_session_rows: u64,
     small_entities: u64,
     small_entity_rows: u64,
+    outside_core: u64,
 }
 
 /// The first order-by column (in sorted order) as integers for `--session-gap`: its own
@@ -643,17 +708,44 @@ impl EventFilters {
                 }
             }
         }
-        if let Some(min) = spec.min_events {
-            for run in entity_starts.windows(2) {
-                let events = keep[run[0]..run[1]].iter().filter(|k| **k).count();
-                if events < min {
-                    keep[run[0]..run[1]].fill(false);
-                    self.small_entities += u64::from(events > 0);
-                    self.small_entity_rows += events as u64;
-                }
-            }
+        // With k-core, min-events is its entity side, applied with it.
+        if spec.k_core.is_none() {
+            self.drop_small_entities(spec.min_events, &mut keep, entity_starts);
         }
         (keep, session_of)
+    }
+
+    /// `--min-events`: drops entities left with fewer than `min` kept events.
+    fn drop_small_entities(&mut self, min: Option<usize>, keep: &mut [bool], entity_starts: &[usize]) {
+        let Some(min) = min else { return };
+        for run in entity_starts.windows(2) {
+            let events = keep[run[0]..run[1]].iter().filter(|k| **k).count();
+            if events < min {
+                keep[run[0]..run[1]].fill(false);
+                self.small_entities += u64::from(events > 0);
+                self.small_entity_rows += events as u64;
+            }
+        }
+    }
+
+    /// `--k-core`: drops the kept events whose value of the k-core column (`values`, in
+    /// sorted order) does not survive in `core`, then the entities left too small.
+    fn drop_outside_core(
+        &mut self,
+        spec: &crate::SequenceSpec,
+        core: &CoreValues,
+        values: &ArrayRef,
+        keep: &mut [bool],
+        entity_starts: &[usize],
+    ) -> Result<()> {
+        for (keep, survives) in keep.iter_mut().zip(core.keeps(values)?) {
+            if *keep && !survives {
+                *keep = false;
+                self.outside_core += 1;
+            }
+        }
+        self.drop_small_entities(spec.min_events, keep, entity_starts);
+        Ok(())
     }
 
     /// Drops the positions `keep` does not keep from `order`, and entities left with none.

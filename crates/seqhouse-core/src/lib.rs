@@ -2,6 +2,7 @@
 //! orchestrator. It does no I/O and knows no engine; adapters live in their own crates.
 #![warn(missing_docs)]
 
+pub mod core_filter;
 pub mod error;
 pub mod kernel;
 pub mod manifest;
@@ -18,7 +19,7 @@ pub mod vocab;
 
 pub use error::{Error, Result};
 pub use kernel::{
-    BatchNulls, LeakCounts, NullKeyCounts, NullKeys, OutputWindows, SequenceStats, Sequencer, SplitCounts,
+    BatchNulls, Core, LeakCounts, NullKeyCounts, NullKeys, OutputWindows, SequenceStats, Sequencer, SplitCounts,
     window_bounds,
 };
 pub use manifest::{MANIFEST_FILE, Manifest};
@@ -30,7 +31,9 @@ pub use port::{
 };
 pub use resolve::ResolvedSpec;
 pub use setting::{Setting, SettingNames, SettingValue, name_settings};
-pub use spec::{FeatureSpec, FillNull, GapUnit, Mode, NullKeyPolicy, Padding, SequenceSpec, TimeDelta, VocabSpec};
+pub use spec::{
+    FeatureSpec, FillNull, GapUnit, KCore, Mode, NullKeyPolicy, Padding, SequenceSpec, TimeDelta, VocabSpec,
+};
 
 /// The version written into manifests.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -57,6 +57,8 @@ pub enum Setting {
     DedupeConsecutive,
     /// Drop entities with fewer events.
     MinEvents,
+    /// The k-core filter.
+    KCore,
     /// Derived time-gap features.
     TimeDelta,
     /// The gap that starts a new session.
@@ -142,6 +144,7 @@ impl Setting {
         Setting::TargetMask,
         Setting::DedupeConsecutive,
         Setting::MinEvents,
+        Setting::KCore,
         Setting::TimeDelta,
         Setting::SessionGap,
         Setting::MinSessionLength,
@@ -197,6 +200,7 @@ impl Setting {
             Setting::TargetMask => "target_mask",
             Setting::DedupeConsecutive => "dedupe_consecutive",
             Setting::MinEvents => "min_events",
+            Setting::KCore => "k_core",
             Setting::TimeDelta => "time_delta",
             Setting::SessionGap => "session_gap",
             Setting::MinSessionLength => "min_session_length",

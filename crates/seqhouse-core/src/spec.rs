@@ -289,6 +289,38 @@ impl FromStr for FillNull {
     }
 }
 
+/// The k-core filter (`--k-core COL=K`): the recommender systems' filter, to its fixed point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KCore {
+    /// The column whose rare values' events are dropped (a `--feature`, such as the item id).
+    pub column: String,
+    /// Values with fewer events than this (over every entity) are dropped.
+    pub k: u64,
+}
+
+impl FromStr for KCore {
+    type Err = Error;
+    /// Parses `COL=K`, K a whole number of at least 1.
+    fn from_str(s: &str) -> Result<Self> {
+        let parsed = s.split_once('=').and_then(|(column, k)| {
+            let k = k.trim().parse::<u64>().ok().filter(|k| *k >= 1)?;
+            (!column.trim().is_empty()).then(|| KCore { column: column.trim().to_string(), k })
+        });
+        parsed.ok_or_else(|| {
+            Error::setting(
+                Setting::KCore,
+                format!("'{s}' must be COL=K with K a whole number of at least 1, e.g. item_id=5"),
+            )
+        })
+    }
+}
+
+impl fmt::Display for KCore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.column, self.k)
+    }
+}
+
 /// The full description of how to turn an event log into padded windows.
 ///
 /// Build it, then call [`SequenceSpec::validate`]; every engine runs a validated spec.
@@ -338,6 +370,10 @@ pub struct SequenceSpec {
     /// Drop sessions with fewer events than this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_session_length: Option<usize>,
+    /// Repeatedly drop the events of values of a column seen fewer than K times, and the
+    /// entities left with fewer than `min_events` events, until nothing changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k_core: Option<KCore>,
     /// Features whose values are replaced by vocabulary ids.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vocab: Vec<VocabSpec>,
@@ -369,6 +405,7 @@ impl SequenceSpec {
             time_deltas: Vec::new(),
             session_gap: None,
             min_session_length: None,
+            k_core: None,
             vocab: Vec::new(),
             vocab_from: None,
         }
@@ -533,6 +570,24 @@ impl SequenceSpec {
             }
         }
         self.validate_vocab()?;
+        if let Some(core) = &self.k_core {
+            if !self.input_features().any(|f| f.name == core.column) {
+                return Err(Error::setting(
+                    Setting::KCore,
+                    format!(
+                        "'{}' is not a sequenced input column; add {} (k-core counts the values of one)",
+                        core.column,
+                        Setting::Feature.with(&core.column)
+                    ),
+                ));
+            }
+            if self.session_gap.is_some() {
+                return Err(Error::setting_message(
+                    Setting::KCore,
+                    format!("cannot be combined with {} yet; pass one of them", Setting::SessionGap),
+                ));
+            }
+        }
         if self.min_session_length.is_some() && self.session_gap.is_none() {
             return Err(Error::setting(
                 Setting::MinSessionLength,
@@ -631,7 +686,10 @@ impl SequenceSpec {
 
     /// Whether events are filtered (besides null keys) before they are windowed.
     pub fn filters_events(&self) -> bool {
-        self.dedupe_consecutive || self.min_events.is_some_and(|m| m > 1) || self.session_gap.is_some()
+        self.dedupe_consecutive
+            || self.min_events.is_some_and(|m| m > 1)
+            || self.session_gap.is_some()
+            || self.k_core.is_some()
     }
 
     /// What is done to each entity's events before windowing, as the options say it, in order
@@ -653,8 +711,18 @@ impl SequenceSpec {
                 Setting::SessionGap.with(gap)
             ));
         }
-        if let Some(min) = self.min_events {
-            steps.push(format!("drop entities with fewer than {min} events ({})", Setting::MinEvents.with(min)));
+        match (&self.k_core, self.min_events) {
+            (Some(core), min) => steps.push(format!(
+                "drop the events of '{}' values seen fewer than {} times{}, again until nothing changes ({})",
+                core.column,
+                core.k,
+                min.map(|m| format!(" and entities left with fewer than {m} events")).unwrap_or_default(),
+                Setting::KCore.with(core)
+            )),
+            (None, Some(min)) => {
+                steps.push(format!("drop entities with fewer than {min} events ({})", Setting::MinEvents.with(min)))
+            }
+            (None, None) => {}
         }
         for delta in &self.time_deltas {
             let unit = delta.unit.map(|u| format!(":{u}")).unwrap_or_default();

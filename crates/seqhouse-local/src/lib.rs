@@ -313,7 +313,8 @@ impl LocalWarehouse {
             let read_done = started.elapsed();
             progress.stage("sequence", 0);
             self.check_cancelled()?;
-            let mut sequencer = Sequencer::prepare(&resolved, decoded.batches, &batch_sources)?;
+            let mut sequencer =
+                Sequencer::prepare(&resolved, decoded.batches, &batch_sources, seqhouse_core::Core::Whole)?;
             let vocabularies =
                 self.vocabularies(&resolved, job.subset.as_deref(), &mut |counts| sequencer.count_values(counts))?;
             sequencer.encode(&vocabularies)?;
@@ -338,13 +339,20 @@ impl LocalWarehouse {
             self.check_cancelled()?;
             let input_files = split.files.clone();
             let cancelled = || self.check_cancelled();
+            let core = split.core_values(&resolved, &cancelled)?;
             let vocabularies = self.vocabularies(&resolved, job.subset.as_deref(), &mut |counts| {
-                split.count_values(&resolved, counts, &cancelled)
+                split.count_values(&resolved, core.as_ref(), counts, &cancelled)
             })?;
             progress.stage("sequence and write", 0);
             let mut split = Some(split);
             let (targets, parts, stats) = write(locks, &vocabularies, &mut |sinks| {
-                split.take().expect("sequenced once").sequence(&resolved, &vocabularies, sinks, &cancelled)
+                split.take().expect("sequenced once").sequence(
+                    &resolved,
+                    core.as_ref(),
+                    &vocabularies,
+                    sinks,
+                    &cancelled,
+                )
             })?;
             tracing::debug!(split = ?split_done, sequence_and_write = ?(started.elapsed() - split_done), "phases");
             (targets, parts, stats, input_files)

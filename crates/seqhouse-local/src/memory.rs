@@ -139,7 +139,7 @@ impl LocalWarehouse {
 
     /// A job in one piece.
     fn windows(&self, resolved: &ResolvedSpec, batches: Vec<RecordBatch>, sources: &[&str]) -> Result<Windows> {
-        let mut sequencer = Sequencer::prepare(resolved, batches, sources)?;
+        let mut sequencer = Sequencer::prepare(resolved, batches, sources, seqhouse_core::Core::Whole)?;
         self.check_cancelled()?;
         let vocabularies = self.vocabularies(resolved, None, &mut |counts| sequencer.count_values(counts))?;
         sequencer.encode(&vocabularies)?;
@@ -151,10 +151,12 @@ impl LocalWarehouse {
     /// A job split by entity range, a range at a time.
     fn sequence_split(&self, resolved: &ResolvedSpec, split: SplitInput) -> Result<Windows> {
         let cancelled = || self.check_cancelled();
-        let vocabularies =
-            self.vocabularies(resolved, None, &mut |counts| split.count_values(resolved, counts, &cancelled))?;
+        let core = split.core_values(resolved, &cancelled)?;
+        let vocabularies = self.vocabularies(resolved, None, &mut |counts| {
+            split.count_values(resolved, core.as_ref(), counts, &cancelled)
+        })?;
         let mut sink = MemorySink::new(self, resolved);
-        let stats = split.sequence(resolved, &vocabularies, &mut sink, &cancelled)?;
+        let stats = split.sequence(resolved, core.as_ref(), &vocabularies, &mut sink, &cancelled)?;
         Ok(sink.into_windows(resolved, stats, vocabularies))
     }
 }

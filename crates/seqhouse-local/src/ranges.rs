@@ -35,6 +35,8 @@ use arrow::datatypes::SchemaRef;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use rayon::prelude::*;
+use seqhouse_core::Core;
+use seqhouse_core::core_filter::{CoreEvents, CoreValues};
 use seqhouse_core::kernel::rows_without_nulls;
 use seqhouse_core::manifest::InputFile;
 use seqhouse_core::partition::EntityRanges;
@@ -390,6 +392,7 @@ impl SplitInput {
     pub(crate) fn count_values(
         &self,
         resolved: &ResolvedSpec,
+        core: Option<&CoreValues>,
         counts: &mut [ValueCounts],
         cancelled: &(dyn Fn() -> Result<()> + Sync),
     ) -> Result<()> {
@@ -398,9 +401,31 @@ impl SplitInput {
             let batches = range.read()?;
             let source = format!("range {r} of the split input");
             let sources = vec![source.as_str(); batches.len()];
-            Sequencer::prepare(resolved, batches, &sources)?.count_values(counts)?;
+            Sequencer::prepare(resolved, batches, &sources, in_range(core))?.count_values(counts)?;
         }
         Ok(())
+    }
+
+    /// With `--k-core`, the values that survive it over every range: each range's events are
+    /// collected (a value code each) and the fixed point found over all of them, leaving the
+    /// ranges held for the passes that follow.
+    pub(crate) fn core_values(
+        &self,
+        resolved: &ResolvedSpec,
+        cancelled: &(dyn Fn() -> Result<()> + Sync),
+    ) -> Result<Option<CoreValues>> {
+        let spec = &resolved.spec;
+        let Some(k_core) = &spec.k_core else { return Ok(None) };
+        let f = spec.features.iter().position(|f| f.name == k_core.column).expect("validated");
+        let mut events = CoreEvents::new(resolved.input_schema.field(resolved.feature_idx[f]).data_type())?;
+        for (r, range) in self.ranges.iter().enumerate() {
+            cancelled()?;
+            let batches = range.read()?;
+            let source = format!("range {r} of the split input");
+            let sources = vec![source.as_str(); batches.len()];
+            Sequencer::prepare(resolved, batches, &sources, Core::Collect(&mut events))?;
+        }
+        Ok(Some(events.fixed_point(k_core.k, spec.min_events.unwrap_or(1))))
     }
 
     /// Sequences the ranges in order into `sink` (step 3), each feature of `--vocab` encoded
@@ -412,6 +437,7 @@ impl SplitInput {
     pub(crate) fn sequence(
         self,
         resolved: &ResolvedSpec,
+        core: Option<&CoreValues>,
         vocabularies: &[Vocabulary],
         sink: &mut dyn WindowSink,
         cancelled: &(dyn Fn() -> Result<()> + Sync),
@@ -422,7 +448,7 @@ impl SplitInput {
             let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
             let source = format!("range {r} of the split input");
             let sources = vec![source.as_str(); batches.len()];
-            let mut sequencer = Sequencer::prepare(resolved, batches, &sources)?;
+            let mut sequencer = Sequencer::prepare(resolved, batches, &sources, in_range(core))?;
             sequencer.encode(vocabularies)?;
             tracing::trace!(range = r, rows, windows = sequencer.num_windows(), "range prepared");
             Ok(sequencer)
@@ -441,6 +467,11 @@ impl SplitInput {
         }
         Ok(stats)
     }
+}
+
+/// How a range is prepared: with the k-core values found over every range, when there are.
+fn in_range(core: Option<&CoreValues>) -> Core<'_> {
+    core.map_or(Core::Whole, Core::Values)
 }
 
 /// Step 1 of a spilled job: the range bounds, from a pass over the entity columns alone.

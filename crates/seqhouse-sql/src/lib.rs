@@ -274,6 +274,7 @@ fn event_steps(resolved: &ResolvedSpec, dialect: Dialect, from: &str) -> Result<
     let local_only = [
         (spec.session_gap.is_some(), seqhouse_core::Setting::SessionGap),
         (!spec.vocab.is_empty(), seqhouse_core::Setting::Vocab),
+        (spec.k_core.is_some(), seqhouse_core::Setting::KCore),
     ];
     if let Some((_, setting)) = local_only.into_iter().find(|(asked, _)| *asked) {
         return Err(Error::setting(
@@ -778,6 +779,8 @@ pub fn stats_from_row(spec: &SequenceSpec, values: &[u64], input: &str) -> Resul
         null_key_rows_by_column: keys.iter().map(|k| k.to_string()).zip(key_nulls.iter().copied()).collect(),
         sequenced_rows: values[0] - dropped - duplicates.unwrap_or(0) - small_rows.unwrap_or(0),
         dropped_duplicate_rows: duplicates,
+        // Like sessions, k-core is refused before any SQL is made.
+        dropped_k_core_rows: None,
         dropped_min_events_entities: small_entities,
         dropped_min_events_rows: small_rows,
         // Sessions are refused before any SQL is made (event_steps).

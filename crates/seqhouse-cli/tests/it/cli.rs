@@ -315,6 +315,7 @@ const CONFIG_KEYS: &[(&str, &str)] = &[
     ("dedupe-consecutive", "true"),
     ("preset", "'pykt'"),
     ("min-events", "5"),
+    ("k-core", "'item_id=5'"),
     ("session-gap", "'30m'"),
     ("min-session-length", "2"),
     ("time-delta", "['gap=ts:ms', 'days=day']"),
@@ -673,6 +674,8 @@ fn vocabulary_flags_on_movielens() {
         (vec!["--vocab", "movieId:max_size=3", "--vocab-from", s(&train_dir)], vec!["--vocab", "--vocab-from"]),
         (vec!["--vocab", "movieId", "--vocab-from", s(dir.path())], vec!["--vocab-from", "movieId.parquet"]),
         (vec!["--vocab-from", s(&train_dir)], vec!["--vocab-from", "--vocab"]),
+        (vec!["--k-core", "movieId"], vec!["--k-core", "COL=K"]),
+        (vec!["--k-core", "userId=5"], vec!["--k-core", "'userId'", "--feature userId"]),
     ] {
         let bad = dir.path().join("bad");
         let mut args = common.to_vec();
