@@ -13,6 +13,7 @@
 //! reserved ids have no rows.
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
@@ -20,6 +21,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::row::{RowConverter, Rows, SortField};
 
 use crate::error::{Error, Result};
+use crate::order::MulHasher;
 use crate::setting::Setting;
 use crate::spec::VocabSpec;
 
@@ -63,21 +65,50 @@ fn to_rows(converter: &RowConverter, values: &ArrayRef) -> Result<Rows> {
     converter.convert_columns(std::slice::from_ref(values)).map_err(Error::internal)
 }
 
+/// A hash map keyed by integers, with the kernel's multiplicative hash (the default SipHash
+/// costs more than the rest of the encoding).
+type IntMap<V> = HashMap<i64, V, BuildHasherDefault<MulHasher>>;
+
+/// Whether values of `data_type` are keyed as `i64` (whose order is theirs) rather than in the
+/// row format: the integer types up to 32 bits unsigned and 64 bits signed.
+fn keyed_as_i64(data_type: &DataType) -> bool {
+    use DataType::*;
+    matches!(data_type, Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32)
+}
+
+fn as_i64(values: &ArrayRef) -> Result<Int64Array> {
+    let cast = arrow::compute::cast(values, &DataType::Int64).map_err(Error::internal)?;
+    Ok(cast.as_any().downcast_ref::<Int64Array>().expect("cast to int64").clone())
+}
+
 /// How often each value of one feature occurs in the events a vocabulary is fitted on.
 pub struct ValueCounts {
     data_type: DataType,
     converter: RowConverter,
     counts: HashMap<Box<[u8]>, u64>,
+    ints: IntMap<u64>,
 }
 
 impl ValueCounts {
     /// No counts yet, for values of `data_type`.
     pub fn new(data_type: &DataType) -> Result<Self> {
-        Ok(ValueCounts { data_type: data_type.clone(), converter: converter(data_type)?, counts: HashMap::new() })
+        Ok(ValueCounts {
+            data_type: data_type.clone(),
+            converter: converter(data_type)?,
+            counts: HashMap::new(),
+            ints: IntMap::default(),
+        })
     }
 
     /// Counts the non-null `values`.
     pub fn add(&mut self, values: &ArrayRef) -> Result<()> {
+        if keyed_as_i64(&self.data_type) {
+            let ints = as_i64(values)?;
+            for value in ints.iter().flatten() {
+                *self.ints.entry(value).or_insert(0) += 1;
+            }
+            return Ok(());
+        }
         let rows = to_rows(&self.converter, values)?;
         for (i, row) in rows.iter().enumerate() {
             if values.is_valid(i) {
@@ -97,17 +128,28 @@ impl ValueCounts {
         for (value, count) in other.counts {
             *self.counts.entry(value).or_insert(0) += count;
         }
+        for (value, count) in other.ints {
+            *self.ints.entry(value).or_insert(0) += count;
+        }
     }
 
     /// The vocabulary of these counts under `spec`'s `min_count` and `max_size`: values by
     /// descending count, ties by ascending value.
     pub fn fit(self, spec: &VocabSpec) -> Result<Vocabulary> {
         let min_count = spec.min_count.unwrap_or(1);
+        let max = spec.max_size.map_or(usize::MAX, |max| usize::try_from(max).unwrap_or(usize::MAX));
+        if keyed_as_i64(&self.data_type) {
+            let mut ranked: Vec<(i64, u64)> = self.ints.into_iter().filter(|(_, c)| *c >= min_count).collect();
+            ranked.sort_unstable_by(|(a, ca), (b, cb)| cb.cmp(ca).then_with(|| a.cmp(b)));
+            ranked.truncate(max);
+            let values: ArrayRef = Arc::new(Int64Array::from_iter_values(ranked.iter().map(|(v, _)| *v)));
+            let values = arrow::compute::cast(&values, &self.data_type).map_err(Error::internal)?;
+            let counts = ranked.iter().map(|(_, c)| *c).collect();
+            return Vocabulary::new(spec.name.clone(), values, counts, None);
+        }
         let mut ranked: Vec<(Box<[u8]>, u64)> = self.counts.into_iter().filter(|(_, c)| *c >= min_count).collect();
         ranked.sort_unstable_by(|(a, ca), (b, cb)| cb.cmp(ca).then_with(|| a.cmp(b)));
-        if let Some(max) = spec.max_size {
-            ranked.truncate(usize::try_from(max).unwrap_or(usize::MAX));
-        }
+        ranked.truncate(max);
         let parser = self.converter.parser();
         let rows = ranked.iter().map(|(bytes, _)| parser.parse(bytes));
         let mut values = self.converter.convert_rows(rows).map_err(Error::internal)?;
@@ -135,15 +177,27 @@ pub struct Vocabulary {
     pub fitted_on: Option<String>,
     converter: RowConverter,
     lookup: HashMap<Box<[u8]>, i64>,
+    /// The lookup, for values keyed as integers.
+    int_lookup: IntMap<i64>,
 }
 
 impl Vocabulary {
     fn new(feature: String, values: ArrayRef, counts: Vec<u64>, ids: Option<Vec<i64>>) -> Result<Self> {
         let converter = converter(values.data_type())?;
         let ids = ids.unwrap_or_else(|| (FIRST_ID..).take(values.len()).collect());
-        let rows = to_rows(&converter, &values)?;
-        let lookup = rows.iter().zip(&ids).map(|(row, &id)| (row.as_ref().into(), id)).collect();
-        Ok(Vocabulary { feature, values, ids, counts, fitted_on: None, converter, lookup })
+        let (mut lookup, mut int_lookup) = (HashMap::new(), IntMap::default());
+        if keyed_as_i64(values.data_type()) {
+            int_lookup = as_i64(&values)?.values().iter().copied().zip(ids.iter().copied()).collect();
+        } else {
+            let rows = to_rows(&converter, &values)?;
+            lookup = rows.iter().zip(&ids).map(|(row, &id)| (row.as_ref().into(), id)).collect();
+        }
+        Ok(Vocabulary { feature, values, ids, counts, fitted_on: None, converter, lookup, int_lookup })
+    }
+
+    /// How many distinct values the lookup holds (fewer than the values when one repeats).
+    fn distinct(&self) -> usize {
+        self.lookup.len() + self.int_lookup.len()
     }
 
     /// How many values have their own id.
@@ -164,6 +218,14 @@ impl Vocabulary {
     /// The ids of `values` (of the vocabulary's value type): [`NULL_ID`] for a null,
     /// [`OOV_ID`] for a value it does not hold.
     pub fn encode(&self, values: &ArrayRef) -> Result<ArrayRef> {
+        if keyed_as_i64(values.data_type()) {
+            let ints = as_i64(values)?;
+            let ids = Int64Array::from_iter_values(ints.iter().map(|value| match value {
+                None => NULL_ID,
+                Some(value) => self.int_lookup.get(&value).copied().unwrap_or(OOV_ID),
+            }));
+            return Ok(Arc::new(ids));
+        }
         let rows = to_rows(&self.converter, values)?;
         let ids: Vec<i64> = (rows.iter().enumerate())
             .map(
@@ -230,7 +292,7 @@ impl Vocabulary {
         }
         let vocabulary =
             Vocabulary::new(feature.to_string(), values, counts.iter().map(|&c| c as u64).collect(), Some(ids))?;
-        if vocabulary.lookup.len() != vocabulary.len() {
+        if vocabulary.distinct() != vocabulary.len() {
             return Err(bad("lists a value twice".to_string()));
         }
         Ok(vocabulary)

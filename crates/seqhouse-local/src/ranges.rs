@@ -396,9 +396,24 @@ impl SplitInput {
         counts: &mut [ValueCounts],
         cancelled: &(dyn Fn() -> Result<()> + Sync),
     ) -> Result<()> {
+        let spec = &resolved.spec;
+        // When every event is fitted on (no split) and no filter drops any, the ranges' rows
+        // (null keys already dropped) are the fitting events: counted as they are, unsorted.
+        let every_event = spec.split.is_none()
+            && !spec.dedupe_consecutive
+            && spec.min_events.is_none_or(|m| m <= 1)
+            && spec.min_session_length.is_none_or(|m| m <= 1)
+            && spec.k_core.is_none();
         for (r, range) in self.ranges.iter().enumerate() {
             cancelled()?;
             let batches = range.read()?;
+            if every_event {
+                for (counts, vocab) in counts.iter_mut().zip(&spec.vocab) {
+                    let f = spec.features.iter().position(|f| f.name == vocab.name).expect("validated");
+                    batches.iter().try_for_each(|batch| counts.add(batch.column(resolved.feature_idx[f])))?;
+                }
+                continue;
+            }
             let source = format!("range {r} of the split input");
             let sources = vec![source.as_str(); batches.len()];
             Sequencer::prepare(resolved, batches, &sources, in_range(core))?.count_values(counts)?;
