@@ -271,10 +271,11 @@ pub fn select_outputs(
 /// Steps a job does not need are left out; [`EventSteps`] names the last ones.
 fn event_steps(resolved: &ResolvedSpec, dialect: Dialect, from: &str) -> Result<EventSteps> {
     let spec = &resolved.spec;
+    // In the order they run: the first one asked for is named.
     let local_only = [
         (spec.session_gap.is_some(), seqhouse_core::Setting::SessionGap),
-        (!spec.vocab.is_empty(), seqhouse_core::Setting::Vocab),
         (spec.k_core.is_some(), seqhouse_core::Setting::KCore),
+        (!spec.vocab.is_empty(), seqhouse_core::Setting::Vocab),
     ];
     if let Some((_, setting)) = local_only.into_iter().find(|(asked, _)| *asked) {
         return Err(Error::setting(
