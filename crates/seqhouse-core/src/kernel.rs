@@ -361,16 +361,14 @@ impl Sequencer {
             };
             let (mut keep, session_of) = filters.keep(resolved, &sorted_features, first_order.as_ref(), &entity_starts);
             if let Some(k_core) = &spec.k_core {
-                let f = spec.features.iter().position(|f| f.name == k_core.column).expect("validated");
+                let f = resolved.feature_position(&k_core.column);
                 let values = sorted_features[f].as_ref().expect("an input feature");
                 let computed;
                 let values_kept = match core {
                     Core::Values(values) => values,
                     Core::Whole | Core::Collect(_) => {
                         let kept = BooleanArray::from(keep.clone());
-                        let mut starts = entity_starts.clone();
-                        let mut order_kept = order.clone();
-                        filters.apply(&keep, &mut order_kept, &mut starts);
+                        let starts = kept_entity_starts(&keep, &entity_starts);
                         let kept_values = arrow::compute::filter(values, &kept).map_err(Error::internal)?;
                         if let Core::Collect(into) = core {
                             // Only collected: the caller finds the values over every range.
@@ -503,8 +501,7 @@ impl Sequencer {
             }
         };
         counts.par_iter_mut().zip(&spec.vocab).try_for_each(|(counts, vocab)| {
-            let f = spec.features.iter().position(|f| f.name == vocab.name).expect("validated");
-            let values = &self.sorted_features[f];
+            let values = &self.sorted_features[self.resolved.feature_position(&vocab.name)];
             match &keep {
                 None => counts.add(values),
                 Some(keep) => counts.add(&arrow::compute::filter(values, keep).map_err(Error::internal)?),
@@ -518,7 +515,7 @@ impl Sequencer {
         let spec = &self.resolved.spec;
         let encoded = (spec.vocab.par_iter().zip(vocabularies))
             .map(|(vocab, vocabulary)| {
-                let f = spec.features.iter().position(|f| f.name == vocab.name).expect("validated");
+                let f = self.resolved.feature_position(&vocab.name);
                 Ok((f, vocabulary.encode(&self.sorted_features[f])?))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -750,21 +747,26 @@ impl EventFilters {
 
     /// Drops the positions `keep` does not keep from `order`, and entities left with none.
     fn apply(&self, keep: &[bool], order: &mut Vec<u32>, entity_starts: &mut Vec<usize>) {
-        let mut starts = vec![0];
-        let mut kept = 0;
-        for run in entity_starts.windows(2) {
-            kept += keep[run[0]..run[1]].iter().filter(|k| **k).count();
-            if kept > *starts.last().expect("starts at 0") {
-                starts.push(kept);
-            }
-        }
         let mut position = 0;
         order.retain(|_| {
             position += 1;
             keep[position - 1]
         });
-        *entity_starts = starts;
+        *entity_starts = kept_entity_starts(keep, entity_starts);
     }
+}
+
+/// Where each entity left with events starts among the events `keep` keeps (then the end).
+fn kept_entity_starts(keep: &[bool], entity_starts: &[usize]) -> Vec<usize> {
+    let mut starts = vec![0];
+    let mut kept = 0;
+    for run in entity_starts.windows(2) {
+        kept += keep[run[0]..run[1]].iter().filter(|k| **k).count();
+        if kept > *starts.last().expect("starts at 0") {
+            starts.push(kept);
+        }
+    }
+    starts
 }
 
 /// The gaps of `gap` over `column` in sorted order: each event's value minus its entity's

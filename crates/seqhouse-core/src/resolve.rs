@@ -149,6 +149,17 @@ impl ResolvedSpec {
         Self::bind(spec, schema, source)
     }
 
+    /// The position of feature `name` among the spec's features; `name` must be one (a name
+    /// the spec validated, such as a `--vocab` or `--k-core` column).
+    pub fn feature_position(&self, name: &str) -> usize {
+        self.spec.features.iter().position(|f| f.name == name).expect("a validated feature")
+    }
+
+    /// The input type of feature `name` (see [`ResolvedSpec::feature_position`]): its column's.
+    pub fn feature_input_type(&self, name: &str) -> &DataType {
+        self.input_schema.field(self.feature_idx[self.feature_position(name)]).data_type()
+    }
+
     /// Binds a job's spec, which [`crate::SequenceRequest::jobs`] validated when it made the job.
     pub fn for_job(job: &crate::SequenceJob, schema: &Schema, source: &str) -> Result<Self> {
         Self::bind(&job.spec, schema, source)

@@ -238,10 +238,7 @@ impl LocalWarehouse {
             return seqhouse_storage::vocab::read_from(&self.storage, from, resolved);
         }
         let mut counts = (spec.vocab.iter())
-            .map(|vocab| {
-                let f = spec.features.iter().position(|f| f.name == vocab.name).expect("validated");
-                ValueCounts::new(resolved.input_schema.field(resolved.feature_idx[f]).data_type())
-            })
+            .map(|vocab| ValueCounts::new(resolved.feature_input_type(&vocab.name)))
             .collect::<Result<Vec<_>>>()?;
         count(&mut counts)?;
         let fitted_on = spec.output_names()[0].or(subset).map(str::to_string);

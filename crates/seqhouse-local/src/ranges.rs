@@ -409,8 +409,8 @@ impl SplitInput {
             let batches = range.read()?;
             if every_event {
                 for (counts, vocab) in counts.iter_mut().zip(&spec.vocab) {
-                    let f = spec.features.iter().position(|f| f.name == vocab.name).expect("validated");
-                    batches.iter().try_for_each(|batch| counts.add(batch.column(resolved.feature_idx[f])))?;
+                    let column = resolved.feature_idx[resolved.feature_position(&vocab.name)];
+                    batches.iter().try_for_each(|batch| counts.add(batch.column(column)))?;
                 }
                 continue;
             }
@@ -431,8 +431,7 @@ impl SplitInput {
     ) -> Result<Option<CoreValues>> {
         let spec = &resolved.spec;
         let Some(k_core) = &spec.k_core else { return Ok(None) };
-        let f = spec.features.iter().position(|f| f.name == k_core.column).expect("validated");
-        let mut events = CoreEvents::new(resolved.input_schema.field(resolved.feature_idx[f]).data_type())?;
+        let mut events = CoreEvents::new(resolved.feature_input_type(&k_core.column))?;
         for (r, range) in self.ranges.iter().enumerate() {
             cancelled()?;
             let batches = range.read()?;

@@ -367,9 +367,15 @@ impl Target {
     /// The name of part `index`: [`part_name`], with the generation suffix when replacing an
     /// object-store output.
     pub fn part_name(&self, index: usize) -> String {
+        format!("part-{index:05}{}.parquet", self.generation())
+    }
+
+    /// What this run's file names end in before `.parquet`: empty, or when replacing an
+    /// object-store output `-` and the generation's sixteen hex digits.
+    fn generation(&self) -> &str {
         match &self.kind {
-            Kind::Direct { generation, .. } if !generation.is_empty() => format!("part-{index:05}{generation}.parquet"),
-            _ => part_name(index),
+            Kind::Direct { generation, .. } => generation,
+            Kind::Staged { .. } => "",
         }
     }
 
@@ -377,12 +383,7 @@ impl Target {
     /// with the generation suffix when replacing an object-store output (so the file the
     /// trusted manifest lists is never overwritten before the new manifest replaces it).
     pub fn vocab_name(&self, feature: &str) -> String {
-        match &self.kind {
-            Kind::Direct { generation, .. } if !generation.is_empty() => {
-                format!("{VOCAB_FOLDER}/{feature}{generation}.parquet")
-            }
-            _ => seqhouse_core::vocab::vocab_file(feature),
-        }
+        format!("{VOCAB_FOLDER}/{feature}{}.parquet", self.generation())
     }
 
     /// Records part `name` as this run's before it is written: a failed upload may still

@@ -1,11 +1,12 @@
 //! Vocabulary files (`--vocab`): written into an output beside its parts, and read back by
 //! `--vocab-from` (see [`seqhouse_core::vocab`] for the ids and the file's columns).
 
-use arrow::array::RecordBatchReader;
+use arrow::array::{RecordBatch, RecordBatchReader};
 use arrow::datatypes::DataType;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 use seqhouse_core::manifest::VocabularyFile;
 use seqhouse_core::vocab::{Vocabulary, vocab_file};
@@ -72,18 +73,16 @@ pub fn read_from(storage: &Storage, from: &str, resolved: &ResolvedSpec) -> Resu
         .iter()
         .map(|vocab| {
             let feature = &vocab.name;
-            let f = spec.features.iter().position(|x| &x.name == feature).expect("validated");
-            let column_type = resolved.input_schema.field(resolved.feature_idx[f]).data_type();
+            let column_type = resolved.feature_input_type(feature);
             let (location, expected, fitted_on) = match &manifest {
                 Some(manifest) => {
                     let Some(entry) = manifest.vocabularies.iter().find(|v| &v.feature == feature) else {
-                        let listed: Vec<&str> = manifest.vocabularies.iter().map(|v| v.feature.as_str()).collect();
                         return Err(Error::setting(
                             Setting::VocabFrom,
                             format!(
                                 "{} lists no vocabulary of '{feature}' (it has {}); fit one, or drop {}",
                                 manifest_location.shown,
-                                if listed.is_empty() { "none".to_string() } else { listed.join(", ") },
+                                listed_features(manifest),
                                 Setting::Vocab.with(vocab)
                             ),
                         ));
@@ -117,13 +116,9 @@ pub fn read_from(storage: &Storage, from: &str, resolved: &ResolvedSpec) -> Resu
 pub fn read_published(storage: &Storage, output: &str, feature: &str) -> Result<arrow::array::RecordBatch> {
     let (folder, manifest) = crate::read_manifest(storage, output)?;
     let Some(entry) = manifest.vocabularies.iter().find(|v| v.feature == feature) else {
-        let listed: Vec<&str> = manifest.vocabularies.iter().map(|v| v.feature.as_str()).collect();
         return Err(Error::InputNotFound {
             location: output.to_string(),
-            hint: format!(
-                "its manifest lists no vocabulary of '{feature}' (it has {})",
-                if listed.is_empty() { "none".to_string() } else { listed.join(", ") }
-            ),
+            hint: format!("its manifest lists no vocabulary of '{feature}' (it has {})", listed_features(&manifest)),
         });
     };
     let location = folder.child(&entry.path);
@@ -134,14 +129,21 @@ pub fn read_published(storage: &Storage, output: &str, feature: &str) -> Result<
             "is not the file its manifest lists (its SHA-256 differs): it was changed after it was written",
         ));
     }
-    let corrupt = |e: parquet::errors::ParquetError| Error::corrupt(&location.shown, e);
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
-        .map_err(corrupt)?
-        .build()
-        .map_err(corrupt)?;
+    parquet_batch(bytes).map_err(|e| Error::corrupt(&location.shown, e))
+}
+
+/// The Parquet file `bytes` as one batch.
+fn parquet_batch(bytes: Vec<u8>) -> std::result::Result<RecordBatch, ParquetError> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))?.build()?;
     let schema = reader.schema();
-    let batches = reader.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| Error::corrupt(&location.shown, e))?;
-    arrow::compute::concat_batches(&schema, &batches).map_err(Error::internal)
+    let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(arrow::compute::concat_batches(&schema, &batches)?)
+}
+
+/// The features `manifest` lists vocabularies of, for an error saying which are there.
+fn listed_features(manifest: &Manifest) -> String {
+    let listed: Vec<&str> = manifest.vocabularies.iter().map(|v| v.feature.as_str()).collect();
+    if listed.is_empty() { "none".to_string() } else { listed.join(", ") }
 }
 
 /// `FOLDER/vocab/NAME.parquet`, else `FOLDER/NAME.parquet`: the first that exists.
@@ -165,17 +167,8 @@ fn find_bare(storage: &Storage, folder: &Location, feature: &str) -> Result<Loca
 }
 
 fn decode(feature: &str, bytes: Vec<u8>, column_type: &DataType, shown: &str) -> Result<Vocabulary> {
-    let unreadable = |e: parquet::errors::ParquetError| {
+    let batch = parquet_batch(bytes).map_err(|e| {
         Error::setting(Setting::VocabFrom, format!("cannot read the vocabulary {shown} of '{feature}': {e}"))
-    };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
-        .map_err(unreadable)?
-        .build()
-        .map_err(unreadable)?;
-    let schema = reader.schema();
-    let batches = reader
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::setting(Setting::VocabFrom, format!("cannot read the vocabulary {shown}: {e}")))?;
-    let batch = arrow::compute::concat_batches(&schema, &batches).map_err(Error::internal)?;
+    })?;
     Vocabulary::from_batch(feature, &batch, column_type, shown)
 }
