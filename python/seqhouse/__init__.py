@@ -170,9 +170,10 @@ def sequence(
     and writes them into every output (read them with :func:`read_vocab`). They are the command
     line's ``--vocab`` and ``--vocab-from`` (local engine only for now).
 
-    ``preset`` (``"pykt"``, ``"pykt-window"``) sets a peer tool's defaults for
+    ``preset`` (``"pykt"``, ``"pykt-window"``, ``"sasrec"``, ``"recbole"``) sets a peer tool's defaults for
     ``sequence_length``, ``mode``, ``stride``, ``min_length``, ``padding``, the features' pads
-    and ``target_mask``; every keyword given explicitly wins (README: "Presets").
+    and ``target_mask`` (``"sasrec"`` and ``"recbole"`` also ``split_last`` and ``vocab``, so
+    with :func:`publish`); every keyword given explicitly wins (README: "Presets").
     ``sequence_length`` is required unless a preset gives it; ``mode`` defaults to
     ``"chunk"``, ``padding`` to ``"post"`` and ``min_length`` to 1.
     """

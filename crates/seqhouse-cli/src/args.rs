@@ -94,7 +94,7 @@ pub struct SequenceArgs {
     #[arg(long, value_name = "NAME[=PAD]", value_parser = typed::<FeatureSpec>)]
     pub feature: Vec<FeatureSpec>,
 
-    /// Defaults of a peer tool's convention (pykt, pykt-window): N, mode, stride, min length, padding, the features' pad, target mask; every option given explicitly wins. `seqhouse presets` lists their values.
+    /// Defaults of a peer tool's convention (pykt, pykt-window, sasrec, recbole): N, mode, stride, min length, padding, the features' pad, target mask, and for sasrec and recbole a leave-one-out split and vocabularies; every option given explicitly wins. `seqhouse presets` lists their values.
     #[arg(long, value_name = "NAME", value_parser = preset)]
     pub preset: Option<Preset>,
 
@@ -494,10 +494,27 @@ impl SequenceArgs {
                 spec.features.push(FeatureSpec { name: delta.name.clone(), pad: None });
             }
         }
+        let mut vocab = self.vocab;
+        if preset.is_some_and(|p| p.vocab) {
+            // Every feature the user gave without a pad (a gap is a number, never a token).
+            let tokens: Vec<VocabSpec> = (spec.features.iter())
+                .filter(|f| f.pad.is_none() && !vocab.iter().any(|v| v.name == f.name))
+                .filter(|f| !self.time_delta.iter().any(|d| d.name == f.name))
+                .map(|f| VocabSpec { name: f.name.clone(), min_count: None, max_size: None })
+                .collect();
+            vocab.extend(tokens);
+        }
         spec.time_deltas = self.time_delta;
-        spec.vocab = self.vocab;
+        spec.vocab = vocab;
         spec.vocab_from = self.vocab_from;
-        spec.split = split_of(self.split, self.split_seed, self.folds, self.split_at, self.split_last)?;
+        let no_split = self.split.is_none() && self.split_at.is_none() && self.split_last.is_none();
+        let split_last = match preset.and_then(|p| p.split_last) {
+            Some(counts) if no_split && self.subsets.is_empty() => {
+                Some(counts.parse::<LastCounts>().map_err(|e| usage(format!("preset split: {e}")))?)
+            }
+            _ => self.split_last,
+        };
+        spec.split = split_of(self.split, self.split_seed, self.folds, self.split_at, split_last)?;
 
         let mut local = LocalConfig::default();
         local.csv_delimiter = self.csv_delimiter.unwrap_or(local.csv_delimiter);

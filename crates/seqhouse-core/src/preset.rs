@@ -2,7 +2,9 @@
 //! a preset sets is a default: an option given explicitly wins over it.
 //!
 //! Each preset is checked in the tests against the peer's own published code on the shared real
-//! data (pyKT's `generate_sequences` and `generate_window_sequences`).
+//! data: pyKT's `generate_sequences` and `generate_window_sequences` on ASSISTments 2015; the
+//! leave-one-out split and training sampler of SASRec (as Microsoft Recommenders ships them) and
+//! RecBole's sequence augmentation and leave-one-out split on MovieLens.
 
 use std::fmt;
 
@@ -31,6 +33,11 @@ pub struct Preset {
     pub pad: Option<&'static str>,
     /// Whether the `target_mask` column is added.
     pub target_mask: bool,
+    /// The split, as `--split-last` takes it, when the job names no split and no subsets.
+    pub split_last: Option<&'static str>,
+    /// Whether every feature that gives no pad holds vocabulary ids (pad 0); a feature given a
+    /// pad (`--feature NAME=PAD`) keeps its raw values.
+    pub vocab: bool,
 }
 
 /// Every preset, in the order `seqhouse presets` lists them.
@@ -45,6 +52,8 @@ pub const PRESETS: &[Preset] = &[
         padding: Padding::Post,
         pad: Some("-1"),
         target_mask: false,
+        split_last: None,
+        vocab: false,
     },
     Preset {
         name: "pykt-window",
@@ -56,6 +65,37 @@ pub const PRESETS: &[Preset] = &[
         padding: Padding::Post,
         pad: Some("-1"),
         target_mask: true,
+        split_last: None,
+        vocab: false,
+    },
+    // N is the model's 50 inputs plus the event they predict: SASRec's training pair is
+    // (window[:-1], window[1:]), its evaluation input window[:-1] with target window[-1].
+    Preset {
+        name: "sasrec",
+        about: "SASRec's sequences (maxlen 50): each entity's last 51 events per split, padded before with id 0, leave-one-out (validation=1,test=1); input window[:-1], next items window[1:]",
+        sequence_length: 51,
+        mode: Mode::Last,
+        stride: None,
+        min_length: 2,
+        padding: Padding::Pre,
+        pad: None,
+        target_mask: false,
+        split_last: Some("validation=1,test=1"),
+        vocab: true,
+    },
+    // RecBole's MAX_ITEM_LIST_LENGTH = 50 counts the history only; the window adds its target.
+    Preset {
+        name: "recbole",
+        about: "RecBole's sequential data (MAX_ITEM_LIST_LENGTH 50, leave-one-out): one window per target with its last 50 events before it, padded after with id 0; history window[:len-1], target window[len-1]",
+        sequence_length: 51,
+        mode: Mode::Prefix,
+        stride: None,
+        min_length: 2,
+        padding: Padding::Post,
+        pad: None,
+        target_mask: false,
+        split_last: Some("validation=1,test=1"),
+        vocab: true,
     },
 ];
 
@@ -85,6 +125,12 @@ impl Preset {
         }
         if self.target_mask {
             out.push(Setting::TargetMask.to_string());
+        }
+        out.extend(self.split_last.map(|counts| {
+            format!("{} {counts} when no split and no {} is given", Setting::SplitLast, Setting::Subsets)
+        }));
+        if self.vocab {
+            out.push(format!("{} NAME for every feature that gives no pad", Setting::Vocab));
         }
         out
     }

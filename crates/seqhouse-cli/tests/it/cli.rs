@@ -724,4 +724,32 @@ fn presets_are_listed_and_are_defaults_under_flags() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("--preset") && stderr.contains("pykt, pykt-window"), "{stderr}");
     assert!(!bad.exists());
+
+    // sasrec: a vocabulary for each feature without a pad, its leave-one-out split unless the
+    // job names its own.
+    let features = ["--feature", "skill_id", "--feature", "correct=0"];
+    let by_preset = dir.path().join("sasrec");
+    let mut args = common.to_vec();
+    args.extend(["--output", s(&by_preset), "--preset", "sasrec"]);
+    args.extend(features);
+    seqhouse_ok(&args);
+    let by_flags = dir.path().join("sasrec-flags");
+    let mut args = common.to_vec();
+    args.extend(["--output", s(&by_flags), "-n", "51", "--mode", "last", "--min-length", "2", "--padding", "pre"]);
+    args.extend(["--vocab", "skill_id", "--split-last", "validation=1,test=1"]);
+    args.extend(features);
+    seqhouse_ok(&args);
+    for split in ["train", "validation", "test"] {
+        let folder = format!("{split}_sequenced_51");
+        let (preset, flags) = (read_output(&by_preset.join(&folder)), read_output(&by_flags.join(&folder)));
+        assert_eq!(preset.manifest.spec, flags.manifest.spec, "{split}: the preset is its flags");
+        assert_eq!(preset.batches, flags.batches, "{split}");
+    }
+    let own_split = dir.path().join("sasrec-own-split");
+    let mut args = common.to_vec();
+    args.extend(["--output", s(&own_split), "--preset", "sasrec", "--split-last", "test=2"]);
+    args.extend(features);
+    seqhouse_ok(&args);
+    let names: Vec<_> = std::fs::read_dir(&own_split).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 2, "train and test only: {names:?}");
 }
