@@ -21,14 +21,22 @@ import seqhouse
 ASSIST = pathlib.Path(__file__).parents[2] / "testdata" / "assist2015" / "events.parquet"
 
 
-def pykt_split_datasets():
-    """pyKT's preprocessing module, loaded from its file: importing the `pykt` package would
-    import torch, which its sequencing code does not use."""
-    files = [f for f in importlib.metadata.files("pykt-toolkit") if str(f).endswith("preprocess/split_datasets.py")]
-    spec = importlib.util.spec_from_file_location("pykt_split_datasets", files[0].locate())
+def peer_file(distribution, suffix):
+    return [f for f in importlib.metadata.files(distribution) if str(f).endswith(suffix)][0].locate()
+
+
+def load_file(distribution, suffix):
+    """A peer's module, loaded from its file alone: importing its package would import torch
+    or tensorflow, which its sequencing code does not use."""
+    spec = importlib.util.spec_from_file_location(suffix.replace("/", "_")[:-3], peer_file(distribution, suffix))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def pykt_split_datasets():
+    """pyKT's preprocessing module."""
+    return load_file("pykt-toolkit", "preprocess/split_datasets.py")
 
 
 @pytest.fixture(scope="module")
@@ -109,17 +117,6 @@ MOVIELENS = pathlib.Path(__file__).parents[2] / "testdata" / "movielens-latest-s
 HISTORY = 50  # SASRec's maxlen and RecBole's MAX_ITEM_LIST_LENGTH; the presets' N is one more
 
 
-def peer_file(distribution, suffix):
-    return [f for f in importlib.metadata.files(distribution) if str(f).endswith(suffix)][0].locate()
-
-
-def load_file(distribution, suffix):
-    spec = importlib.util.spec_from_file_location(suffix.replace("/", "_")[:-3], peer_file(distribution, suffix))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def peer_methods(distribution, suffix, names, stop_at=None):
     """Methods of a peer's module, taken from its source without importing it (RecBole's
     modules import torch, which these methods do not use). A method cut at `stop_at` (the
@@ -128,7 +125,7 @@ def peer_methods(distribution, suffix, names, stop_at=None):
     found = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef) and node.name in names:
-            if node.name == (stop_at or (None, None))[0]:
+            if stop_at and node.name == stop_at[0]:
                 cut = next(i for i, s in enumerate(node.body) if isinstance(s, ast.Assign)
                            and any(getattr(t, "id", None) == stop_at[1] for t in s.targets))
                 node.body = node.body[:cut] + ast.parse(f"return {stop_at[2]}").body
