@@ -141,3 +141,19 @@ impl fmt::Display for Preset {
         f.write_str(self.name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::PRESETS;
+    use crate::split::LastCounts;
+
+    /// A preset's split is text, read when a job takes it: every one must read.
+    #[test]
+    fn every_presets_split_reads() {
+        for preset in PRESETS {
+            if let Some(counts) = preset.split_last {
+                counts.parse::<LastCounts>().unwrap_or_else(|e| panic!("{preset}: {e}"));
+            }
+        }
+    }
+}
