@@ -96,9 +96,9 @@ def rows_of(path):
     import pyarrow.parquet as pq
     if os.path.isfile(path):
         return pq.read_metadata(path).num_rows
-    # Parts, and the split folders' parts; not the vocabularies (vocab/).
+    # Parts, and the split folders' parts; not the vocabularies (_vocab/, or vocab/ of earlier versions).
     return sum(rows_of(os.path.join(path, f)) for f in os.listdir(path)
-               if f.endswith(".parquet") or (os.path.isdir(os.path.join(path, f)) and f != "vocab"))
+               if f.endswith(".parquet") or (os.path.isdir(os.path.join(path, f)) and f not in ("_vocab", "vocab")))
 
 
 def main():

@@ -25,7 +25,7 @@ use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use seqhouse_cli::args::Resolved;
 use seqhouse_cli::{Cli, Command, ParseError, UsageError};
-use seqhouse_core::{JobReport, NoProgress, Setting, SettingNames};
+use seqhouse_core::{JobReport, NoProgress, Setting, SettingNames, SettingValue};
 use seqhouse_local::LocalWarehouse;
 
 /// How Python code names settings: by its keyword arguments.
@@ -419,7 +419,7 @@ fn windows_object(py: Python<'_>, windows: seqhouse_local::Windows) -> PyResult<
 fn sequence_path(py: Python<'_>, options: &Bound<'_, PyDict>) -> PyResult<Py<PyAny>> {
     options.set_item("output", "<in memory>")?;
     let resolved = resolve(py, options)?;
-    refuse_unkept_vocabularies(py, &resolved)?;
+    refuse_unkept_vocabularies(py, options, &resolved)?;
     let cancel = Arc::new(AtomicBool::new(false));
     let engine = LocalWarehouse::new(resolved.local.clone())
         .map_err(|e| to_python(py, &e.into()))?
@@ -435,7 +435,7 @@ fn sequence_stream(py: Python<'_>, data: &Bound<'_, PyAny>, options: &Bound<'_, 
     options.set_item("input", "<in memory>")?;
     options.set_item("output", "<in memory>")?;
     let resolved = resolve(py, options)?;
-    refuse_unkept_vocabularies(py, &resolved)?;
+    refuse_unkept_vocabularies(py, options, &resolved)?;
     let reader = RecordBatchStreamReader::from_pyarrow_bound(data)?;
     let schema = reader.schema();
     let cancel = Arc::new(AtomicBool::new(false));
@@ -451,18 +451,25 @@ fn sequence_stream(py: Python<'_>, data: &Bound<'_, PyAny>, options: &Bound<'_, 
 }
 
 /// `sequence` returns tables only: a vocabulary it fitted would be lost with the ids it gave,
-/// which could then be neither read back nor applied at inference.
-fn refuse_unkept_vocabularies(py: Python<'_>, resolved: &Resolved) -> PyResult<()> {
+/// which could then be neither read back nor applied at inference. The refusal names what the
+/// caller passed: `vocab=`, or the `preset=` that asked for the vocabularies.
+fn refuse_unkept_vocabularies(py: Python<'_>, options: &Bound<'_, PyDict>, resolved: &Resolved) -> PyResult<()> {
     let spec = &resolved.jobs[0].spec;
     if spec.vocab.is_empty() || spec.vocab_from.is_some() {
         return Ok(());
     }
+    let vocab_given = options.get_item("vocab")?.is_some_and(|v| !v.is_none());
+    let asked_by = match (vocab_given, options.get_item("preset")?) {
+        (false, Some(preset)) if !preset.is_none() => {
+            SettingValue { setting: Setting::Preset, value: preset.str()?.to_string() }.to_string()
+        }
+        _ => Setting::Vocab.to_string(),
+    };
     Err(seqhouse_error(
         py,
         "InvalidArgumentError",
         format!(
-            "{} fits vocabularies, which sequence() cannot return beside its tables; use seqhouse.publish(), which writes them into the output (read them with seqhouse.read_vocab()), or pass {} to apply vocabularies published before",
-            Setting::Vocab,
+            "{asked_by} fits vocabularies, which sequence() cannot return beside its tables; use seqhouse.publish(), which writes them into the output (read them with seqhouse.read_vocab()), or pass {} to apply vocabularies published before",
             Setting::VocabFrom
         ),
     ))

@@ -109,6 +109,11 @@ def test_explicit_options_win_over_a_preset_and_unknown_presets_are_named(log):
     with pytest.raises(seqhouse.errors.InvalidArgumentError) as raised:
         seqhouse.sequence(table, entity="user_id", order_by="log_order", features=["skill_id"])
     assert "sequence_length is required" in str(raised.value)
+    # A preset that fits vocabularies needs publish(); the refusal names the keyword passed.
+    for given, named in [(dict(preset="sasrec"), 'preset="sasrec"'), (dict(vocab="skill_id", sequence_length=20), "vocab fits")]:
+        with pytest.raises(seqhouse.errors.InvalidArgumentError) as raised:
+            seqhouse.sequence(table, entity="user_id", order_by="log_order", features=["skill_id"], **given)
+        assert str(raised.value).startswith(named) and "seqhouse.publish()" in str(raised.value), str(raised.value)
 
 
 # SASRec and RecBole on MovieLens: both renumber items with 0 as padding, so seqhouse's windows
@@ -154,7 +159,7 @@ def published(tmp_path, preset):
     out = {}
     for split in ("train", "validation", "test"):
         folder = tmp_path / preset / f"{split}_sequenced_{HISTORY + 1}"
-        vocab = pq.read_table(folder / "vocab" / "movieId.parquet").to_pydict()
+        vocab = pq.read_table(folder / "_vocab" / "movieId.parquet").to_pydict()
         movie = dict(zip(vocab["id"], vocab["value"])) | {0: 0, 2: OOV}
         parts = json.loads((folder / "_manifest.json").read_text())["parts"]
         rows = [row for part in parts for row in pq.read_table(folder / part["path"]).to_pylist()]

@@ -122,7 +122,7 @@ def test_bad_vocabularies_are_named_and_nothing_is_published(tmp_path):
     with pytest.raises(seqhouse.InvalidArgumentError, match=r"int64.*'item'.*string|Int64.*'item'.*Utf8"):
         seqhouse.sequence(strings, features=["item"], vocab="item", vocab_from=out, **options)
     # A vocabulary changed after it was published is refused: its digest no longer matches.
-    vocab_file = out / "vocab" / "item.parquet"
+    vocab_file = out / "_vocab" / "item.parquet"
     pq.write_table(pa.table({"id": [3], "value": [6], "count": [9]}), vocab_file)
     with pytest.raises(seqhouse.InvalidArgumentError, match="SHA-256"):
         seqhouse.sequence(data, features=["item"], vocab="item", vocab_from=out, **options)
@@ -151,3 +151,29 @@ def test_k_core_on_movielens_reaches_the_fixed_point():
     with pytest.raises(seqhouse.InvalidArgumentError, match=r"k_core 'timestamp'.*add features=\"timestamp\""):
         seqhouse.sequence(frame, k_core={"timestamp": 3}, entity="userId", order_by="movieId",
                           features=["rating"], sequence_length=5)
+
+
+def test_folder_readers_see_only_the_windows(tmp_path):
+    """A vocabulary output opened as a dataset folder, the way pipelines read Parquet folders,
+    gives exactly the windows the manifest lists: the readers skip `_vocab/`. (Polars takes a
+    glob of the folder's own files, as README says.)"""
+    import polars as pl
+
+    options = dict(entity="userId", order_by="timestamp", features=["movieId"], sequence_length=20)
+    seqhouse.publish(MOVIELENS, tmp_path / "out", vocab="movieId", **options)
+    folder = tmp_path / "out"
+    assert (folder / "_vocab" / "movieId.parquet").is_file()
+    windows = seqhouse.read(folder)
+    key = ["userId", "sequence_index"]
+    want = windows.to_pandas().sort_values(key, ignore_index=True)
+    readers = {
+        "pyarrow": lambda: pq.read_table(folder).to_pandas(),
+        "pandas": lambda: pd.read_parquet(folder),
+        # Polars reads folders through globs only (its folder read stops at _manifest.json).
+        "polars": lambda: pl.read_parquet(f"{folder}/*.parquet").to_pandas(),
+    }
+    for name, read in readers.items():
+        got = read().sort_values(key, ignore_index=True)
+        assert list(got.columns) == list(want.columns), name
+        assert len(got) == len(want) == windows.num_rows, name
+        assert got["movieId_sequence"].map(list).tolist() == want["movieId_sequence"].map(list).tolist(), name

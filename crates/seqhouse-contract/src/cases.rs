@@ -7,6 +7,7 @@ use arrow::array::{
     StringArray,
 };
 use arrow::datatypes::{DataType, Field, Schema};
+use seqhouse_core::vocab::{LEGACY_VOCAB_FOLDER, VOCAB_FOLDER};
 use seqhouse_core::{
     Error, FeatureSpec, FillNull, JobReport, Mode, NoProgress, NullKeyPolicy, Padding, SequenceRequest, SequenceSpec,
     Warehouse,
@@ -979,7 +980,7 @@ pub fn vocabularies_match_the_reference_or_are_refused(warehouse: &dyn Warehouse
                 out.manifest.vocabularies.iter().map(|v| v.fitted_on.as_deref()).collect();
             let first = spec.split.as_ref().map(|s| s.names()[0]);
             assert!(fitted_on.iter().all(|f| *f == first), "case {k}: {fitted_on:?}");
-            assert!(out.entries.iter().any(|e| e == "vocab"), "case {k}: {:?}", out.entries);
+            assert!(out.entries.iter().any(|e| e == VOCAB_FOLDER), "case {k}: {:?}", out.entries);
             files.push(out.vocab_files.clone());
             for vocab in &spec.vocab {
                 let rows = vocab_rows(&out, &vocab.name);
@@ -999,9 +1000,17 @@ pub fn vocabularies_match_the_reference_or_are_refused(warehouse: &dyn Warehouse
         }
         assert!(files.windows(2).all(|w| w[0] == w[1]), "case {k}: every split carries the same vocabulary");
         if k == 0 {
-            // Replaced: the new output lists its own vocabulary files, and the old ones are gone.
+            // Replaced: the new output lists its own vocabulary files, and the old ones are gone,
+            // including those of an output an earlier version wrote (its `vocab/` folder is
+            // seqhouse's own, so `--overwrite` takes it and leaves none of it behind).
             let before = fixture.read_output(&out_root);
+            fixture.put_bytes(
+                &format!("vocab_out_{k}"),
+                &format!("{LEGACY_VOCAB_FOLDER}/item.parquet"),
+                &before.vocab_files[0],
+            );
             run(warehouse, &input, &out_root, &spec, true).unwrap();
+            assert!(!fixture.list(&out_root).iter().any(|e| e == LEGACY_VOCAB_FOLDER), "the old vocab/ folder is gone");
             let after = fixture.read_output(&out_root);
             assert_eq!(after.vocab_files, before.vocab_files, "the same vocabularies");
             assert_eq!(
@@ -1009,9 +1018,9 @@ pub fn vocabularies_match_the_reference_or_are_refused(warehouse: &dyn Warehouse
                 sorted(reference::rows_of(&spec, &before.batches))
             );
             let listed: Vec<&str> = after.manifest.vocabularies.iter().map(|v| v.path.as_str()).collect();
-            let vocab_folder = seqhouse_core::join_location(&out_root, "vocab");
+            let vocab_folder = seqhouse_core::join_location(&out_root, VOCAB_FOLDER);
             let mut present: Vec<String> =
-                fixture.list(&vocab_folder).into_iter().map(|f| format!("vocab/{f}")).collect();
+                fixture.list(&vocab_folder).into_iter().map(|f| format!("{VOCAB_FOLDER}/{f}")).collect();
             present.sort();
             let mut listed: Vec<String> = listed.into_iter().map(str::to_string).collect();
             listed.sort();

@@ -90,7 +90,7 @@ pub struct Manifest {
 pub struct VocabularyFile {
     /// The feature it encodes.
     pub feature: String,
-    /// Its path inside the output folder (`vocab/NAME.parquet`).
+    /// Its path inside the output folder (`_vocab/NAME.parquet`).
     pub path: String,
     /// The SHA-256 of the file, in hex: a reader checks the file is the one this output used.
     pub sha256: String,

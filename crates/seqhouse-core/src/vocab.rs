@@ -33,10 +33,18 @@ pub const NULL_ID: i64 = 1;
 pub const OOV_ID: i64 = 2;
 /// The id of the most frequent value.
 pub const FIRST_ID: i64 = 3;
-/// The folder, inside an output, that holds its vocabularies.
-pub const VOCAB_FOLDER: &str = "vocab";
+/// The folder, inside an output, that holds its vocabularies. Its leading `_` is what makes
+/// dataset readers (Arrow, pandas, Polars, Spark, Hive) skip it when they open the output
+/// folder as a table: without it they would read the vocabularies as rows of windows.
+pub const VOCAB_FOLDER: &str = "_vocab";
+/// The folder earlier versions wrote vocabularies into. Outputs that have one stay seqhouse's
+/// (replaced with `--overwrite`, their old files removed) and `--vocab-from` still reads them;
+/// their manifests name the file's path, so reading through the manifest needs nothing more.
+pub const LEGACY_VOCAB_FOLDER: &str = "vocab";
+/// Every folder name a seqhouse output may hold vocabularies in: the current one first.
+pub const VOCAB_FOLDERS: [&str; 2] = [VOCAB_FOLDER, LEGACY_VOCAB_FOLDER];
 
-/// The name of feature `feature`'s vocabulary file inside an output: `vocab/NAME.parquet`.
+/// The name of feature `feature`'s vocabulary file inside an output: `_vocab/NAME.parquet`.
 pub fn vocab_file(feature: &str) -> String {
     format!("{VOCAB_FOLDER}/{feature}.parquet")
 }

@@ -26,7 +26,7 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use seqhouse_core::manifest::{InputFile, OutputColumn, OutputPart, SplitOutput, VocabularyFile};
-use seqhouse_core::vocab::VOCAB_FOLDER;
+use seqhouse_core::vocab::{VOCAB_FOLDER, VOCAB_FOLDERS};
 use seqhouse_core::{
     Error, JobReport, MANIFEST_FILE, Manifest, Result, SequenceJob, SequenceStats, Setting, SplitReport,
     check_window_count,
@@ -61,7 +61,8 @@ pub fn is_part(name: &str) -> bool {
 
 /// Whether seqhouse writes an entry of this name inside an output folder: the manifest, parts,
 /// an object-store lock, an Athena UNLOAD staging prefix, a vocabulary file
-/// (`vocab/NAME.parquet`, as [`output_entries`] lists the vocabulary folder's files).
+/// (`_vocab/NAME.parquet`, or `vocab/NAME.parquet` as earlier versions wrote it, as
+/// [`output_entries`] lists the vocabulary folders' files).
 pub fn is_own_entry(name: &str) -> bool {
     name == MANIFEST_FILE
         || is_part(name)
@@ -70,13 +71,15 @@ pub fn is_own_entry(name: &str) -> bool {
         || is_vocab_entry(name)
 }
 
-/// Whether `name` is a vocabulary file inside an output: `vocab/` then a file name (no
-/// further folder, not hidden) ending in `.parquet`.
+/// Whether `name` is a vocabulary file inside an output: one of [`VOCAB_FOLDERS`], `/`, then a
+/// file name (no further folder, not hidden) ending in `.parquet`.
 fn is_vocab_entry(name: &str) -> bool {
-    name.strip_prefix(VOCAB_FOLDER)
-        .and_then(|rest| rest.strip_prefix('/'))
-        .and_then(|file| file.strip_suffix(".parquet"))
-        .is_some_and(|stem| !stem.is_empty() && !stem.contains(['/', '\\']) && !stem.starts_with('.'))
+    VOCAB_FOLDERS.iter().any(|folder| {
+        name.strip_prefix(folder)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .and_then(|file| file.strip_suffix(".parquet"))
+            .is_some_and(|stem| !stem.is_empty() && !stem.contains(['/', '\\']) && !stem.starts_with('.'))
+    })
 }
 
 /// What is at the output location now.
@@ -790,34 +793,38 @@ fn split_output(output: &Path) -> Result<(PathBuf, String)> {
 
 /// The names inside an output folder, local or on a store, sorted; empty if it does not exist.
 ///
-/// The vocabulary folder is listed by its files (`vocab/NAME.parquet`), so that a folder of
-/// that name holding anything else is not taken for seqhouse's.
+/// A vocabulary folder ([`VOCAB_FOLDERS`]) is listed by its files (`_vocab/NAME.parquet`), so
+/// that a folder of that name holding anything else is not taken for seqhouse's.
 pub fn output_entries(storage: &Storage, output: &Location) -> Result<Vec<String>> {
     match &output.local {
         Some(path) => local_entries(path),
-        None => with_vocab_files(storage.children(output)?, || storage.children(&output.child(VOCAB_FOLDER))),
+        None => with_vocab_files(storage.children(output)?, |folder| storage.children(&output.child(folder))),
     }
 }
 
-/// [`output_entries`] of a local folder.
+/// [`output_entries`] of a local folder. A file named like a vocabulary folder stays listed as
+/// itself, which is not a vocabulary file.
 fn local_entries(output: &Path) -> Result<Vec<String>> {
-    let vocab = output.join(VOCAB_FOLDER);
-    let names = local_children(output)?;
-    if names.iter().any(|n| n == VOCAB_FOLDER) && !vocab.is_dir() {
-        return Ok(names);
-    }
-    with_vocab_files(names, || local_children(&vocab))
+    with_vocab_files(local_children(output)?, |folder| {
+        let path = output.join(folder);
+        if path.is_dir() { local_children(&path) } else { Ok(Vec::new()) }
+    })
 }
 
-/// `names`, with the vocabulary folder's entry replaced by its files, listed by `inside`. An
+/// `names`, with each vocabulary folder's entry replaced by its files, listed by `inside`. An
 /// empty folder stays listed as itself, which is not a vocabulary file.
-fn with_vocab_files(names: Vec<String>, inside: impl FnOnce() -> Result<Vec<String>>) -> Result<Vec<String>> {
-    if !names.iter().any(|n| n == VOCAB_FOLDER) {
-        return Ok(names);
+fn with_vocab_files(names: Vec<String>, inside: impl Fn(&str) -> Result<Vec<String>>) -> Result<Vec<String>> {
+    let mut entries = names;
+    for folder in VOCAB_FOLDERS {
+        if !entries.iter().any(|n| n == folder) {
+            continue;
+        }
+        let files = inside(folder)?;
+        if !files.is_empty() {
+            entries.retain(|n| n != folder);
+            entries.extend(files.into_iter().map(|file| format!("{folder}/{file}")));
+        }
     }
-    let files = inside()?;
-    let mut entries: Vec<String> = names.into_iter().filter(|n| n != VOCAB_FOLDER || files.is_empty()).collect();
-    entries.extend(files.into_iter().map(|file| format!("{VOCAB_FOLDER}/{file}")));
     entries.sort();
     Ok(entries)
 }
@@ -937,5 +944,34 @@ mod tests {
         let leftovers = names(&["part-00000-0123456789abcdef.parquet", LOCK_OBJECT, "_seqhouse-unload-1f2e"]);
         assert_eq!(check_output("out", &leftovers, false).unwrap(), OutputState::Absent);
         assert_eq!(check_output("out", &[], false).unwrap(), OutputState::Absent);
+    }
+
+    /// Vocabulary files are seqhouse's in the folder this version writes (`_vocab/`) and in
+    /// the one earlier versions wrote (`vocab/`), so `--overwrite` replaces an output of either;
+    /// either folder holding anything else, or a file of that name, is not seqhouse's.
+    #[test]
+    fn vocabulary_folders_old_and_new_are_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |relative: &str| {
+            let path = dir.path().join(relative);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b"x").unwrap();
+        };
+        write(&format!("out/{MANIFEST_FILE}"));
+        write("out/part-00000.parquet");
+        write("out/_vocab/item.parquet");
+        write("out/vocab/tag.parquet");
+        let entries = local_entries(&dir.path().join("out")).unwrap();
+        assert_eq!(entries, names(&[MANIFEST_FILE, "_vocab/item.parquet", "part-00000.parquet", "vocab/tag.parquet"]));
+        assert_eq!(check_output("out", &entries, true).unwrap(), OutputState::Replaceable);
+        for foreign in ["vocab/notes.txt", "_vocab/.hidden.parquet", "vocab/deeper/x.parquet"] {
+            assert!(!is_own_entry(foreign), "{foreign}");
+        }
+        write("other/part-00000.parquet");
+        write(&format!("other/{MANIFEST_FILE}"));
+        write("other/vocab");
+        let entries = local_entries(&dir.path().join("other")).unwrap();
+        assert!(entries.contains(&"vocab".to_string()), "{entries:?}");
+        assert!(matches!(check_output("other", &entries, true), Err(Error::OutputNotOurs { .. })));
     }
 }

@@ -9,7 +9,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 use seqhouse_core::manifest::VocabularyFile;
-use seqhouse_core::vocab::{Vocabulary, vocab_file};
+use seqhouse_core::vocab::{VOCAB_FOLDERS, Vocabulary};
 use seqhouse_core::{Error, MANIFEST_FILE, Manifest, ResolvedSpec, Result, Setting};
 
 use crate::publish::Target;
@@ -49,7 +49,8 @@ pub fn write_into(storage: &Storage, target: &Target, vocabularies: &[Vocabulary
 
 /// The vocabularies of `resolved`'s `--vocab` features (in its order) from the folder
 /// `--vocab-from` names: a seqhouse output (its manifest says where each file is, and its
-/// digest, which is checked), or a folder holding `vocab/NAME.parquet` or `NAME.parquet`.
+/// digest, which is checked), or a folder holding `_vocab/NAME.parquet` (`vocab/NAME.parquet`
+/// as earlier versions wrote it) or `NAME.parquet`.
 pub fn read_from(storage: &Storage, from: &str, resolved: &ResolvedSpec) -> Result<Vec<Vocabulary>> {
     let folder = storage.locate(from)?;
     let manifest_location = folder.child(MANIFEST_FILE);
@@ -146,22 +147,25 @@ fn listed_features(manifest: &Manifest) -> String {
     if listed.is_empty() { "none".to_string() } else { listed.join(", ") }
 }
 
-/// `FOLDER/vocab/NAME.parquet`, else `FOLDER/NAME.parquet`: the first that exists.
+/// `FOLDER/_vocab/NAME.parquet`, else `FOLDER/vocab/NAME.parquet` (earlier versions), else
+/// `FOLDER/NAME.parquet`: the first that exists.
 fn find_bare(storage: &Storage, folder: &Location, feature: &str) -> Result<Location> {
-    let candidates = [folder.child(&vocab_file(feature)), folder.child(&format!("{feature}.parquet"))];
+    let mut candidates: Vec<Location> =
+        VOCAB_FOLDERS.iter().map(|vocab_folder| folder.child(&format!("{vocab_folder}/{feature}.parquet"))).collect();
+    candidates.push(folder.child(&format!("{feature}.parquet")));
     for candidate in &candidates {
         if storage.head(candidate)?.is_some() {
             return Ok(candidate.clone());
         }
     }
+    let looked: Vec<&str> = candidates.iter().map(|c| c.shown.as_str()).collect();
     Err(Error::setting(
         Setting::VocabFrom,
         format!(
-            "{} holds no vocabulary of '{feature}': looked for {}, {} and {}",
+            "{} holds no vocabulary of '{feature}': looked for {}, {}",
             folder.shown,
             folder.child(MANIFEST_FILE).shown,
-            candidates[0].shown,
-            candidates[1].shown
+            looked.join(", ")
         ),
     ))
 }

@@ -640,9 +640,9 @@ fn vocabulary_flags_on_movielens() {
     let test = read_output(&out.join("test_sequenced_10"));
     assert_eq!(train.vocab_files, test.vocab_files, "both splits carry the vocabulary");
     let entry = &train.manifest.vocabularies[0];
-    assert_eq!((entry.path.as_str(), entry.fitted_on.as_deref()), ("vocab/movieId.parquet", Some("train")));
+    assert_eq!((entry.path.as_str(), entry.fitted_on.as_deref()), ("_vocab/movieId.parquet", Some("train")));
     assert_eq!(seqhouse_core::manifest::VocabularyFile::digest(&train.vocab_files[0]), entry.sha256);
-    let bytes = std::fs::read(out.join("train_sequenced_10/vocab/movieId.parquet")).unwrap();
+    let bytes = std::fs::read(out.join("train_sequenced_10/_vocab/movieId.parquet")).unwrap();
     assert_eq!(bytes, train.vocab_files[0]);
 
     // Applied by a later run: the same ids.
