@@ -158,14 +158,14 @@ def sequence(
     They are the command line's ``--dedupe-consecutive``, ``--min-events``, ``--k-core`` and ``--time-delta``
     (README: "Feature preparation"). ``session_gap`` (``"30m"``, ``"2h"``, or a number in the
     first ``order_by`` column's units) cuts each entity's events into sessions that windows never
-    cross, adding ``session_index``; ``min_session_length`` drops shorter sessions (local engine
-    only for now).
+    cross, adding ``session_index``; ``min_session_length`` drops shorter sessions (every engine;
+    Athena needs a timestamp clock of at most milliseconds, Spark of at most microseconds).
 
     ``vocab`` names features whose values become ``int64`` vocabulary ids (0 padding, 1 null,
     2 out of vocabulary, then 3, 4, ... by descending count, ties by ascending value): a name,
     a list of names, or a dict of name to ``None`` or ``{"min_count": K, "max_size": M}``.
-    ``vocab_from`` (a published output, or a folder of ``NAME.parquet`` vocabularies) applies
-    existing vocabularies instead of fitting them. :func:`sequence` returns tables only, so it
+    ``vocab_from`` (a published output, or a folder of ``_vocab/NAME.parquet`` or ``NAME.parquet``
+    vocabularies) applies existing vocabularies instead of fitting them. :func:`sequence` returns tables only, so it
     needs ``vocab_from`` with ``vocab``; :func:`publish` fits them on the first split or subset
     and writes them into every output (read them with :func:`read_vocab`). They are the command
     line's ``--vocab`` and ``--vocab-from`` (local engine only for now).

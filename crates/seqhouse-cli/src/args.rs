@@ -158,7 +158,7 @@ pub struct SequenceArgs {
     #[arg(long, value_name = "COL=K", value_parser = typed::<KCore>)]
     pub k_core: Option<KCore>,
 
-    /// Cut each entity's events into sessions where the first --order-by column moves on by more than DURATION from the event before: 30m, 2h, 90s, 1d, 500ms on a timestamp column, or a plain number in the column's units; windows never cross a session, an int32 session_index (0, 1, ... per entity) comes before sequence_index, which counts windows within the session. Local engine only for now.
+    /// Cut each entity's events into sessions where the first --order-by column moves on by more than DURATION from the event before: 30m, 2h, 90s, 1d, 500ms on a timestamp column, or a plain number in the column's units; windows never cross a session, an int32 session_index (0, 1, ... per entity) comes before sequence_index, which counts windows within the session. Athena takes timestamp clocks of seconds or milliseconds, Spark of at most microseconds.
     #[arg(long, value_name = "DURATION")]
     pub session_gap: Option<String>,
 

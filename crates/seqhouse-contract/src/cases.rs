@@ -841,12 +841,14 @@ pub fn bad_time_delta_is_named(warehouse: &dyn Warehouse, fixture: &dyn Fixture)
     }
 }
 
-/// `--session-gap` with `--min-session-length`, alone, with the other filters and gaps, and
-/// with a leave-last split and target masks: windows never cross a session, `session_index`
-/// numbers an entity's kept sessions and `sequence_index` the windows within one. Engines that
-/// do not run sessions yet refuse them by name, before writing anything.
-pub fn sessions_match_the_reference_or_are_refused(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
-    let batch = repeating_events(43);
+/// `--session-gap` with `--min-session-length`, alone, with the other filters and gaps, with
+/// every kind of split (leave-last with target masks, temporal, by entity) and over integer,
+/// date and timestamp clocks: windows never cross a session, `session_index` numbers an
+/// entity's kept sessions and `sequence_index` the windows within one, and the manifest
+/// counts the sessions and what they dropped.
+pub fn sessions_match_the_reference(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
+    use seqhouse_core::split::Split;
+    let batch = with_minute_clock(&repeating_events(43));
     let input = fixture.put_parquet("sessions", "events.parquet", std::slice::from_ref(&batch));
     let mut plain = SequenceSpec::new(vec!["user".into()], vec!["ts".into()], vec![feature("item", Some("-1"))], 4);
     plain.session_gap = Some("3".into());
@@ -861,11 +863,22 @@ pub fn sessions_match_the_reference_or_are_refused(warehouse: &dyn Warehouse, fi
     all.time_deltas = vec!["gap=ts".parse().unwrap()];
     let mut split = all.clone();
     leave_last_in_prefixes(&mut split, "test=2");
-    for (k, spec) in [plain, shortest, all, split].into_iter().enumerate() {
+    // The same sessions over a timestamp clock (`at` is `ts` minutes), in time periods.
+    let mut timed = shortest.clone();
+    timed.order_by = vec!["at".into()];
+    timed.session_gap = Some("3m".into());
+    timed.mode = Mode::Chunk;
+    timed.stride = None;
+    timed.split = Some(Split::Temporal { cutoffs: "test=1970-01-01T00:40:00".parse().unwrap() });
+    // A session per day, where many events share one: ties never cut a session.
+    let mut dated = plain.clone();
+    dated.order_by = vec!["day".into(), "ts".into()];
+    dated.session_gap = Some("0".into());
+    dated.mode = Mode::Last;
+    dated.split = Some(Split::Entity { fractions: "train=0.6,test=0.4".parse().unwrap(), seed: 7, folds: None });
+    for (k, spec) in [plain, shortest, all, split, timed, dated].into_iter().enumerate() {
         let out_root = fixture.output_location(&format!("sessions_out_{k}"));
-        if !ran_on_the_local_engine_only(warehouse, fixture, &input, &out_root, &spec, "session_gap") {
-            continue;
-        }
+        run(warehouse, &input, &out_root, &spec, false).unwrap_or_else(|e| panic!("case {k}: {e}"));
         let want = reference::sequence_outputs(&spec, std::slice::from_ref(&batch)).unwrap();
         for (name, want) in want {
             let location = output_of(&out_root, name.as_deref(), spec.sequence_length);
@@ -885,7 +898,28 @@ pub fn sessions_match_the_reference_or_are_refused(warehouse: &dyn Warehouse, fi
                 [counts.dropped_duplicate_rows, counts.dropped_short_session_rows, counts.dropped_min_events_rows];
             assert_eq!(counts.sequenced_rows + dropped.iter().flatten().sum::<u64>(), counts.input_rows, "case {k}");
         }
+        // The counts, against a recount of the reference's sessions: every engine counts the
+        // same sessions and drops the same short ones.
+        let recount = reference::session_counts(&spec, std::slice::from_ref(&batch));
+        let counts =
+            fixture.read_output(&output_of(&out_root, spec.split.as_ref().map(|s| s.names()[0]), 4)).manifest.counts;
+        assert_eq!(
+            (counts.sessions, counts.dropped_short_sessions, counts.dropped_short_session_rows),
+            recount,
+            "case {k}"
+        );
     }
+}
+
+/// `batch` (of [`repeating_events`]) with a column `at`: `ts` as minutes since the epoch, a
+/// millisecond timestamp.
+pub fn with_minute_clock(batch: &RecordBatch) -> RecordBatch {
+    let ts = batch.column_by_name("ts").unwrap().as_any().downcast_ref::<Int64Array>().unwrap();
+    let at = arrow::array::TimestampMillisecondArray::from_iter_values(ts.values().iter().map(|t| t * 60_000));
+    let mut columns: Vec<(String, ArrayRef)> =
+        batch.schema().fields().iter().map(|f| f.name().clone()).zip(batch.columns().iter().cloned()).collect();
+    columns.push(("at".to_string(), Arc::new(at)));
+    RecordBatch::try_from_iter(columns).unwrap()
 }
 
 /// [`repeating_events`] with a string column `tag` whose values after `ts` 40 (the test

@@ -2,6 +2,7 @@
 //! with the kernel: rows of plain values, a stable sort, loops. Tests compare engines against it.
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::cast;
@@ -89,6 +90,12 @@ pub fn parse_simple(text: &str, data_type: &DataType) -> Value {
         DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
             Value::UInt(text.trim().parse().unwrap())
         }
+        // ISO dates and timestamps, as arrow parses them (their raw integers otherwise).
+        DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _) if text.trim().parse::<i64>().is_err() => {
+            let parsed = cast(&(Arc::new(arrow::array::StringArray::from(vec![text.trim()])) as ArrayRef), data_type)
+                .unwrap_or_else(|e| panic!("reference: {text} as {data_type}: {e}"));
+            value_at(&parsed, 0).expect("parsed")
+        }
         _ => Value::Int(text.trim().parse().unwrap()),
     }
 }
@@ -166,6 +173,31 @@ pub type OutputRows = (Option<String>, Vec<Row>);
 /// with its rows, from the definitions in the README. Returns the name of the first key column
 /// holding a null under the `error` policy.
 pub fn sequence_outputs(spec: &SequenceSpec, batches: &[RecordBatch]) -> Result<Vec<OutputRows>, String> {
+    sequence_and_count(spec, batches).map(|(out, _)| out)
+}
+
+/// The manifest's session counts of `spec` over `batches` (`None` where the spec does not ask
+/// for them): sessions of the entities kept, short sessions dropped and their events.
+pub fn session_counts(spec: &SequenceSpec, batches: &[RecordBatch]) -> (Option<u64>, Option<u64>, Option<u64>) {
+    let (_, counts) = sequence_and_count(spec, batches).expect("no null keys under error");
+    let sessions = spec.session_gap.as_ref().map(|_| counts.sessions);
+    let short = spec.min_session_length.map(|_| (counts.short_sessions, counts.short_session_rows));
+    (sessions, short.map(|s| s.0), short.map(|s| s.1))
+}
+
+/// What [`session_counts`] reports.
+#[derive(Default)]
+struct SessionCounts {
+    sessions: u64,
+    short_sessions: u64,
+    short_session_rows: u64,
+}
+
+fn sequence_and_count(
+    spec: &SequenceSpec,
+    batches: &[RecordBatch],
+) -> Result<(Vec<OutputRows>, SessionCounts), String> {
+    let mut session_counts = SessionCounts::default();
     let column = |name: &str| -> (DataType, Vec<Option<Value>>) {
         let mut values = Vec::new();
         let mut data_type = DataType::Null;
@@ -275,7 +307,12 @@ pub fn sequence_outputs(spec: &SequenceSpec, batches: &[RecordBatch]) -> Result<
                     start = p;
                 }
             }
-            cut.retain(|session| session.len() >= spec.min_session_length.unwrap_or(1));
+            let min = spec.min_session_length.unwrap_or(1);
+            for short in cut.iter().filter(|session| session.len() < min) {
+                session_counts.short_sessions += 1;
+                session_counts.short_session_rows += short.len() as u64;
+            }
+            cut.retain(|session| session.len() >= min);
             events = cut.concat();
             sessions.clear();
             let mut from = 0;
@@ -317,6 +354,7 @@ pub fn sequence_outputs(spec: &SequenceSpec, batches: &[RecordBatch]) -> Result<
             }
         }
     }
+    session_counts.sessions = filtered.iter().map(|(_, _, sessions)| sessions.len() as u64).sum();
     for (entity_key, events, sessions) in filtered {
         // Each feature's value per event: the row's, or the gap to the previous kept event.
         let values_at: Vec<Vec<Option<Value>>> = features
@@ -427,7 +465,7 @@ pub fn sequence_outputs(spec: &SequenceSpec, batches: &[RecordBatch]) -> Result<
             }
         }
     }
-    Ok(out)
+    Ok((out, session_counts))
 }
 
 /// `--session-gap` in the first order-by column's units, the plain way.

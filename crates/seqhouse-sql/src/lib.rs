@@ -158,6 +158,8 @@ pub fn select_outputs(
     let trino = dialect == Dialect::Trino;
     let entity: Vec<String> = spec.entity.iter().map(|c| q(c)).collect();
     let entity_list = entity.join(", ");
+    // What windows are cut within: an entity, or with sessions each of its sessions.
+    let group_list = session_group(spec, dialect, &entity_list);
     let order_list = spec.order_by.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
     let feature_alias = |i: usize| q(&format!("__f{i}"));
     let array_alias = |i: usize| q(&format!("__a{i}"));
@@ -205,6 +207,10 @@ pub fn select_outputs(
         if pre { format!("concat({padding}, {array})") } else { format!("concat({array}, {padding})") }
     };
     let mut columns: Vec<String> = entity.clone();
+    if spec.session_gap.is_some() {
+        let int = sql_type(&DataType::Int32, dialect)?;
+        columns.push(format!("CAST({} AS {int}) AS {}", q(SESSION), q(seqhouse_core::spec::SESSION_INDEX)));
+    }
     columns.push(format!("CAST({idx} AS BIGINT) AS {}", q(seqhouse_core::spec::SEQUENCE_INDEX)));
     columns.push(format!(
         "CAST({count} AS {}) AS {}",
@@ -246,10 +252,10 @@ pub fn select_outputs(
     let indent = |items: &[String]| items.join(",\n       ");
     Ok(format!(
         "WITH {steps}\
-         numbered AS (\n  SELECT *,\n         row_number() OVER (PARTITION BY {entity_list} ORDER BY {order_list}) - 1 AS {pos},\n         count(*) OVER (PARTITION BY {entity_list}) AS {len}\n  FROM {prepared}\n),\n\
+         numbered AS (\n  SELECT *,\n         row_number() OVER (PARTITION BY {group_list} ORDER BY {order_list}) - 1 AS {pos},\n         count(*) OVER (PARTITION BY {group_list}) AS {len}\n  FROM {prepared}\n),\n\
          assigned AS (\n  {assigned}\n),\n\
-         windows AS (\n  SELECT {entity_list}, {win},\n         {aggs}\n  FROM assigned\n  GROUP BY {entity_list}, {win}\n),\n\
-         kept AS (\n  SELECT *, row_number() OVER (PARTITION BY {entity_list} ORDER BY {win}) - 1 AS {idx}\n  FROM windows\n  WHERE {count} >= {min}\n)\n\
+         windows AS (\n  SELECT {group_list}, {win},\n         {aggs}\n  FROM assigned\n  GROUP BY {group_list}, {win}\n),\n\
+         kept AS (\n  SELECT *, row_number() OVER (PARTITION BY {group_list} ORDER BY {win}) - 1 AS {idx}\n  FROM windows\n  WHERE {count} >= {min}\n)\n\
          SELECT {outputs}\nFROM kept",
         aggs = aggregates.join(",\n         "),
         min = spec.min_length,
@@ -273,7 +279,6 @@ fn event_steps(resolved: &ResolvedSpec, dialect: Dialect, from: &str) -> Result<
     let spec = &resolved.spec;
     // In the order they run: the first one asked for is named.
     let local_only = [
-        (spec.session_gap.is_some(), seqhouse_core::Setting::SessionGap),
         (spec.k_core.is_some(), seqhouse_core::Setting::KCore),
         (!spec.vocab.is_empty(), seqhouse_core::Setting::Vocab),
     ];
@@ -304,7 +309,7 @@ fn event_steps(resolved: &ResolvedSpec, dialect: Dialect, from: &str) -> Result<
         names.push(alias);
     }
     let not_null = keys.iter().map(|k| format!("{k} IS NOT NULL")).collect::<Vec<_>>().join(" AND ");
-    let names = names.join(", ");
+    let mut names = names.join(", ");
     let mut steps = format!("src AS (\n  SELECT {}\n  FROM {from}\n  WHERE {not_null}\n),\n", src.join(", "));
     let mut last = "src";
     if spec.dedupe_consecutive {
@@ -324,6 +329,11 @@ fn event_steps(resolved: &ResolvedSpec, dialect: Dialect, from: &str) -> Result<
         ));
         last = "deduped";
     }
+    if let Some(gap) = resolved.session_gap {
+        steps.push_str(&session_steps(resolved, dialect, gap, last, &names, &window)?);
+        names.push_str(&format!(", {}", q(SESSION)));
+        last = "sessioned";
+    }
     if let Some(min) = spec.min_events {
         let (entity_list, events) = (spec.entity.iter().map(|c| q(c)).collect::<Vec<_>>().join(", "), q("__events"));
         steps.push_str(&format!(
@@ -333,6 +343,10 @@ fn event_steps(resolved: &ResolvedSpec, dialect: Dialect, from: &str) -> Result<
     }
     let mut derived = keys.clone();
     let mut prepared = keys;
+    if spec.session_gap.is_some() {
+        derived.push(q(SESSION));
+        prepared.push(q(SESSION));
+    }
     for i in 0..spec.features.len() {
         let value = match &resolved.gaps[i] {
             Some(gap) => gap_sql(gap, &spec.features[i].name, &gap_column(i), &window, dialect)?,
@@ -366,7 +380,93 @@ struct EventSteps {
 
 /// The step before `sized` in [`event_steps`] (whose entities `--min-events` counts).
 fn before_sized(spec: &SequenceSpec) -> &'static str {
-    if spec.dedupe_consecutive { "deduped" } else { "src" }
+    match (spec.session_gap.is_some(), spec.dedupe_consecutive) {
+        (true, _) => "sessioned",
+        (false, true) => "deduped",
+        (false, false) => "src",
+    }
+}
+
+/// `partition` (quoted columns), and with `--session-gap` the [`SESSION`] column after them:
+/// what windows are cut and numbered within.
+fn session_group(spec: &SequenceSpec, dialect: Dialect, partition: &str) -> String {
+    match spec.session_gap {
+        Some(_) => format!("{partition}, {}", ident(SESSION, dialect)),
+        None => partition.to_string(),
+    }
+}
+
+/// The column of [`event_steps`]' rows that numbers each entity's kept sessions (0, 1, …),
+/// with `--session-gap`.
+const SESSION: &str = "__sess";
+
+/// The steps of `--session-gap` in [`event_steps`], after `last` (whose columns are `names`),
+/// as the local kernel cuts sessions: over the events kept so far, a new session starts where
+/// the first order-by column moves on by more than `gap` (in its units, days for dates) since
+/// the previous event (`starts`: a running sum of those starts); `--min-session-length` drops
+/// shorter sessions (`sessioned`), whose kept ones are numbered again from 0 as [`SESSION`].
+fn session_steps(
+    resolved: &ResolvedSpec,
+    dialect: Dialect,
+    gap: i64,
+    last: &str,
+    names: &str,
+    window: &str,
+) -> Result<String> {
+    use arrow::datatypes::TimeUnit;
+    let spec = &resolved.spec;
+    let q = |name: &str| ident(name, dialect);
+    let column = q(&spec.order_by[0]);
+    let data_type = resolved.input_schema.field(resolved.order_idx[0]).data_type();
+    let previous = format!("lag({column}) {window}");
+    // Whether the event starts a session, given the previous one is not null (keys never are).
+    let moved_on = match data_type {
+        DataType::Date32 | DataType::Date64 => {
+            let days =
+                seqhouse_core::resolve::Gap { kind: seqhouse_core::resolve::GapKind::Date, divisor: 1, multiplier: 1 };
+            format!("{} > {gap}", gap_sql(&days, &spec.order_by[0], &column, window, dialect)?)
+        }
+        DataType::Timestamp(unit, _) => {
+            // `previous + gap < column`: exact in every engine, where a difference in units
+            // would be rounded differently by each. Athena reads timestamps to the millisecond
+            // and Spark to the microsecond: a finer clock would cut other sessions there than
+            // its values do, so it is refused rather than rounded.
+            let (per_unit, finest) = match (dialect, unit) {
+                (_, TimeUnit::Second) => (1_000_000_000, true),
+                (_, TimeUnit::Millisecond) => (1_000_000, true),
+                (Dialect::Spark, TimeUnit::Microsecond) => (1_000, true),
+                _ => (1, false),
+            };
+            if !finest {
+                let (engine, precision) = match dialect {
+                    Dialect::Trino => ("Athena", "milliseconds"),
+                    Dialect::Spark => ("Spark", "microseconds"),
+                };
+                return Err(Error::setting(
+                    seqhouse_core::Setting::SessionGap,
+                    format!(
+                        "cuts sessions on '{}', a timestamp of {unit:?} units, but {engine} reads timestamps to {precision} only, so its sessions could differ from the values'; use {}",
+                        spec.order_by[0],
+                        seqhouse_core::Setting::Engine.with("local")
+                    ),
+                ));
+            }
+            let nanos = i128::from(gap) * per_unit;
+            match dialect {
+                Dialect::Trino => format!("date_add('millisecond', {}, {previous}) < {column}", nanos / 1_000_000),
+                Dialect::Spark => format!("timestampadd(MICROSECOND, {}, {previous}) < {column}", nanos / 1_000),
+            }
+        }
+        _ => format!("CAST({column} AS BIGINT) - CAST({previous} AS BIGINT) > {gap}"),
+    };
+    let entity_list = spec.entity.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
+    let order_list = spec.order_by.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
+    let (start, raw, length, session) = (q("__start"), q("__raw_sess"), q("__sess_len"), q(SESSION));
+    let min = spec.min_session_length.unwrap_or(1);
+    Ok(format!(
+        "starts AS (\n  SELECT {names}, sum({start}) OVER (PARTITION BY {entity_list} ORDER BY {order_list} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS {raw}\n  FROM (SELECT *, CASE WHEN {previous} IS NULL OR {moved_on} THEN 1 ELSE 0 END AS {start} FROM {last}) AS with_starts\n),\n\
+         sessioned AS (\n  SELECT {names}, dense_rank() OVER (PARTITION BY {entity_list} ORDER BY {raw}) - 1 AS {session}\n  FROM (SELECT *, count(*) OVER (PARTITION BY {entity_list}, {raw}) AS {length} FROM starts) AS with_lengths\n  WHERE {length} >= {min}\n),\n"
+    ))
 }
 
 /// A time delta's gaps over `column` (an alias in [`event_steps`]), as `BIGINT`: the column's
@@ -399,9 +499,16 @@ fn gap_sql(
 /// entity (within its entity and split, over the split's history, for a split job).
 fn assigned(spec: &SequenceSpec, dialect: Dialect, splitting: bool) -> String {
     let q = |name: &str| ident(name, dialect);
-    let (pos, win, n) = (q("__pos"), q("__win"), spec.sequence_length);
+    let (win, n) = (q("__win"), spec.sequence_length);
     let div = if dialect == Dialect::Trino { "/" } else { "div" };
-    let (history, rows_of) = if splitting { (q("__end"), "hist") } else { (q("__len"), "numbered") };
+    // An event's position and the length of the history it is cut in: its entity's (or
+    // session's) in an unsplit job; a split's history in a split job, within the event's
+    // session with sessions (`located`).
+    let (pos, history, rows_of) = match (splitting, spec.session_gap.is_some()) {
+        (true, true) => (q("__spos"), q("__send"), "located"),
+        (true, false) => (q("__pos"), q("__end"), "hist"),
+        (false, _) => (q("__pos"), q("__len"), "numbered"),
+    };
     match spec.mode {
         Mode::Chunk => format!("SELECT *, {pos} {div} {n} AS {win} FROM {rows_of}"),
         Mode::Last => format!("SELECT *, 0 AS {win} FROM {rows_of} WHERE {pos} >= {history} - {n}"),
@@ -468,6 +575,24 @@ fn split_steps(
     let part = format!("{entity_list}, {split_index}");
     let (owned, fold_bits) = owner_of_events(resolved, dialect)?;
     let fold_bits = fold_bits.map(|bits| format!(", {bits} AS {fold}")).unwrap_or_default();
+    // With sessions, each session is cut on its own over the part of each split's history
+    // that falls in it: where the session starts and ends among its entity's events, and
+    // (`located`) each event's position and the history's length relative to its session.
+    let (session_bounds, located) = match spec.session_gap {
+        Some(_) => {
+            let (from, to) = (q("__sfrom"), q("__sto"));
+            let session = format!("PARTITION BY {entity_list}, {}", q(SESSION));
+            (
+                format!(", min({pos}) OVER ({session}) AS {from}, max({pos}) OVER ({session}) + 1 AS {to}"),
+                format!(
+                    "located AS (\n  SELECT *, {pos} - {from} AS {}, least({end}, {to}) - {from} AS {}\n  FROM hist\n),\n",
+                    q("__spos"),
+                    q("__send")
+                ),
+            )
+        }
+        None => (String::new(), String::new()),
+    };
     let all = spec.output_names().len();
     let only = if splits == (0..all) {
         String::new()
@@ -490,11 +615,11 @@ fn split_steps(
     Ok(format!(
         "{events}\
          numbered AS (\n  SELECT *,\n         row_number() OVER (PARTITION BY {entity_list} ORDER BY {order_list}) - 1 AS {pos},\n         count(*) OVER (PARTITION BY {entity_list}) AS {len}\n  FROM {prepared}\n),\n\
-         owned AS (\n  SELECT *, {owned} AS {owner}{fold_bits}\n  FROM numbered\n),\n\
+         owned AS (\n  SELECT *, {owned} AS {owner}{fold_bits}{session_bounds}\n  FROM numbered\n),\n\
          exploded AS (\n  {exploded}\n),\n\
          ended AS (\n  SELECT *, max(IF({owner} = {split_index}, {pos} + 1, 0)) OVER (PARTITION BY {part}) AS {end}\n  FROM exploded\n),\n\
          hist AS (\n  SELECT * FROM ended WHERE {pos} < {end}{only}\n),\n\
-         assigned AS (\n  {assigned}\n),\n",
+         {located}assigned AS (\n  {assigned}\n),\n",
         assigned = assigned(spec, dialect, true),
     ))
 }
@@ -507,9 +632,10 @@ fn first_windows(spec: &SequenceSpec, dialect: Dialect) -> String {
     let (pos, win, owner, split_index, first) = (q("__pos"), q("__win"), q("__owner"), q("__s"), q("__first"));
     let (window_length, window_targets) = (q("__wlen"), q("__wtargets"));
     let part = spec.entity.iter().map(|c| q(c)).chain([split_index.clone()]).collect::<Vec<_>>().join(", ");
+    let window = format!("{}, {win}", session_group(spec, dialect, &part));
     let kept = format!("{window_length} >= {} AND {window_targets} > 0", spec.min_length);
     format!(
-        "counted AS (\n  SELECT *,\n         count(*) OVER (PARTITION BY {part}, {win}) AS {window_length},\n         sum(IF({owner} = {split_index}, 1, 0)) OVER (PARTITION BY {part}, {win}) AS {window_targets}\n  FROM assigned\n),\n\
+        "counted AS (\n  SELECT *,\n         count(*) OVER (PARTITION BY {window}) AS {window_length},\n         sum(IF({owner} = {split_index}, 1, 0)) OVER (PARTITION BY {window}) AS {window_targets}\n  FROM assigned\n),\n\
          firsts AS (\n  SELECT *, min(CASE WHEN {kept} THEN {win} END) OVER (PARTITION BY {part}, {pos}) AS {first}\n  FROM counted\n),\n"
     )
 }
@@ -525,10 +651,11 @@ fn split_select(sql: SplitSql) -> Result<String> {
     let steps = split_steps(resolved, dialect, source, splits)?;
     let (marked, windows_from) =
         if spec.target_mask { (first_windows(spec, dialect), "firsts") } else { (String::new(), "assigned") };
+    let group = session_group(spec, dialect, &part);
     Ok(format!(
         "WITH {steps}{marked}\
-         windows AS (\n  SELECT {part}, {win},\n         {aggs}\n  FROM {windows_from}\n  GROUP BY {part}, {win}\n),\n\
-         kept AS (\n  SELECT *, row_number() OVER (PARTITION BY {part} ORDER BY {win}) - 1 AS {idx}\n  FROM windows\n  WHERE {count} >= {min} AND {window_count_targets} > 0\n)\n\
+         windows AS (\n  SELECT {group}, {win},\n         {aggs}\n  FROM {windows_from}\n  GROUP BY {group}, {win}\n),\n\
+         kept AS (\n  SELECT *, row_number() OVER (PARTITION BY {group} ORDER BY {win}) - 1 AS {idx}\n  FROM windows\n  WHERE {count} >= {min} AND {window_count_targets} > 0\n)\n\
          SELECT {outputs}\nFROM kept",
         aggs = aggregates.join(",\n         "),
         min = spec.min_length,
@@ -555,6 +682,7 @@ pub fn split_stats(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> R
     let entity_list = spec.entity.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
     let part = format!("{entity_list}, {split_index}");
     let steps = split_steps(resolved, dialect, source, 0..spec.output_names().len())?;
+    let group = session_group(spec, dialect, &part);
     let firsts = first_windows(spec, dialect);
     let min = spec.min_length;
     let is_kept = format!("{window_length} >= {min} AND {window_targets} > 0");
@@ -597,7 +725,7 @@ pub fn split_stats(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> R
     Ok(Some(format!(
         "WITH {steps}{firsts}\
          marked AS (\n  SELECT *, {is_kept} AS {kept}, IF({owner} = {split_index} AND {win} = {first}, 1, 0) AS {mark}\n  FROM firsts\n),\n\
-         windows AS (\n  SELECT {part}, {win}, max({window_length}) AS {window_length}, max({window_targets}) AS {window_targets}\n  FROM counted\n  GROUP BY {part}, {win}\n),\n\
+         windows AS (\n  SELECT {group}, {win}, max({window_length}) AS {window_length}, max({window_targets}) AS {window_targets}\n  FROM counted\n  GROUP BY {group}, {win}\n),\n\
          w_counts AS (\n  SELECT {split_index}, count_if({is_kept}) AS {windows}, count_if({window_targets} > 0 AND {window_length} < {min}) AS {below}\n  FROM windows\n  GROUP BY {split_index}\n),\n\
          e_counts AS (\n  SELECT {split_index}, count(*) AS {entities}\n  FROM (SELECT {part} FROM windows WHERE {is_kept} GROUP BY {part}) AS kept_entities\n  GROUP BY {split_index}\n),\n\
          events AS (\n  SELECT {part}, {pos}, max(IF({owner} = {split_index}, 1, 0)) AS {target}, sum({mark}) AS {marks}\n  FROM marked\n  WHERE {kept}\n  GROUP BY {part}, {pos}\n),\n\
@@ -754,7 +882,10 @@ fn repeat(dialect: Dialect, value: &str, count: &str, max: usize) -> String {
 /// engine; `input` names the input in it.
 pub fn stats_from_row(spec: &SequenceSpec, values: &[u64], input: &str) -> Result<SequenceStats> {
     let keys: Vec<&String> = spec.entity.iter().chain(&spec.order_by).collect();
-    let filters = usize::from(spec.dedupe_consecutive) + 2 * usize::from(spec.min_events.is_some());
+    let filters = usize::from(spec.dedupe_consecutive)
+        + 2 * usize::from(spec.min_events.is_some())
+        + usize::from(spec.session_gap.is_some())
+        + 2 * usize::from(spec.min_session_length.is_some());
     let expected = 1 + keys.len() + 1 + spec.features.len() + 3 + filters;
     if values.len() != expected {
         return Err(Error::internal(format!("the counts query returned {} values, expected {expected}", values.len())));
@@ -774,20 +905,28 @@ pub fn stats_from_row(spec: &SequenceSpec, values: &[u64], input: &str) -> Resul
         Some(_) => (filtered.next(), filtered.next()),
         None => (None, None),
     };
+    let sessions = spec.session_gap.as_ref().and_then(|_| filtered.next());
+    let (short_sessions, short_session_rows) = match spec.min_session_length {
+        Some(_) => (filtered.next(), filtered.next()),
+        None => (None, None),
+    };
     Ok(SequenceStats {
         input_rows: values[0],
         dropped_null_key_rows: dropped,
         null_key_rows_by_column: keys.iter().map(|k| k.to_string()).zip(key_nulls.iter().copied()).collect(),
-        sequenced_rows: values[0] - dropped - duplicates.unwrap_or(0) - small_rows.unwrap_or(0),
+        sequenced_rows: values[0]
+            - dropped
+            - duplicates.unwrap_or(0)
+            - short_session_rows.unwrap_or(0)
+            - small_rows.unwrap_or(0),
         dropped_duplicate_rows: duplicates,
-        // Like sessions, k-core is refused before any SQL is made.
+        // k-core is refused before any SQL is made (event_steps).
         dropped_k_core_rows: None,
         dropped_min_events_entities: small_entities,
         dropped_min_events_rows: small_rows,
-        // Sessions are refused before any SQL is made (event_steps).
-        sessions: None,
-        dropped_short_sessions: None,
-        dropped_short_session_rows: None,
+        sessions,
+        dropped_short_sessions: short_sessions,
+        dropped_short_session_rows: short_session_rows,
         entities: windows[0],
         windows: windows[1],
         windows_below_min_length: windows[2],
@@ -798,9 +937,10 @@ pub fn stats_from_row(spec: &SequenceSpec, values: &[u64], input: &str) -> Resul
 
 /// The one-row aggregate that gives the manifest's counts without running the windows:
 /// `input_rows, null_<key>..., dropped_null_key_rows, nulls_<feature>..., entities, windows,
-/// windows_below_min_length`, then with `--dedupe-consecutive` the duplicates dropped and with
-/// `--min-events` the entities and rows dropped, in that order. Window counts follow from each
-/// entity's length after the filters (`--dedupe-consecutive`, `--min-events`).
+/// windows_below_min_length`, then with `--dedupe-consecutive` the duplicates dropped, with
+/// `--min-events` the entities and rows dropped, with `--session-gap` the sessions and with
+/// `--min-session-length` the short sessions and their rows dropped, in that order. Window
+/// counts follow from each entity's (or session's) length after the filters.
 pub fn stats(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> Result<String> {
     let spec = &resolved.spec;
     let q = |name: &str| ident(name, dialect);
@@ -861,18 +1001,42 @@ pub fn stats(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> Result<
     }
     let totals = totals.join(", ");
     let EventSteps { sql: steps, raw: events, .. } = event_steps(resolved, dialect, "raw")?;
+    // Windows are cut per entity, or with sessions per session: `entities` has a row for each
+    // and `window_counts` counts them; with sessions the entities are counted apart.
+    let entity_count = if spec.session_gap.is_some() {
+        filters.push_str(&format!(
+            "entity_count AS (\n  SELECT count(*) AS {entities}\n  FROM (SELECT {entity_list} FROM {events} GROUP BY {entity_list}) AS kept_entities\n),\n",
+            entities = q("__entities"),
+        ));
+        joins.push_str(" CROSS JOIN entity_count");
+        names.push(q("__sessions"));
+        if let Some(min) = spec.min_session_length {
+            let length = q("__sess_len");
+            filters.push_str(&format!(
+                "short_sessions AS (\n  SELECT count(*) AS {short}, coalesce(sum({length}), 0) AS {short_rows}\n  FROM (SELECT count(*) AS {length} FROM starts GROUP BY {entity_list}, {raw}) AS session_events\n  WHERE {length} < {min}\n),\n",
+                short = q("__short_sessions"),
+                short_rows = q("__short_session_rows"),
+                raw = q("__raw_sess"),
+            ));
+            joins.push_str(" CROSS JOIN short_sessions");
+            names.extend([q("__short_sessions"), q("__short_session_rows")]);
+        }
+        q("__sessions")
+    } else {
+        q("__entities")
+    };
     Ok(format!(
         "WITH raw AS (\n  SELECT {cols}\n  FROM {source}\n),\n\
          {steps}\
-         entities AS (\n  SELECT count(*) AS {len} FROM {events} GROUP BY {entity_list}\n),\n\
+         entities AS (\n  SELECT count(*) AS {len} FROM {events} GROUP BY {groups}\n),\n\
          totals AS (\n  SELECT {totals}\n  FROM raw\n),\n\
          feature_nulls AS (\n  SELECT {nulls}\n  FROM {events}\n),\n\
          {filters}\
-         window_counts AS (\n  SELECT count(*) AS {entities}, coalesce(sum({all} - {short}), 0) AS {windows}, coalesce(sum({short}), 0) AS {short_alias}\n  FROM entities\n)\n\
+         window_counts AS (\n  SELECT count(*) AS {entity_count}, coalesce(sum({all} - {short}), 0) AS {windows}, coalesce(sum({short}), 0) AS {short_alias}\n  FROM entities\n)\n\
          SELECT {names}\nFROM totals CROSS JOIN feature_nulls CROSS JOIN window_counts{joins}",
+        groups = session_group(spec, dialect, &entity_list),
         cols = columns.join(", "),
         nulls = nulls.join(", "),
-        entities = q("__entities"),
         windows = q("__windows"),
         short_alias = q("__short"),
         names = names.join(", "),

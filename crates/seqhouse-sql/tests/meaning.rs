@@ -107,6 +107,7 @@ fn check(cases: Vec<Case>) {
         want.extend([c.entities, c.windows, c.windows_below_min_length]);
         want.extend(c.dropped_duplicate_rows);
         want.extend(c.dropped_min_events_entities.into_iter().chain(c.dropped_min_events_rows));
+        want.extend(c.sessions.into_iter().chain(c.dropped_short_sessions).chain(c.dropped_short_session_rows));
         let got: Vec<u64> = stats_lines[i]["stats"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
         assert_eq!(got, want, "{}: counts query differs from the manifest ({keys} key columns)", case.name);
     }
@@ -201,6 +202,42 @@ fn filters_and_time_deltas_match_the_local_engine() {
     drop(dir);
 }
 
+/// `--session-gap` over a timestamp clock (with `--min-session-length`, dedupe, min-events and
+/// a gap), over dates (a session per day, many events sharing one) and over integers: the
+/// windows, `session_index` and every count, including the sessions', equal the local
+/// engine's. Athena's SQL is also checked against Trino's grammar and validator here.
+#[test]
+fn sessions_match_the_local_engine() {
+    let dir = LocalFixture::new();
+    let batch = cases::with_minute_clock(&cases::repeating_events(37));
+    let location =
+        PathBuf::from(dir.put_bytes("timed", "events.parquet", &parquet_bytes(&[batch]))).join("events.parquet");
+    let features = || vec!["item=-1".parse().unwrap(), "correct=-1".parse().unwrap()];
+    let mut timed = SequenceSpec::new(vec!["user".into()], vec!["at".into()], features(), 4);
+    timed.session_gap = Some("3m".into());
+    timed.min_session_length = Some(2);
+    timed.dedupe_consecutive = true;
+    timed.min_events = Some(10);
+    timed.features.push("gap".parse().unwrap());
+    timed.time_deltas = vec!["gap=ts".parse().unwrap()];
+    timed.mode = Mode::Sliding;
+    timed.stride = Some(2);
+    let mut daily = SequenceSpec::new(vec!["user".into()], vec!["day".into(), "ts".into()], features(), 3);
+    daily.session_gap = Some("0".into());
+    daily.mode = Mode::Prefix;
+    daily.padding = Padding::Pre;
+    let mut counted = SequenceSpec::new(vec!["user".into()], vec!["ts".into()], features(), 5);
+    counted.session_gap = Some("4".into());
+    counted.min_session_length = Some(4);
+    counted.min_length = 2;
+    let cases = [("sessions_timed", timed), ("sessions_daily", daily), ("sessions_counted", counted)]
+        .into_iter()
+        .map(|(name, spec)| Case { name: name.into(), spec, data: location.clone() })
+        .collect();
+    check(cases);
+    drop(dir);
+}
+
 #[test]
 fn edge_cases_types_nulls_fill_and_hostile_names() {
     let dir = LocalFixture::new();
@@ -260,11 +297,33 @@ fn splits_on_assistments_match_the_local_engine() {
     masked.stride = Some(4);
     masked.target_mask = true;
     cases.push(("unsplit_masked_sliding", masked));
+    let mut cases: Vec<(&str, SequenceSpec, PathBuf)> =
+        cases.into_iter().map(|(name, spec)| (name, spec, assistments())).collect();
+
+    // Sessions in splits, on the contract's log with a timestamp clock: each session cut over
+    // the part of each split's history it holds, the per-split counts too.
+    let fixture = LocalFixture::new();
+    let batch = cases::with_minute_clock(&cases::repeating_events(41));
+    let timed =
+        PathBuf::from(fixture.put_bytes("timed", "events.parquet", &parquet_bytes(&[batch]))).join("events.parquet");
+    let features = || vec!["item=-1".parse().unwrap(), "correct=-1".parse().unwrap()];
+    let mut sessions_last = SequenceSpec::new(vec!["user".into()], vec!["at".into()], features(), 4);
+    sessions_last.session_gap = Some("3m".into());
+    sessions_last.min_session_length = Some(2);
+    sessions_last.mode = Mode::Prefix;
+    sessions_last.split = Some(Split::LeaveLast { counts: "validation=1,test=2".parse().unwrap() });
+    sessions_last.target_mask = true;
+    cases.push(("sessions_leave_last_prefix", sessions_last, timed.clone()));
+    let mut sessions_time = SequenceSpec::new(vec!["user".into()], vec!["ts".into()], features(), 3);
+    sessions_time.session_gap = Some("2".into());
+    sessions_time.split = Some(Split::Temporal { cutoffs: "test=45".parse().unwrap() });
+    sessions_time.target_mask = true;
+    cases.push(("sessions_temporal_chunk", sessions_time, timed));
 
     let dir = tempfile::tempdir().unwrap();
     let mut payload = Vec::new();
-    for (name, spec) in &cases {
-        let schema = read_parquet(&assistments())[0].schema();
+    for (name, spec, data) in &cases {
+        let schema = read_parquet(data)[0].schema();
         let resolved = ResolvedSpec::new(spec, &schema, "events").unwrap();
         let select = select(&resolved, "\"events\"", Dialect::Trino).unwrap();
         let mut unsplit = spec.clone();
@@ -275,7 +334,7 @@ fn splits_on_assistments_match_the_local_engine() {
             "name": name,
             "select": select,
             "stats": counts.unwrap(),
-            "data": assistments(),
+            "data": data,
             "out": dir.path().join(format!("{name}.parquet")),
         });
         if let Some(split_counts) = split_stats(&resolved, "\"events\"", Dialect::Trino).unwrap() {
@@ -292,10 +351,10 @@ fn splits_on_assistments_match_the_local_engine() {
     let results = run_checker(&payload);
 
     let warehouse = LocalWarehouse::new(LocalConfig::default()).unwrap();
-    for (name, spec) in &cases {
+    for (name, spec, data) in &cases {
         let local_out = dir.path().join(format!("{name}_local"));
         let request = SequenceRequest {
-            input: assistments().display().to_string(),
+            input: data.display().to_string(),
             output: local_out.display().to_string(),
             subsets: vec![],
             spec: spec.clone(),
@@ -344,4 +403,5 @@ fn splits_on_assistments_match_the_local_engine() {
             );
         }
     }
+    drop(fixture);
 }

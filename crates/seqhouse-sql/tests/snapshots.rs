@@ -141,3 +141,59 @@ fn select_for_every_split_kind_and_dialect() {
         }
     }
 }
+
+/// Sessions over the millisecond clock `ts`, in a leave-last split with target masks, and the
+/// counts query: the session steps, the session-relative history of each split, the counts.
+#[test]
+fn select_with_sessions_for_each_dialect() {
+    let mut spec = spec(Mode::Sliding, Padding::Pre);
+    spec.session_gap = Some("30m".into());
+    spec.min_session_length = Some(2);
+    let mut split = spec.clone();
+    split.split = Some(seqhouse_core::split::Split::LeaveLast { counts: "test=1".parse().unwrap() });
+    split.target_mask = true;
+    for (dialect, name, source) in
+        [(Dialect::Trino, "trino", "\"db\".\"events\""), (Dialect::Spark, "spark", "`events`")]
+    {
+        insta::assert_snapshot!(format!("select_sessions_{name}"), select(&resolved(&spec), source, dialect).unwrap());
+        insta::assert_snapshot!(format!("stats_sessions_{name}"), stats(&resolved(&spec), source, dialect).unwrap());
+        insta::assert_snapshot!(
+            format!("select_split_sessions_{name}"),
+            select(&resolved(&split), source, dialect).unwrap()
+        );
+    }
+}
+
+/// A session clock finer than the engine reads timestamps (Athena: milliseconds; Spark:
+/// microseconds) would cut other sessions there than in the data: refused by name.
+#[test]
+fn session_clocks_finer_than_the_engine_reads_are_refused() {
+    let mut spec = spec(Mode::Chunk, Padding::Post);
+    spec.session_gap = Some("30m".into());
+    for (unit, trino_ok, spark_ok) in [
+        (TimeUnit::Millisecond, true, true),
+        (TimeUnit::Microsecond, false, true),
+        (TimeUnit::Nanosecond, false, false),
+    ] {
+        let fields: Vec<Field> = (schema().fields().iter())
+            .map(|f| match f.name().as_str() {
+                "ts" => Field::new("ts", DataType::Timestamp(unit, None), true),
+                _ => f.as_ref().clone(),
+            })
+            .collect();
+        let resolved = ResolvedSpec::new(&spec, &Schema::new(fields), "events").unwrap();
+        for (dialect, ok) in [(Dialect::Trino, trino_ok), (Dialect::Spark, spark_ok)] {
+            match select(&resolved, "events", dialect) {
+                Ok(_) => assert!(ok, "{unit:?} on {dialect:?} runs"),
+                Err(e) => {
+                    let message = e.to_string();
+                    assert!(!ok, "{unit:?} on {dialect:?}: {message}");
+                    assert!(
+                        message.contains("session") && message.contains("'ts'") && message.contains("local"),
+                        "{message}"
+                    );
+                }
+            }
+        }
+    }
+}
