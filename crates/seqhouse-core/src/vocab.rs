@@ -44,9 +44,10 @@ pub const LEGACY_VOCAB_FOLDER: &str = "vocab";
 /// Every folder name a seqhouse output may hold vocabularies in: the current one first.
 pub const VOCAB_FOLDERS: [&str; 2] = [VOCAB_FOLDER, LEGACY_VOCAB_FOLDER];
 
-/// The name of feature `feature`'s vocabulary file inside an output: `_vocab/NAME.parquet`.
-pub fn vocab_file(feature: &str) -> String {
-    format!("{VOCAB_FOLDER}/{feature}.parquet")
+/// The name of feature `feature`'s vocabulary file inside an output, in vocabulary folder
+/// `folder` (one of [`VOCAB_FOLDERS`]): `_vocab/NAME.parquet`.
+pub fn vocab_file(folder: &str, feature: &str) -> String {
+    format!("{folder}/{feature}.parquet")
 }
 
 /// Whether a value of this type can be encoded. Floats cannot: equal-looking floats are

@@ -349,7 +349,7 @@ fn event_steps(resolved: &ResolvedSpec, dialect: Dialect, from: &str) -> Result<
     }
     for i in 0..spec.features.len() {
         let value = match &resolved.gaps[i] {
-            Some(gap) => gap_sql(gap, &spec.features[i].name, &gap_column(i), &window, dialect)?,
+            Some(gap) => gap_sql(gap.kind, &spec.features[i].name, &gap_column(i), &window, dialect)?,
             None => feature(i),
         };
         derived.push(format!("{value} AS {}", feature(i)));
@@ -399,6 +399,9 @@ fn session_group(spec: &SequenceSpec, dialect: Dialect, partition: &str) -> Stri
 /// The column of [`event_steps`]' rows that numbers each entity's kept sessions (0, 1, …),
 /// with `--session-gap`.
 const SESSION: &str = "__sess";
+/// The step of [`session_steps`] that numbers every session, short ones included, and its
+/// column of those numbers: [`stats`] counts the short sessions there.
+const SESSION_STARTS: (&str, &str) = ("starts", "__raw_sess");
 
 /// The steps of `--session-gap` in [`event_steps`], after `last` (whose columns are `names`),
 /// as the local kernel cuts sessions: over the events kept so far, a new session starts where
@@ -422,36 +425,34 @@ fn session_steps(
     // Whether the event starts a session, given the previous one is not null (keys never are).
     let moved_on = match data_type {
         DataType::Date32 | DataType::Date64 => {
-            let days =
-                seqhouse_core::resolve::Gap { kind: seqhouse_core::resolve::GapKind::Date, divisor: 1, multiplier: 1 };
-            format!("{} > {gap}", gap_sql(&days, &spec.order_by[0], &column, window, dialect)?)
+            let days = gap_sql(seqhouse_core::resolve::GapKind::Date, &spec.order_by[0], &column, window, dialect)?;
+            format!("{days} > {gap}")
         }
         DataType::Timestamp(unit, _) => {
             // `previous + gap < column`: exact in every engine, where a difference in units
             // would be rounded differently by each. Athena reads timestamps to the millisecond
             // and Spark to the microsecond: a finer clock would cut other sessions there than
             // its values do, so it is refused rather than rounded.
-            let (per_unit, finest) = match (dialect, unit) {
-                (_, TimeUnit::Second) => (1_000_000_000, true),
-                (_, TimeUnit::Millisecond) => (1_000_000, true),
-                (Dialect::Spark, TimeUnit::Microsecond) => (1_000, true),
-                _ => (1, false),
+            let nanos_per_unit: i128 = match (dialect, unit) {
+                (_, TimeUnit::Second) => 1_000_000_000,
+                (_, TimeUnit::Millisecond) => 1_000_000,
+                (Dialect::Spark, TimeUnit::Microsecond) => 1_000,
+                _ => {
+                    let (engine, precision) = match dialect {
+                        Dialect::Trino => ("Athena", "milliseconds"),
+                        Dialect::Spark => ("Spark", "microseconds"),
+                    };
+                    return Err(Error::setting(
+                        seqhouse_core::Setting::SessionGap,
+                        format!(
+                            "cuts sessions on '{}', a timestamp of {unit:?} units, but {engine} reads timestamps to {precision} only, so its sessions could differ from the values'; use {}",
+                            spec.order_by[0],
+                            seqhouse_core::Setting::Engine.with("local")
+                        ),
+                    ));
+                }
             };
-            if !finest {
-                let (engine, precision) = match dialect {
-                    Dialect::Trino => ("Athena", "milliseconds"),
-                    Dialect::Spark => ("Spark", "microseconds"),
-                };
-                return Err(Error::setting(
-                    seqhouse_core::Setting::SessionGap,
-                    format!(
-                        "cuts sessions on '{}', a timestamp of {unit:?} units, but {engine} reads timestamps to {precision} only, so its sessions could differ from the values'; use {}",
-                        spec.order_by[0],
-                        seqhouse_core::Setting::Engine.with("local")
-                    ),
-                ));
-            }
-            let nanos = i128::from(gap) * per_unit;
+            let nanos = i128::from(gap) * nanos_per_unit;
             match dialect {
                 Dialect::Trino => format!("date_add('millisecond', {}, {previous}) < {column}", nanos / 1_000_000),
                 Dialect::Spark => format!("timestampadd(MICROSECOND, {}, {previous}) < {column}", nanos / 1_000),
@@ -461,25 +462,26 @@ fn session_steps(
     };
     let entity_list = spec.entity.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
     let order_list = spec.order_by.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
-    let (start, raw, length, session) = (q("__start"), q("__raw_sess"), q("__sess_len"), q(SESSION));
+    let (starts, raw) = (SESSION_STARTS.0, q(SESSION_STARTS.1));
+    let (start, length, session) = (q("__start"), q("__sess_len"), q(SESSION));
     let min = spec.min_session_length.unwrap_or(1);
     Ok(format!(
-        "starts AS (\n  SELECT {names}, sum({start}) OVER (PARTITION BY {entity_list} ORDER BY {order_list} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS {raw}\n  FROM (SELECT *, CASE WHEN {previous} IS NULL OR {moved_on} THEN 1 ELSE 0 END AS {start} FROM {last}) AS with_starts\n),\n\
-         sessioned AS (\n  SELECT {names}, dense_rank() OVER (PARTITION BY {entity_list} ORDER BY {raw}) - 1 AS {session}\n  FROM (SELECT *, count(*) OVER (PARTITION BY {entity_list}, {raw}) AS {length} FROM starts) AS with_lengths\n  WHERE {length} >= {min}\n),\n"
+        "{starts} AS (\n  SELECT {names}, sum({start}) OVER (PARTITION BY {entity_list} ORDER BY {order_list} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS {raw}\n  FROM (SELECT *, CASE WHEN {previous} IS NULL OR {moved_on} THEN 1 ELSE 0 END AS {start} FROM {last}) AS with_starts\n),\n\
+         sessioned AS (\n  SELECT {names}, dense_rank() OVER (PARTITION BY {entity_list} ORDER BY {raw}) - 1 AS {session}\n  FROM (SELECT *, count(*) OVER (PARTITION BY {entity_list}, {raw}) AS {length} FROM {starts}) AS with_lengths\n  WHERE {length} >= {min}\n),\n"
     ))
 }
 
 /// A time delta's gaps over `column` (an alias in [`event_steps`]), as `BIGINT`: the column's
 /// value minus the previous event's (`window` orders an entity's events).
 fn gap_sql(
-    gap: &seqhouse_core::resolve::Gap,
+    kind: seqhouse_core::resolve::GapKind,
     name: &str,
     column: &str,
     window: &str,
     dialect: Dialect,
 ) -> Result<String> {
     use seqhouse_core::resolve::GapKind;
-    Ok(match (gap.kind, dialect) {
+    Ok(match (kind, dialect) {
         (GapKind::Integer, _) => format!("CAST({column} AS BIGINT) - lag(CAST({column} AS BIGINT)) {window}"),
         (GapKind::Date, Dialect::Trino) => format!("date_diff('day', lag({column}) {window}, {column})"),
         (GapKind::Date, Dialect::Spark) => format!("CAST(datediff({column}, lag({column}) {window}) AS BIGINT)"),
@@ -905,11 +907,11 @@ pub fn stats_from_row(spec: &SequenceSpec, values: &[u64], input: &str) -> Resul
         Some(_) => (filtered.next(), filtered.next()),
         None => (None, None),
     };
-    let sessions = spec.session_gap.as_ref().and_then(|_| filtered.next());
     let (short_sessions, short_session_rows) = match spec.min_session_length {
         Some(_) => (filtered.next(), filtered.next()),
         None => (None, None),
     };
+    let sessions = spec.session_gap.as_ref().and_then(|_| filtered.next());
     Ok(SequenceStats {
         input_rows: values[0],
         dropped_null_key_rows: dropped,
@@ -938,9 +940,9 @@ pub fn stats_from_row(spec: &SequenceSpec, values: &[u64], input: &str) -> Resul
 /// The one-row aggregate that gives the manifest's counts without running the windows:
 /// `input_rows, null_<key>..., dropped_null_key_rows, nulls_<feature>..., entities, windows,
 /// windows_below_min_length`, then with `--dedupe-consecutive` the duplicates dropped, with
-/// `--min-events` the entities and rows dropped, with `--session-gap` the sessions and with
-/// `--min-session-length` the short sessions and their rows dropped, in that order. Window
-/// counts follow from each entity's (or session's) length after the filters.
+/// `--min-events` the entities and rows dropped, with `--min-session-length` the short
+/// sessions and their rows dropped and with `--session-gap` the sessions, in that order.
+/// Window counts follow from each entity's (or session's) length after the filters.
 pub fn stats(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> Result<String> {
     let spec = &resolved.spec;
     let q = |name: &str| ident(name, dialect);
@@ -988,16 +990,23 @@ pub fn stats(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> Result<
         joins.push_str(" CROSS JOIN duplicates");
         names.push(q("__duplicates"));
     }
-    if let Some(min) = spec.min_events {
-        let events = q("__events");
+    // A step counting the groups of rows of `from` with fewer than `min` rows, and their rows.
+    let mut below = |step: &str, from: &str, group_by: &str, min: usize, [groups, rows]: [&str; 2]| {
+        let size = q("__size");
         filters.push_str(&format!(
-            "small AS (\n  SELECT count(*) AS {small}, coalesce(sum({events}), 0) AS {small_rows}\n  FROM (SELECT count(*) AS {events} FROM {before} GROUP BY {entity_list}) AS entity_events\n  WHERE {events} < {min}\n),\n",
-            small = q("__small"),
-            small_rows = q("__small_rows"),
-            before = before_sized(spec),
+            "{step} AS (\n  SELECT count(*) AS {groups}, coalesce(sum({size}), 0) AS {rows}\n  FROM (SELECT count(*) AS {size} FROM {from} GROUP BY {group_by}) AS sized_groups\n  WHERE {size} < {min}\n),\n",
+            groups = q(groups),
+            rows = q(rows),
         ));
-        joins.push_str(" CROSS JOIN small");
-        names.extend([q("__small"), q("__small_rows")]);
+        joins.push_str(&format!(" CROSS JOIN {step}"));
+        names.extend([q(groups), q(rows)]);
+    };
+    if let Some(min) = spec.min_events {
+        below("small", before_sized(spec), &entity_list, min, ["__small", "__small_rows"]);
+    }
+    if let Some(min) = spec.min_session_length {
+        let sessions = format!("{entity_list}, {}", q(SESSION_STARTS.1));
+        below("short_sessions", SESSION_STARTS.0, &sessions, min, ["__short_sessions", "__short_session_rows"]);
     }
     let totals = totals.join(", ");
     let EventSteps { sql: steps, raw: events, .. } = event_steps(resolved, dialect, "raw")?;
@@ -1010,17 +1019,6 @@ pub fn stats(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> Result<
         ));
         joins.push_str(" CROSS JOIN entity_count");
         names.push(q("__sessions"));
-        if let Some(min) = spec.min_session_length {
-            let length = q("__sess_len");
-            filters.push_str(&format!(
-                "short_sessions AS (\n  SELECT count(*) AS {short}, coalesce(sum({length}), 0) AS {short_rows}\n  FROM (SELECT count(*) AS {length} FROM starts GROUP BY {entity_list}, {raw}) AS session_events\n  WHERE {length} < {min}\n),\n",
-                short = q("__short_sessions"),
-                short_rows = q("__short_session_rows"),
-                raw = q("__raw_sess"),
-            ));
-            joins.push_str(" CROSS JOIN short_sessions");
-            names.extend([q("__short_sessions"), q("__short_session_rows")]);
-        }
         q("__sessions")
     } else {
         q("__entities")

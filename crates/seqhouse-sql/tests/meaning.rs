@@ -107,7 +107,7 @@ fn check(cases: Vec<Case>) {
         want.extend([c.entities, c.windows, c.windows_below_min_length]);
         want.extend(c.dropped_duplicate_rows);
         want.extend(c.dropped_min_events_entities.into_iter().chain(c.dropped_min_events_rows));
-        want.extend(c.sessions.into_iter().chain(c.dropped_short_sessions).chain(c.dropped_short_session_rows));
+        want.extend(c.dropped_short_sessions.into_iter().chain(c.dropped_short_session_rows).chain(c.sessions));
         let got: Vec<u64> = stats_lines[i]["stats"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
         assert_eq!(got, want, "{}: counts query differs from the manifest ({keys} key columns)", case.name);
     }
@@ -202,6 +202,18 @@ fn filters_and_time_deltas_match_the_local_engine() {
     drop(dir);
 }
 
+/// The contract's repeating log (`seed`) with its minute clock `at`, as a Parquet file in
+/// `fixture`.
+fn timed_log(fixture: &LocalFixture, seed: u64) -> PathBuf {
+    let batch = cases::with_minute_clock(&cases::repeating_events(seed));
+    PathBuf::from(fixture.put_bytes("timed", "events.parquet", &parquet_bytes(&[batch]))).join("events.parquet")
+}
+
+/// The features of the session cases: item and correctness padded with -1.
+fn session_features() -> Vec<seqhouse_core::FeatureSpec> {
+    vec!["item=-1".parse().unwrap(), "correct=-1".parse().unwrap()]
+}
+
 /// `--session-gap` over a timestamp clock (with `--min-session-length`, dedupe, min-events and
 /// a gap), over dates (a session per day, many events sharing one) and over integers: the
 /// windows, `session_index` and every count, including the sessions', equal the local
@@ -209,11 +221,8 @@ fn filters_and_time_deltas_match_the_local_engine() {
 #[test]
 fn sessions_match_the_local_engine() {
     let dir = LocalFixture::new();
-    let batch = cases::with_minute_clock(&cases::repeating_events(37));
-    let location =
-        PathBuf::from(dir.put_bytes("timed", "events.parquet", &parquet_bytes(&[batch]))).join("events.parquet");
-    let features = || vec!["item=-1".parse().unwrap(), "correct=-1".parse().unwrap()];
-    let mut timed = SequenceSpec::new(vec!["user".into()], vec!["at".into()], features(), 4);
+    let location = timed_log(&dir, 37);
+    let mut timed = SequenceSpec::new(vec!["user".into()], vec!["at".into()], session_features(), 4);
     timed.session_gap = Some("3m".into());
     timed.min_session_length = Some(2);
     timed.dedupe_consecutive = true;
@@ -222,11 +231,11 @@ fn sessions_match_the_local_engine() {
     timed.time_deltas = vec!["gap=ts".parse().unwrap()];
     timed.mode = Mode::Sliding;
     timed.stride = Some(2);
-    let mut daily = SequenceSpec::new(vec!["user".into()], vec!["day".into(), "ts".into()], features(), 3);
+    let mut daily = SequenceSpec::new(vec!["user".into()], vec!["day".into(), "ts".into()], session_features(), 3);
     daily.session_gap = Some("0".into());
     daily.mode = Mode::Prefix;
     daily.padding = Padding::Pre;
-    let mut counted = SequenceSpec::new(vec!["user".into()], vec!["ts".into()], features(), 5);
+    let mut counted = SequenceSpec::new(vec!["user".into()], vec!["ts".into()], session_features(), 5);
     counted.session_gap = Some("4".into());
     counted.min_session_length = Some(4);
     counted.min_length = 2;
@@ -303,18 +312,15 @@ fn splits_on_assistments_match_the_local_engine() {
     // Sessions in splits, on the contract's log with a timestamp clock: each session cut over
     // the part of each split's history it holds, the per-split counts too.
     let fixture = LocalFixture::new();
-    let batch = cases::with_minute_clock(&cases::repeating_events(41));
-    let timed =
-        PathBuf::from(fixture.put_bytes("timed", "events.parquet", &parquet_bytes(&[batch]))).join("events.parquet");
-    let features = || vec!["item=-1".parse().unwrap(), "correct=-1".parse().unwrap()];
-    let mut sessions_last = SequenceSpec::new(vec!["user".into()], vec!["at".into()], features(), 4);
+    let timed = timed_log(&fixture, 41);
+    let mut sessions_last = SequenceSpec::new(vec!["user".into()], vec!["at".into()], session_features(), 4);
     sessions_last.session_gap = Some("3m".into());
     sessions_last.min_session_length = Some(2);
     sessions_last.mode = Mode::Prefix;
     sessions_last.split = Some(Split::LeaveLast { counts: "validation=1,test=2".parse().unwrap() });
     sessions_last.target_mask = true;
     cases.push(("sessions_leave_last_prefix", sessions_last, timed.clone()));
-    let mut sessions_time = SequenceSpec::new(vec!["user".into()], vec!["ts".into()], features(), 3);
+    let mut sessions_time = SequenceSpec::new(vec!["user".into()], vec!["ts".into()], session_features(), 3);
     sessions_time.session_gap = Some("2".into());
     sessions_time.split = Some(Split::Temporal { cutoffs: "test=45".parse().unwrap() });
     sessions_time.target_mask = true;

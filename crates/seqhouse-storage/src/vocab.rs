@@ -9,7 +9,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 use seqhouse_core::manifest::VocabularyFile;
-use seqhouse_core::vocab::{VOCAB_FOLDERS, Vocabulary};
+use seqhouse_core::vocab::{VOCAB_FOLDERS, Vocabulary, vocab_file};
 use seqhouse_core::{Error, MANIFEST_FILE, Manifest, ResolvedSpec, Result, Setting};
 
 use crate::publish::Target;
@@ -151,7 +151,7 @@ fn listed_features(manifest: &Manifest) -> String {
 /// `FOLDER/NAME.parquet`: the first that exists.
 fn find_bare(storage: &Storage, folder: &Location, feature: &str) -> Result<Location> {
     let mut candidates: Vec<Location> =
-        VOCAB_FOLDERS.iter().map(|vocab_folder| folder.child(&format!("{vocab_folder}/{feature}.parquet"))).collect();
+        VOCAB_FOLDERS.iter().map(|vocab_folder| folder.child(&vocab_file(vocab_folder, feature))).collect();
     candidates.push(folder.child(&format!("{feature}.parquet")));
     for candidate in &candidates {
         if storage.head(candidate)?.is_some() {
