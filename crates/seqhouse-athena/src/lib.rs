@@ -51,7 +51,12 @@ pub struct Plan {
     pub unloads: Vec<String>,
     /// `DROP TABLE` of the temporary table.
     pub drop_table: Option<String>,
+    /// With `--k-core`, the probe run with 1, 2, 4, … rounds, after the table is made and
+    /// before the statements above, to find how many rounds they run (see
+    /// [`seqhouse_sql::k_core_rounds`]); shown with one round, and the statements with none.
+    pub k_core_probe: Option<String>,
     resolved: ResolvedSpec,
+    source: String,
     files: Vec<SourceFile>,
     input: Location,
     staging: Location,
@@ -60,6 +65,23 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Makes the counts queries and the UNLOADs, running `k_core_rounds` rounds of `--k-core`.
+    fn make_statements(&mut self, k_core_rounds: Option<usize>) -> Result<()> {
+        let source = seqhouse_sql::Source { table: self.source.clone(), k_core_rounds };
+        self.stats = seqhouse_sql::stats(&self.resolved, &source, Dialect::Trino)?;
+        self.split_stats = seqhouse_sql::split_stats(&self.resolved, &source, Dialect::Trino)?;
+        self.unloads.clear();
+        for (group, outputs) in self.groups.iter().enumerate() {
+            let select = seqhouse_sql::select_outputs(&self.resolved, &source, Dialect::Trino, outputs.clone())?;
+            let prefix = self.unload_prefix(group);
+            self.unloads.push(match seqhouse_sql::has_split_column(&self.resolved.spec) {
+                true => athena::unload_by_split(&select, &prefix.shown),
+                false => athena::unload(&select, &prefix.shown),
+            });
+        }
+        Ok(())
+    }
+
     /// Where UNLOAD `group` writes.
     fn unload_prefix(&self, group: usize) -> Location {
         match seqhouse_sql::has_split_column(&self.resolved.spec) {
@@ -174,27 +196,26 @@ impl AthenaWarehouse {
         // Inside the first output, whose lock this run holds.
         let staging = outputs[0].child(&format!("{UNLOAD_PREFIX}{id}"));
         let groups = seqhouse_sql::output_groups(&resolved);
+        let k_core_probe = match resolved.spec.k_core {
+            Some(_) => Some(seqhouse_sql::k_core_probe(&resolved, &source, Dialect::Trino, 1)?),
+            None => None,
+        };
         let mut plan = Plan {
             create_table,
-            stats: seqhouse_sql::stats(&resolved, &source, Dialect::Trino)?,
-            split_stats: seqhouse_sql::split_stats(&resolved, &source, Dialect::Trino)?,
+            stats: String::new(),
+            split_stats: None,
             unloads: Vec::new(),
             drop_table,
+            k_core_probe,
             resolved,
+            source,
             files,
             input,
             staging,
             groups,
             table: (database, table),
         };
-        for (group, outputs) in plan.groups.iter().enumerate() {
-            let select = seqhouse_sql::select_outputs(&plan.resolved, &source, Dialect::Trino, outputs.clone())?;
-            let prefix = plan.unload_prefix(group);
-            plan.unloads.push(match seqhouse_sql::has_split_column(&plan.resolved.spec) {
-                true => athena::unload_by_split(&select, &prefix.shown),
-                false => athena::unload(&select, &prefix.shown),
-            });
-        }
+        plan.make_statements(plan.k_core_probe.as_ref().map(|_| 0))?;
         Ok(plan)
     }
 
@@ -348,6 +369,21 @@ impl AthenaWarehouse {
         if let Some(create) = &plan.create_table {
             self.run(create, "temporary table")?;
         }
+        let k_core_plan;
+        let plan = match plan.k_core_probe {
+            Some(_) => {
+                let rounds =
+                    seqhouse_sql::k_core_rounds(&plan.resolved, &plan.source, Dialect::Trino, "athena", |probe| {
+                        Ok(self.count_rows(probe, "k-core probe")?.1)
+                    })?;
+                tracing::info!(rounds, "athena: k-core reaches its fixed point");
+                let mut rebuilt = plan.clone();
+                rebuilt.make_statements(Some(rounds))?;
+                k_core_plan = rebuilt;
+                &k_core_plan
+            }
+            None => plan,
+        };
         let counts = self.counts(plan, job)?;
         progress.advance(1);
         if !self.storage.list_recursive(&plan.staging)?.is_empty() {
@@ -403,12 +439,18 @@ impl AthenaWarehouse {
 impl Warehouse for AthenaWarehouse {
     fn explain(&self, job: &SequenceJob) -> Result<Explanation> {
         let plan = self.plan(job)?;
-        let statements = [plan.create_table.as_ref(), Some(&plan.stats), plan.split_stats.as_ref()]
+        let mut steps: Vec<Step> = plan.create_table.iter().map(|s| Step::Statement(s.clone())).collect();
+        if let Some(probe) = &plan.k_core_probe {
+            steps.push(Step::Note(seqhouse_sql::K_CORE_PROBE_NOTE.into()));
+            steps.push(Step::Statement(probe.clone()));
+        }
+        let statements = [Some(&plan.stats), plan.split_stats.as_ref()]
             .into_iter()
             .flatten()
             .chain(&plan.unloads)
             .chain(plan.drop_table.as_ref());
-        Ok(Explanation { steps: statements.map(|s| Step::Statement(s.clone())).collect() })
+        steps.extend(statements.map(|s| Step::Statement(s.clone())));
+        Ok(Explanation { steps })
     }
 
     fn name(&self) -> &str {

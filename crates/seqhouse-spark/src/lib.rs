@@ -101,11 +101,44 @@ pub struct Plan {
     pub writes: Vec<String>,
     /// `DROP VIEW` of the temporary view.
     pub drop_view: String,
+    /// With `--k-core`, the probe run with 1, 2, 4, … rounds, after the view is made and
+    /// before the statements above, to find how many rounds they run (see
+    /// [`seqhouse_sql::k_core_rounds`]); shown with one round, and the statements with none.
+    pub k_core_probe: Option<String>,
     selects: Vec<String>,
     groups: Vec<std::ops::Range<usize>>,
     resolved: ResolvedSpec,
+    view: String,
     files: Vec<SourceFile>,
     tag: String,
+}
+
+impl Plan {
+    /// Makes the counts queries and the writes, running `k_core_rounds` rounds of `--k-core`.
+    fn make_statements(&mut self, k_core_rounds: Option<usize>) -> Result<()> {
+        let (resolved, source) = (&self.resolved, seqhouse_sql::Source { table: self.view.clone(), k_core_rounds });
+        self.stats = seqhouse_sql::stats(resolved, &source, Dialect::Spark)?;
+        self.split_stats = seqhouse_sql::split_stats(resolved, &source, Dialect::Spark)?;
+        self.selects = (self.groups.iter())
+            .map(|outputs| seqhouse_sql::select_outputs(resolved, &source, Dialect::Spark, outputs.clone()))
+            .collect::<Result<Vec<_>>>()?;
+        // The real directory lies in the staging folder a run creates; --explain shows where.
+        self.writes = match seqhouse_sql::has_split_column(&resolved.spec) {
+            false => vec![insert_directory(
+                &self.selects[0],
+                &format!("'<hidden staging folder beside {}>/_spark'", Setting::Output),
+            )],
+            true => (self.selects.iter())
+                .map(|select| {
+                    format!(
+                        "-- written by DataFrameWriter.partitionBy({}) as ZSTD Parquet into the hidden staging folder, one folder per split\n{select}",
+                        seqhouse_sql::SPLIT_COLUMN
+                    )
+                })
+                .collect(),
+        };
+        Ok(())
+    }
 }
 
 /// The statement that writes `select` as ZSTD Parquet into `directory` (a quoted literal).
@@ -227,38 +260,26 @@ impl SparkWarehouse {
             columns.join(", "),
             text(&input_path.display().to_string()),
         );
-        let groups = seqhouse_sql::output_groups(&resolved);
-        let selects = (groups.iter())
-            .map(|outputs| seqhouse_sql::select_outputs(&resolved, &view, Dialect::Spark, outputs.clone()))
-            .collect::<Result<Vec<_>>>()?;
-        // The real directory lies in the staging folder a run creates; --explain shows where.
-        let writes = match seqhouse_sql::has_split_column(&job.spec) {
-            false => vec![insert_directory(
-                &selects[0],
-                &format!("'<hidden staging folder beside {}>/_spark'", Setting::Output),
-            )],
-            true => selects
-                .iter()
-                .map(|select| {
-                    format!(
-                        "-- written by DataFrameWriter.partitionBy({}) as ZSTD Parquet into the hidden staging folder, one folder per split\n{select}",
-                        seqhouse_sql::SPLIT_COLUMN
-                    )
-                })
-                .collect(),
+        let k_core_probe = match resolved.spec.k_core {
+            Some(_) => Some(seqhouse_sql::k_core_probe(&resolved, &view, Dialect::Spark, 1)?),
+            None => None,
         };
-        Ok(Plan {
+        let mut plan = Plan {
             create_view,
-            stats: seqhouse_sql::stats(&resolved, &view, Dialect::Spark)?,
-            split_stats: seqhouse_sql::split_stats(&resolved, &view, Dialect::Spark)?,
-            writes,
+            k_core_probe,
+            stats: String::new(),
+            split_stats: None,
+            writes: Vec::new(),
             drop_view: format!("DROP VIEW IF EXISTS {view}"),
-            selects,
-            groups,
+            selects: Vec::new(),
+            groups: seqhouse_sql::output_groups(&resolved),
             resolved,
+            view,
             files,
             tag,
-        })
+        };
+        plan.make_statements(plan.k_core_probe.as_ref().map(|_| 0))?;
+        Ok(plan)
     }
 
     /// The job's output folders (one per split of a split job).
@@ -434,6 +455,21 @@ impl SparkWarehouse {
         // Spark writes into the first output's staging folder; the files move to each output's.
         let spark_dir = target_dir(&targets[0])?.join(SPARK_DIR);
         let result = (|| {
+            let k_core_plan;
+            let plan = match plan.k_core_probe {
+                Some(_) => {
+                    let rounds =
+                        seqhouse_sql::k_core_rounds(&plan.resolved, &plan.view, Dialect::Spark, "spark", |probe| {
+                            self.count_rows(&session, &plan.tag, probe, "k-core probe")
+                        })?;
+                    tracing::info!(rounds, "spark: k-core reaches its fixed point");
+                    let mut rebuilt = plan.clone();
+                    rebuilt.make_statements(Some(rounds))?;
+                    k_core_plan = rebuilt;
+                    &k_core_plan
+                }
+                None => plan,
+            };
             let counts = self.counts(&session, plan, job)?;
             progress.advance(1);
             let mut sources = Vec::new();
@@ -538,8 +574,13 @@ fn adopt_spark_files(spark_dir: &Path, staging: &Path) -> Result<Vec<(OutputPart
 impl Warehouse for SparkWarehouse {
     fn explain(&self, job: &SequenceJob) -> Result<Explanation> {
         let plan = self.plan(job)?;
-        let statements = [plan.create_view, plan.stats].into_iter().chain(plan.split_stats).chain(plan.writes);
-        Ok(Explanation { steps: statements.chain([plan.drop_view]).map(Step::Statement).collect() })
+        let mut steps = vec![Step::Statement(plan.create_view)];
+        if let Some(probe) = plan.k_core_probe {
+            steps.extend([Step::Note(seqhouse_sql::K_CORE_PROBE_NOTE.into()), Step::Statement(probe)]);
+        }
+        let statements = [plan.stats].into_iter().chain(plan.split_stats).chain(plan.writes);
+        steps.extend(statements.chain([plan.drop_view]).map(Step::Statement));
+        Ok(Explanation { steps })
     }
 
     fn name(&self) -> &str {

@@ -25,5 +25,5 @@ fn main() {
         Field::new("correct", DataType::Int64, true),
     ]);
     let resolved = ResolvedSpec::new(&spec, &schema, "events").unwrap();
-    println!("{}", select(&resolved, "\"events\"", dialect).unwrap());
+    println!("{}", select(&resolved, &seqhouse_sql::Source::new("\"events\""), dialect).unwrap());
 }

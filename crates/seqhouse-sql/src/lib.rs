@@ -123,15 +123,37 @@ pub fn has_split_column(spec: &SequenceSpec) -> bool {
     spec.split.is_some() || spec.target_mask
 }
 
-/// Renders the SELECT that computes the output rows of `resolved` from `source` (an already
-/// quoted table name). Columns come out in the output contract's order.
+/// The table a job's statements read, and what the engine found out about its events before
+/// making them: how many rounds of `--k-core` reach the fixed point ([`k_core_rounds`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// The table, an already quoted name.
+    pub table: String,
+    /// The rounds of `--k-core` the statements run (none asked, or not found yet: `None`).
+    pub k_core_rounds: Option<usize>,
+}
+
+impl Source {
+    /// The already quoted table `table`, for a job without `--k-core`.
+    pub fn new(table: impl Into<String>) -> Self {
+        Source { table: table.into(), k_core_rounds: None }
+    }
+
+    /// The same table, its statements running `rounds` rounds of `--k-core`.
+    pub fn with_k_core_rounds(self, rounds: usize) -> Self {
+        Source { k_core_rounds: Some(rounds), ..self }
+    }
+}
+
+/// Renders the SELECT that computes the output rows of `resolved` from `source`. Columns come
+/// out in the output contract's order.
 ///
 /// A split job (or one with a target mask) gets one row per window of every split, with the
 /// split's index in [`SPLIT_COLUMN`] (0 for an unsplit job), `target_mask` and, in the first
 /// split's rows, `fold` (null in the others): each event is copied once per split whose history
 /// holds it, and the windows are cut over each split's history as [`seqhouse_core::split`]
 /// defines them.
-pub fn select(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> Result<String> {
+pub fn select(resolved: &ResolvedSpec, source: &Source, dialect: Dialect) -> Result<String> {
     select_outputs(resolved, source, dialect, 0..resolved.spec.output_names().len())
 }
 
@@ -148,7 +170,7 @@ pub fn output_groups(resolved: &ResolvedSpec) -> Vec<std::ops::Range<usize>> {
 /// with the columns of the first of them.
 pub fn select_outputs(
     resolved: &ResolvedSpec,
-    source: &str,
+    source: &Source,
     dialect: Dialect,
     outputs: std::ops::Range<usize>,
 ) -> Result<String> {
@@ -248,7 +270,7 @@ pub fn select_outputs(
         });
     }
 
-    let EventSteps { sql: steps, prepared, .. } = event_steps(resolved, dialect, source)?;
+    let EventSteps { sql: steps, prepared, .. } = event_steps(resolved, dialect, &source.table, source.k_core_rounds)?;
     let indent = |items: &[String]| items.join(",\n       ");
     Ok(format!(
         "WITH {steps}\
@@ -270,21 +292,44 @@ pub fn select_outputs(
 ///   `__c{i}`; rows with a null key never pass;
 /// - `flagged`, `deduped` (`--dedupe-consecutive`): an entity's event that no input feature
 ///   tells from the one before it (nulls equal) is dropped;
+/// - `core_round_0` … `core_round_R`, `core_values`, `core_marked`, `cored` (`--k-core`, see
+///   [`k_core_steps`]): the events of values outside the k-core are dropped;
 /// - `sized` (`--min-events`): entities with fewer events are dropped;
 /// - `derived` (`--time-delta`): each time delta's gaps as `__f{i}`, over the events kept;
 /// - `prepared` (`--fill-null`): fill values in place of the features' nulls.
 ///
-/// Steps a job does not need are left out; [`EventSteps`] names the last ones.
-fn event_steps(resolved: &ResolvedSpec, dialect: Dialect, from: &str) -> Result<EventSteps> {
+/// Steps a job does not need are left out; [`EventSteps`] names the last ones. `k_core_rounds`
+/// is how many rounds of `--k-core` to run (needed when it is asked).
+fn event_steps(
+    resolved: &ResolvedSpec,
+    dialect: Dialect,
+    from: &str,
+    k_core_rounds: Option<usize>,
+) -> Result<EventSteps> {
+    event_steps_until(resolved, dialect, from, k_core_rounds, Until::Prepared)
+}
+
+/// Where [`event_steps_until`] stops.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// At `prepared`: every step.
+    Prepared,
+    /// At the last round of `--k-core` (for [`k_core_probe`]).
+    LastCoreRound,
+}
+
+/// [`event_steps`], up to `until`.
+fn event_steps_until(
+    resolved: &ResolvedSpec,
+    dialect: Dialect,
+    from: &str,
+    k_core_rounds: Option<usize>,
+    until: Until,
+) -> Result<EventSteps> {
     let spec = &resolved.spec;
-    // In the order they run: the first one asked for is named.
-    let local_only = [
-        (spec.k_core.is_some(), seqhouse_core::Setting::KCore),
-        (!spec.vocab.is_empty(), seqhouse_core::Setting::Vocab),
-    ];
-    if let Some((_, setting)) = local_only.into_iter().find(|(asked, _)| *asked) {
+    if !spec.vocab.is_empty() {
         return Err(Error::setting(
-            setting,
+            seqhouse_core::Setting::Vocab,
             format!("runs on the local engine only for now; use {}", seqhouse_core::Setting::Engine.with("local")),
         ));
     }
@@ -329,6 +374,16 @@ fn event_steps(resolved: &ResolvedSpec, dialect: Dialect, from: &str) -> Result<
         ));
         last = "deduped";
     }
+    if spec.k_core.is_some() {
+        let rounds = k_core_rounds.ok_or_else(|| Error::internal("a --k-core job's statements need its rounds"))?;
+        let core = k_core_steps(resolved, dialect, last, &names, rounds)?;
+        steps.push_str(&core.rounds);
+        if until == Until::LastCoreRound {
+            return Ok(EventSteps { sql: steps, raw: CORE_ROUNDS_DONE, prepared: CORE_ROUNDS_DONE });
+        }
+        steps.push_str(&core.filter);
+        last = "cored";
+    }
     if let Some(gap) = resolved.session_gap {
         steps.push_str(&session_steps(resolved, dialect, gap, last, &names, &window)?);
         names.push_str(&format!(", {}", q(SESSION)));
@@ -370,6 +425,153 @@ fn event_steps(resolved: &ResolvedSpec, dialect: Dialect, from: &str) -> Result<
     Ok(EventSteps { sql: steps, raw, prepared: last })
 }
 
+/// The step of [`k_core_steps`] that holds the (entity, value) pairs left after its rounds.
+const CORE_ROUNDS_DONE: &str = "core_rounds_done";
+/// The column of the k-core column's values in the steps of [`k_core_steps`].
+const CORE_VALUE: &str = "__core_value";
+/// The column of [`k_core_steps`]' `core_marked` step telling the events it keeps.
+const IN_CORE: &str = "__in_core";
+
+/// The steps of `--k-core` in [`event_steps`], as SQL text.
+struct CoreSteps {
+    /// `core_round_0` (each event's entity and value) and `rounds` rounds after it
+    /// (`core_round_1` …), the last also as [`CORE_ROUNDS_DONE`].
+    rounds: String,
+    /// `core_values` (the values left after the rounds), `core_marked` (every event of `last`,
+    /// [`IN_CORE`] where its value is one of them or null) and `cored` (those events).
+    filter: String,
+}
+
+/// The steps of `--k-core` after step `last` (whose columns are `names`), as the local
+/// kernel's fixed point runs: each round drops the events of values seen fewer than K times,
+/// then the entities left with fewer than `--min-events` events, over the events the round
+/// before kept ([`k_core_round`]). Run to the fixed point (`rounds` from [`k_core_rounds`]),
+/// the values left decide every event: those of other values are dropped, and `--min-events`
+/// then drops the entities left too small, as without k-core.
+fn k_core_steps(
+    resolved: &ResolvedSpec,
+    dialect: Dialect,
+    last: &str,
+    names: &str,
+    rounds: usize,
+) -> Result<CoreSteps> {
+    let spec = &resolved.spec;
+    let core = spec.k_core.as_ref().expect("k-core asked");
+    if resolved.feature_input_type(&core.column).is_floating() {
+        return Err(Error::setting(
+            seqhouse_core::Setting::KCore,
+            format!(
+                "'{}' is floating-point, which SQL engines group by equality (0.0 with -0.0, every NaN together) where seqhouse counts distinct values; use {}",
+                core.column,
+                seqhouse_core::Setting::Engine.with("local")
+            ),
+        ));
+    }
+    let q = |name: &str| ident(name, dialect);
+    let value = q(&format!("__f{}", resolved.feature_position(&core.column)));
+    let entity_list = spec.entity.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
+    let (v, in_core) = (q(CORE_VALUE), q(IN_CORE));
+    let round = |r: usize| format!("core_round_{r}");
+    let mut text = format!("{} AS (\n  SELECT {entity_list}, {value} AS {v}\n  FROM {last}\n),\n", round(0));
+    for r in 1..=rounds {
+        text.push_str(&format!(
+            "{} AS (\n  SELECT {entity_list}, {v}\n  FROM ({}) AS core_round\n  WHERE {}\n),\n",
+            round(r),
+            k_core_round(spec, dialect, &round(r - 1)),
+            q(CORE_KEPT)
+        ));
+    }
+    text.push_str(&format!("{CORE_ROUNDS_DONE} AS (\n  SELECT * FROM {}\n),\n", round(rounds)));
+    let filter = format!(
+        "core_values AS (\n  SELECT {v}\n  FROM {CORE_ROUNDS_DONE}\n  WHERE {v} IS NOT NULL\n  GROUP BY {v}\n),\n\
+         core_marked AS (\n  SELECT {names}, {value} IS NULL OR core_values.{v} IS NOT NULL AS {in_core}\n  FROM {last} LEFT JOIN core_values ON {value} = core_values.{v}\n),\n\
+         cored AS (\n  SELECT {names}\n  FROM core_marked\n  WHERE {in_core}\n),\n"
+    );
+    Ok(CoreSteps { rounds: text, filter })
+}
+
+/// The column of [`k_core_round`] telling the (entity, value) pairs the round keeps.
+const CORE_KEPT: &str = "__core_kept";
+
+/// One round of the k-core fixed point over step `before` (entity columns and
+/// [`CORE_VALUE`]): a SELECT of its rows with [`CORE_KEPT`], true where the value is null or
+/// seen at least K times there and the entity keeps at least `--min-events` such rows.
+fn k_core_round(spec: &SequenceSpec, dialect: Dialect, before: &str) -> String {
+    let core = spec.k_core.as_ref().expect("k-core asked");
+    let q = |name: &str| ident(name, dialect);
+    let entity_list = spec.entity.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
+    let (v, value_kept, kept) = (q(CORE_VALUE), q("__value_kept"), q(CORE_KEPT));
+    let values = format!(
+        "SELECT {entity_list}, {v}, {v} IS NULL OR count({v}) OVER (PARTITION BY {v}) >= {k} AS {value_kept} FROM {before}",
+        k = core.k
+    );
+    match spec.min_events.filter(|&min| min > 1) {
+        Some(min) => format!(
+            "SELECT {entity_list}, {v}, {value_kept} AND sum(IF({value_kept}, 1, 0)) OVER (PARTITION BY {entity_list}) >= {min} AS {kept}\n        FROM ({values}) AS counted_values"
+        ),
+        None => format!("SELECT {entity_list}, {v}, {value_kept} AS {kept}\n        FROM ({values}) AS counted_values"),
+    }
+}
+
+/// The statement that tells whether `rounds` rounds of `--k-core` reach the fixed point on
+/// `source`'s events: one row of the (entity, value) pairs the rounds before the last kept and
+/// of those the last keeps. Equal counts mean the last round dropped nothing, so `rounds - 1`
+/// reach it (see [`k_core_rounds`]).
+pub fn k_core_probe(resolved: &ResolvedSpec, source: &str, dialect: Dialect, rounds: usize) -> Result<String> {
+    let before = rounds.checked_sub(1).ok_or_else(|| Error::internal("a k-core probe runs at least one round"))?;
+    let EventSteps { sql: steps, prepared: done, .. } =
+        event_steps_until(resolved, dialect, source, Some(before), Until::LastCoreRound)?;
+    let kept = ident(CORE_KEPT, dialect);
+    Ok(format!(
+        "WITH {steps}probed AS (\n  {}\n)\nSELECT count(*) AS {}, count_if({kept}) AS {}\nFROM probed",
+        k_core_round(&resolved.spec, dialect, done),
+        ident("__before", dialect),
+        ident("__after", dialect)
+    ))
+}
+
+/// What `--explain` says of the [`k_core_probe`] it shows (with one round) before the
+/// statements (shown with none).
+pub const K_CORE_PROBE_NOTE: &str = "k-core: the probe below runs with 1, 2, 4, … rounds until its last round drops nothing; the statements after it then run the rounds before that one (shown here with none)";
+
+/// The most rounds of `--k-core` the SQL engines run, probing with 1, 2, 4, … of them: each
+/// statement repeats every round, so a log that needs more runs on the local engine. At 64,
+/// Trino's validator refuses the statement as too complex.
+pub const K_CORE_MAX_ROUNDS: usize = 32;
+
+/// How many rounds of `--k-core` reach the fixed point on the events of `source`: runs the
+/// [`k_core_probe`] of 1, 2, 4, … rounds through `probe` (which returns its rows) until
+/// the last round drops nothing, and returns the rounds before it. Extra rounds past the fixed
+/// point drop nothing, so doubling finds enough rounds in about as many rounds again.
+/// `engine` names the engine in the error of a log that needs more than [`K_CORE_MAX_ROUNDS`].
+pub fn k_core_rounds(
+    resolved: &ResolvedSpec,
+    source: &str,
+    dialect: Dialect,
+    engine: &str,
+    mut probe: impl FnMut(&str) -> Result<Vec<Vec<u64>>>,
+) -> Result<usize> {
+    let mut rounds = 1;
+    while rounds <= K_CORE_MAX_ROUNDS {
+        let rows = probe(&k_core_probe(resolved, source, dialect, rounds)?)?;
+        let &[before, after] = rows.first().map(Vec::as_slice).unwrap_or_default() else {
+            return Err(Error::internal(format!("the {engine} k-core probe returned {rows:?}, not two counts")));
+        };
+        if before == after {
+            return Ok(rounds - 1);
+        }
+        rounds *= 2;
+    }
+    Err(Error::setting(
+        seqhouse_core::Setting::KCore,
+        format!(
+            "still drops events after {} rounds on the {engine} engine, which stops there (each query repeats every round); use {}, which runs to the fixed point",
+            rounds / 2,
+            seqhouse_core::Setting::Engine.with("local")
+        ),
+    ))
+}
+
 /// What [`event_steps`] renders: its steps, and the names of the last before fill values
 /// replace nulls (`raw`) and of the last (`prepared`).
 struct EventSteps {
@@ -380,10 +582,14 @@ struct EventSteps {
 
 /// The step before `sized` in [`event_steps`] (whose entities `--min-events` counts).
 fn before_sized(spec: &SequenceSpec) -> &'static str {
-    match (spec.session_gap.is_some(), spec.dedupe_consecutive) {
-        (true, _) => "sessioned",
-        (false, true) => "deduped",
-        (false, false) => "src",
+    if spec.session_gap.is_some() {
+        "sessioned"
+    } else if spec.k_core.is_some() {
+        "cored"
+    } else if spec.dedupe_consecutive {
+        "deduped"
+    } else {
+        "src"
     }
 }
 
@@ -551,7 +757,7 @@ pub const SPLIT_COLUMN: &str = "__seqhouse_split";
 struct SplitSql<'a> {
     resolved: &'a ResolvedSpec,
     dialect: Dialect,
-    source: &'a str,
+    source: &'a Source,
     aggregates: &'a [String],
     outputs: &'a [String],
     splits: std::ops::Range<usize>,
@@ -564,11 +770,11 @@ struct SplitSql<'a> {
 fn split_steps(
     resolved: &ResolvedSpec,
     dialect: Dialect,
-    source: &str,
+    source: &Source,
     splits: std::ops::Range<usize>,
 ) -> Result<String> {
     let spec = &resolved.spec;
-    let EventSteps { sql: events, prepared, .. } = event_steps(resolved, dialect, source)?;
+    let EventSteps { sql: events, prepared, .. } = event_steps(resolved, dialect, &source.table, source.k_core_rounds)?;
     let q = |name: &str| ident(name, dialect);
     let (pos, len) = (q("__pos"), q("__len"));
     let (owner, split_index, end, fold) = (q("__owner"), q("__s"), q("__end"), q("__fold"));
@@ -673,7 +879,7 @@ fn split_select(sql: SplitSql) -> Result<String> {
 ///
 /// The counts are those of [`seqhouse_core::SplitCounts`], over the same steps as the split
 /// SELECT; the leakage counts check the windows' events against each event's own split.
-pub fn split_stats(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> Result<Option<String>> {
+pub fn split_stats(resolved: &ResolvedSpec, source: &Source, dialect: Dialect) -> Result<Option<String>> {
     use seqhouse_core::split::Split;
     let spec = &resolved.spec;
     let Some(split) = &spec.split else { return Ok(None) };
@@ -885,6 +1091,7 @@ fn repeat(dialect: Dialect, value: &str, count: &str, max: usize) -> String {
 pub fn stats_from_row(spec: &SequenceSpec, values: &[u64], input: &str) -> Result<SequenceStats> {
     let keys: Vec<&String> = spec.entity.iter().chain(&spec.order_by).collect();
     let filters = usize::from(spec.dedupe_consecutive)
+        + usize::from(spec.k_core.is_some())
         + 2 * usize::from(spec.min_events.is_some())
         + usize::from(spec.session_gap.is_some())
         + 2 * usize::from(spec.min_session_length.is_some());
@@ -903,6 +1110,7 @@ pub fn stats_from_row(spec: &SequenceSpec, values: &[u64], input: &str) -> Resul
     let windows = &values[2 + keys.len() + spec.features.len()..][..3];
     let mut filtered = values[values.len() - filters..].iter().copied();
     let duplicates = spec.dedupe_consecutive.then(|| filtered.next().unwrap_or(0));
+    let outside_core = spec.k_core.as_ref().map(|_| filtered.next().unwrap_or(0));
     let (small_entities, small_rows) = match spec.min_events {
         Some(_) => (filtered.next(), filtered.next()),
         None => (None, None),
@@ -919,11 +1127,11 @@ pub fn stats_from_row(spec: &SequenceSpec, values: &[u64], input: &str) -> Resul
         sequenced_rows: values[0]
             - dropped
             - duplicates.unwrap_or(0)
+            - outside_core.unwrap_or(0)
             - short_session_rows.unwrap_or(0)
             - small_rows.unwrap_or(0),
         dropped_duplicate_rows: duplicates,
-        // k-core is refused before any SQL is made (event_steps).
-        dropped_k_core_rows: None,
+        dropped_k_core_rows: outside_core,
         dropped_min_events_entities: small_entities,
         dropped_min_events_rows: small_rows,
         sessions,
@@ -940,10 +1148,11 @@ pub fn stats_from_row(spec: &SequenceSpec, values: &[u64], input: &str) -> Resul
 /// The one-row aggregate that gives the manifest's counts without running the windows:
 /// `input_rows, null_<key>..., dropped_null_key_rows, nulls_<feature>..., entities, windows,
 /// windows_below_min_length`, then with `--dedupe-consecutive` the duplicates dropped, with
+/// `--k-core` the events outside the core, with
 /// `--min-events` the entities and rows dropped, with `--min-session-length` the short
 /// sessions and their rows dropped and with `--session-gap` the sessions, in that order.
 /// Window counts follow from each entity's (or session's) length after the filters.
-pub fn stats(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> Result<String> {
+pub fn stats(resolved: &ResolvedSpec, source: &Source, dialect: Dialect) -> Result<String> {
     let spec = &resolved.spec;
     let q = |name: &str| ident(name, dialect);
     let div = if dialect == Dialect::Trino { "/" } else { "div" };
@@ -990,6 +1199,15 @@ pub fn stats(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> Result<
         joins.push_str(" CROSS JOIN duplicates");
         names.push(q("__duplicates"));
     }
+    if spec.k_core.is_some() {
+        filters.push_str(&format!(
+            "outside_core AS (\n  SELECT count_if(NOT {}) AS {}\n  FROM core_marked\n),\n",
+            q(IN_CORE),
+            q("__outside_core")
+        ));
+        joins.push_str(" CROSS JOIN outside_core");
+        names.push(q("__outside_core"));
+    }
     // A step counting the groups of rows of `from` with fewer than `min` rows, and their rows.
     let mut below = |step: &str, from: &str, group_by: &str, min: usize, [groups, rows]: [&str; 2]| {
         let size = q("__size");
@@ -1009,7 +1227,7 @@ pub fn stats(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> Result<
         below("short_sessions", SESSION_STARTS.0, &sessions, min, ["__short_sessions", "__short_session_rows"]);
     }
     let totals = totals.join(", ");
-    let EventSteps { sql: steps, raw: events, .. } = event_steps(resolved, dialect, "raw")?;
+    let EventSteps { sql: steps, raw: events, .. } = event_steps(resolved, dialect, "raw", source.k_core_rounds)?;
     // Windows are cut per entity, or with sessions per session: `entities` has a row for each
     // and `window_counts` counts them; with sessions the entities are counted apart.
     let entity_count = if spec.session_gap.is_some() {
@@ -1024,7 +1242,7 @@ pub fn stats(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> Result<
         q("__entities")
     };
     Ok(format!(
-        "WITH raw AS (\n  SELECT {cols}\n  FROM {source}\n),\n\
+        "WITH raw AS (\n  SELECT {cols}\n  FROM {table}\n),\n\
          {steps}\
          entities AS (\n  SELECT count(*) AS {len} FROM {events} GROUP BY {groups}\n),\n\
          totals AS (\n  SELECT {totals}\n  FROM raw\n),\n\
@@ -1033,6 +1251,7 @@ pub fn stats(resolved: &ResolvedSpec, source: &str, dialect: Dialect) -> Result<
          window_counts AS (\n  SELECT count(*) AS {entity_count}, coalesce(sum({all} - {short}), 0) AS {windows}, coalesce(sum({short}), 0) AS {short_alias}\n  FROM entities\n)\n\
          SELECT {names}\nFROM totals CROSS JOIN feature_nulls CROSS JOIN window_counts{joins}",
         groups = session_group(spec, dialect, &entity_list),
+        table = source.table,
         cols = columns.join(", "),
         nulls = nulls.join(", "),
         windows = q("__windows"),

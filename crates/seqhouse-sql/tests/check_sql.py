@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Checks generated Trino SQL offline: syntax with Trino's grammar, meaning by running it.
 
-Reads a JSON list of cases on stdin. Each case has `select` (the Trino SELECT over a table named
+Reads a JSON list of cases on stdin. A case of `probes` (k-core probes) and `data` has each
+probe's two counts printed. Any other case has `select` (the Trino SELECT over a table named
 `events`), `stats` (the counts query), optionally `split_stats` (the per-split counts, all rows
 printed), `unload` and `ddl`, `data` (a Parquet file that
 plays `events`) and `out` (where to write the result as Parquet); `stats` results are printed as
@@ -54,6 +55,16 @@ def main():
     con.execute("SET integer_division = true")
     for case in cases:
         name = case["name"]
+        con.execute(f"CREATE OR REPLACE VIEW events AS SELECT * FROM read_parquet('{case['data']}')")
+        if "probes" in case:
+            # k-core probes only: each one's two counts.
+            counts = []
+            for probe in case["probes"]:
+                trino_query_parser.parse_statement(probe)
+                validate(probe, "trino", f"{name}: k-core probe")
+                counts.append([int(v) for v in con.execute(to_duckdb(probe)).fetchone()])
+            print(json.dumps({"name": name, "probes": counts}))
+            continue
         trino_query_parser.parse_statement(case["select"])
         trino_query_parser.parse_statement(case["stats"])
         validate(case["select"], "trino", f"{name}: SELECT")
@@ -65,7 +76,6 @@ def main():
             validate(case["unload"], "trino", f"{name}: UNLOAD")
         if "ddl" in case:
             validate(case["ddl"], "hive", f"{name}: DDL")
-        con.execute(f"CREATE OR REPLACE VIEW events AS SELECT * FROM read_parquet('{case['data']}')")
         con.execute(f"COPY ({to_duckdb(case['select'])}) TO '{case['out']}' (FORMAT PARQUET)")
         stats = con.execute(to_duckdb(case["stats"])).fetchone()
         reply = {"name": name, "stats": [int(v) for v in stats]}

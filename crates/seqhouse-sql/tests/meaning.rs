@@ -13,7 +13,7 @@ use seqhouse_contract::fixture::parquet_bytes;
 use seqhouse_contract::{Fixture, LocalFixture, cases, reference};
 use seqhouse_core::{Mode, NoProgress, Padding, ResolvedSpec, SequenceRequest, SequenceSpec, SequenceStats};
 use seqhouse_local::{LocalConfig, LocalWarehouse};
-use seqhouse_sql::{Dialect, athena, select, split_stats, stats};
+use seqhouse_sql::{Dialect, Source, athena, select, split_stats, stats};
 
 struct Case {
     name: String,
@@ -55,15 +55,38 @@ fn run_checker(payload: &[serde_json::Value]) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
-/// Renders every case, runs the checker once for all, and compares each result with the local engine.
-fn check(cases: Vec<Case>) {
+/// The rounds of `--k-core` that [`seqhouse_sql::k_core_rounds`] finds by running its probes in
+/// DuckDB on `data` (every probe it may run is run once, in one checker run).
+fn k_core_rounds(resolved: &ResolvedSpec, data: &Path) -> usize {
+    let table = "\"events\"";
+    let probes: Vec<String> = std::iter::successors(Some(1), |r| Some(r * 2))
+        .take_while(|&r| r <= seqhouse_sql::K_CORE_MAX_ROUNDS)
+        .map(|rounds| seqhouse_sql::k_core_probe(resolved, table, Dialect::Trino, rounds).unwrap())
+        .collect();
+    let reply = run_checker(&[serde_json::json!({"name": "probes", "probes": probes, "data": data})]);
+    let counts: Vec<Vec<u64>> = serde_json::from_value(reply[0]["probes"].clone()).unwrap();
+    seqhouse_sql::k_core_rounds(resolved, table, Dialect::Trino, "duckdb", |probe| {
+        Ok(vec![counts[probes.iter().position(|p| p == probe).expect("a probe run above")].clone()])
+    })
+    .unwrap()
+}
+
+/// Renders every case, runs the checker once for all, and compares each result with the local
+/// engine. Returns the rounds of `--k-core` each case ran (0 without).
+fn check(cases: Vec<Case>) -> Vec<usize> {
     let dir = tempfile::tempdir().unwrap();
     let mut payload = Vec::new();
     let mut resolved_specs = Vec::new();
+    let mut rounds = Vec::new();
     for case in &cases {
         let schema = read_parquet(&case.data)[0].schema();
         let resolved = ResolvedSpec::new(&case.spec, &schema, "events").unwrap();
-        let source = "\"events\"";
+        let mut source = Source::new("\"events\"");
+        if case.spec.k_core.is_some() {
+            source = source.with_k_core_rounds(k_core_rounds(&resolved, &case.data));
+        }
+        rounds.push(source.k_core_rounds.unwrap_or(0));
+        let source = &source;
         let columns: Vec<(String, arrow::datatypes::DataType)> =
             resolved.input_schema.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect();
         let select = select(&resolved, source, Dialect::Trino).unwrap();
@@ -106,11 +129,13 @@ fn check(cases: Vec<Case>) {
         want.extend(case.spec.features.iter().map(|f| c.feature_nulls[&f.name]));
         want.extend([c.entities, c.windows, c.windows_below_min_length]);
         want.extend(c.dropped_duplicate_rows);
+        want.extend(c.dropped_k_core_rows);
         want.extend(c.dropped_min_events_entities.into_iter().chain(c.dropped_min_events_rows));
         want.extend(c.dropped_short_sessions.into_iter().chain(c.dropped_short_session_rows).chain(c.sessions));
         let got: Vec<u64> = stats_lines[i]["stats"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
         assert_eq!(got, want, "{}: counts query differs from the manifest ({keys} key columns)", case.name);
     }
+    rounds
 }
 
 /// Per ASSISTments user, by `log_order`: skill and correctness padded with -1, in `mode`.
@@ -200,6 +225,30 @@ fn filters_and_time_deltas_match_the_local_engine() {
     });
     check(cases);
     drop(dir);
+}
+
+/// `--k-core` on ASSISTments' skills, alone, with `--min-events` (the fixed point then takes
+/// rounds) and with `--dedupe-consecutive`: the rounds found by running the probes, the
+/// windows and every count (the events outside the core too) equal the local engine's.
+#[test]
+fn k_core_matches_the_local_engine() {
+    let base = assist_spec;
+    let mut values = base(Mode::Chunk, 50);
+    values.k_core = Some("skill_id=3000".parse().unwrap());
+    let mut rounds = base(Mode::Last, 20);
+    rounds.k_core = Some("skill_id=1500".parse().unwrap());
+    rounds.min_events = Some(60);
+    let mut deduped = base(Mode::Sliding, 30);
+    deduped.stride = Some(10);
+    deduped.k_core = Some("skill_id=800".parse().unwrap());
+    deduped.min_events = Some(40);
+    deduped.dedupe_consecutive = true;
+    let cases = [("assist_k_core", values), ("assist_k_core_rounds", rounds), ("assist_k_core_deduped", deduped)]
+        .into_iter()
+        .map(|(name, spec)| Case { name: name.into(), spec, data: assistments() })
+        .collect();
+    let rounds = check(cases);
+    assert!(rounds.iter().all(|&r| r >= 1) && rounds.iter().any(|&r| r >= 2), "rounds: {rounds:?}");
 }
 
 /// The contract's repeating log (`seed`) with its minute clock `at`, as a Parquet file in
@@ -331,11 +380,12 @@ fn splits_on_assistments_match_the_local_engine() {
     for (name, spec, data) in &cases {
         let schema = read_parquet(data)[0].schema();
         let resolved = ResolvedSpec::new(spec, &schema, "events").unwrap();
-        let select = select(&resolved, "\"events\"", Dialect::Trino).unwrap();
+        let select = select(&resolved, &Source::new("\"events\""), Dialect::Trino).unwrap();
         let mut unsplit = spec.clone();
         unsplit.split = None;
         unsplit.target_mask = false;
-        let counts = stats(&ResolvedSpec::new(&unsplit, &schema, "events").unwrap(), "\"events\"", Dialect::Trino);
+        let counts =
+            stats(&ResolvedSpec::new(&unsplit, &schema, "events").unwrap(), &Source::new("\"events\""), Dialect::Trino);
         let mut case = serde_json::json!({
             "name": name,
             "select": select,
@@ -343,13 +393,14 @@ fn splits_on_assistments_match_the_local_engine() {
             "data": data,
             "out": dir.path().join(format!("{name}.parquet")),
         });
-        if let Some(split_counts) = split_stats(&resolved, "\"events\"", Dialect::Trino).unwrap() {
+        if let Some(split_counts) = split_stats(&resolved, &Source::new("\"events\""), Dialect::Trino).unwrap() {
             case["split_stats"] = split_counts.into();
         }
         if seqhouse_sql::has_split_column(spec) {
             // The UNLOAD Athena runs for the last group of outputs (the only one without folds).
             let last = seqhouse_sql::output_groups(&resolved).pop().unwrap();
-            let rows = seqhouse_sql::select_outputs(&resolved, "\"events\"", Dialect::Trino, last).unwrap();
+            let rows =
+                seqhouse_sql::select_outputs(&resolved, &Source::new("\"events\""), Dialect::Trino, last).unwrap();
             case["unload"] = athena::unload_by_split(&rows, "s3://bucket/out/_seqhouse-unload-1/0").into();
         }
         payload.push(case);

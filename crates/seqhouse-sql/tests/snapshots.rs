@@ -5,7 +5,7 @@
 
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use seqhouse_core::{FeatureSpec, Mode, Padding, ResolvedSpec, SequenceSpec};
-use seqhouse_sql::{Dialect, athena, select, stats};
+use seqhouse_sql::{Dialect, Source, athena, select, stats};
 
 fn schema() -> Schema {
     Schema::new(vec![
@@ -54,7 +54,7 @@ fn select_for_every_mode_padding_and_dialect() {
     {
         for mode in [Mode::Chunk, Mode::Sliding, Mode::Last, Mode::Prefix] {
             for padding in [Padding::Post, Padding::Pre] {
-                let sql = select(&resolved(&spec(mode, padding)), source, dialect).unwrap();
+                let sql = select(&resolved(&spec(mode, padding)), &Source::new(source), dialect).unwrap();
                 insta::assert_snapshot!(format!("select_{name}_{mode}_{padding}"), sql);
             }
         }
@@ -79,7 +79,10 @@ fn literals_of_every_type() {
     .collect();
     spec.fill_null = vec!["score=0.25".parse().unwrap()];
     for (dialect, name) in [(Dialect::Trino, "trino"), (Dialect::Spark, "spark")] {
-        insta::assert_snapshot!(format!("literals_{name}"), select(&resolved(&spec), "t", dialect).unwrap());
+        insta::assert_snapshot!(
+            format!("literals_{name}"),
+            select(&resolved(&spec), &Source::new("t"), dialect).unwrap()
+        );
     }
 }
 
@@ -87,13 +90,17 @@ fn literals_of_every_type() {
 fn padding_beyond_trinos_repeat_cap() {
     let mut spec = spec(Mode::Last, Padding::Pre);
     spec.sequence_length = 20_000;
-    insta::assert_snapshot!("select_trino_large_n", select(&resolved(&spec), "t", Dialect::Trino).unwrap());
+    insta::assert_snapshot!(
+        "select_trino_large_n",
+        select(&resolved(&spec), &Source::new("t"), Dialect::Trino).unwrap()
+    );
 }
 
 #[test]
 fn counts_query_for_every_mode() {
     for mode in [Mode::Chunk, Mode::Sliding, Mode::Last, Mode::Prefix] {
-        let sql = stats(&resolved(&spec(mode, Padding::Post)), "\"db\".\"events\"", Dialect::Trino).unwrap();
+        let sql =
+            stats(&resolved(&spec(mode, Padding::Post)), &Source::new("\"db\".\"events\""), Dialect::Trino).unwrap();
         insta::assert_snapshot!(format!("stats_trino_{mode}"), sql);
     }
 }
@@ -134,9 +141,9 @@ fn select_for_every_split_kind_and_dialect() {
             let mut spec = spec(*mode, Padding::Post);
             spec.split = Some(split.clone());
             spec.target_mask = true;
-            let sql = select(&resolved(&spec), source, dialect).unwrap();
+            let sql = select(&resolved(&spec), &Source::new(source), dialect).unwrap();
             insta::assert_snapshot!(format!("select_split_{name}_{kind}"), sql);
-            let counts = seqhouse_sql::split_stats(&resolved(&spec), source, dialect).unwrap().unwrap();
+            let counts = seqhouse_sql::split_stats(&resolved(&spec), &Source::new(source), dialect).unwrap().unwrap();
             insta::assert_snapshot!(format!("split_stats_{name}_{kind}"), counts);
         }
     }
@@ -155,11 +162,17 @@ fn select_with_sessions_for_each_dialect() {
     for (dialect, name, source) in
         [(Dialect::Trino, "trino", "\"db\".\"events\""), (Dialect::Spark, "spark", "`events`")]
     {
-        insta::assert_snapshot!(format!("select_sessions_{name}"), select(&resolved(&spec), source, dialect).unwrap());
-        insta::assert_snapshot!(format!("stats_sessions_{name}"), stats(&resolved(&spec), source, dialect).unwrap());
+        insta::assert_snapshot!(
+            format!("select_sessions_{name}"),
+            select(&resolved(&spec), &Source::new(source), dialect).unwrap()
+        );
+        insta::assert_snapshot!(
+            format!("stats_sessions_{name}"),
+            stats(&resolved(&spec), &Source::new(source), dialect).unwrap()
+        );
         insta::assert_snapshot!(
             format!("select_split_sessions_{name}"),
-            select(&resolved(&split), source, dialect).unwrap()
+            select(&resolved(&split), &Source::new(source), dialect).unwrap()
         );
     }
 }
@@ -183,7 +196,7 @@ fn session_clocks_finer_than_the_engine_reads_are_refused() {
             .collect();
         let resolved = ResolvedSpec::new(&spec, &Schema::new(fields), "events").unwrap();
         for (dialect, ok) in [(Dialect::Trino, trino_ok), (Dialect::Spark, spark_ok)] {
-            match select(&resolved, "events", dialect) {
+            match select(&resolved, &Source::new("events"), dialect) {
                 Ok(_) => assert!(ok, "{unit:?} on {dialect:?} runs"),
                 Err(e) => {
                     let message = e.to_string();
@@ -196,4 +209,38 @@ fn session_clocks_finer_than_the_engine_reads_are_refused() {
             }
         }
     }
+}
+
+/// `--k-core` on the string feature `tag` with `--min-events` and `--dedupe-consecutive`: the
+/// probe of two rounds, then the SELECT and the counts query running the two rounds before it.
+#[test]
+fn select_with_k_core_for_each_dialect() {
+    let mut spec = spec(Mode::Chunk, Padding::Post);
+    spec.k_core = Some("tag=3".parse().unwrap());
+    spec.min_events = Some(4);
+    spec.dedupe_consecutive = true;
+    for (dialect, name, source) in
+        [(Dialect::Trino, "trino", "\"db\".\"events\""), (Dialect::Spark, "spark", "`events`")]
+    {
+        let resolved = resolved(&spec);
+        let probe = seqhouse_sql::k_core_probe(&resolved, source, dialect, 3).unwrap();
+        insta::assert_snapshot!(format!("k_core_probe_{name}"), probe);
+        let source = Source::new(source).with_k_core_rounds(2);
+        insta::assert_snapshot!(format!("select_k_core_{name}"), select(&resolved, &source, dialect).unwrap());
+        insta::assert_snapshot!(format!("stats_k_core_{name}"), stats(&resolved, &source, dialect).unwrap());
+    }
+}
+
+/// A float k-core column is refused on SQL engines (they group 0.0 with -0.0 and every NaN
+/// together), and a k-core job's statements need their rounds.
+#[test]
+fn k_core_on_floats_and_without_rounds_is_refused() {
+    let mut spec = spec(Mode::Chunk, Padding::Post);
+    spec.features.push(FeatureSpec { name: "score".into(), pad: None });
+    spec.k_core = Some("score=2".parse().unwrap());
+    let message = select(&resolved(&spec), &Source::new("t").with_k_core_rounds(1), Dialect::Trino).unwrap_err();
+    let message = message.to_string();
+    assert!(message.contains("k_core") && message.contains("'score'") && message.contains("local"), "{message}");
+    spec.k_core = Some("tag=2".parse().unwrap());
+    assert!(select(&resolved(&spec), &Source::new("t"), Dialect::Spark).is_err(), "no rounds given");
 }

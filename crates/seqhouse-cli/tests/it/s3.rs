@@ -384,6 +384,19 @@ fn athena_explain_prints_the_statements_and_runs_nothing() {
     );
     assert!(statements[2].contains("CROSS JOIN UNNEST(sequence("), "sliding windows");
     assert!(statements[3].starts_with("DROP TABLE IF EXISTS `kt`.`seqhouse_tmp_"));
+    // With --k-core, the probe that finds its rounds runs first, and a note says how.
+    args.extend(["--k-core", "skill_id=500", "--min-events", "5"]);
+    let out = seqhouse_s3(&bucket.s3.endpoint, &args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let sql = String::from_utf8_lossy(&out.stdout);
+    let statements: Vec<&str> = sql.split(";\n").map(str::trim).filter(|s| !s.is_empty()).collect();
+    assert_eq!(statements.len(), 5, "{sql}");
+    assert!(statements[1].starts_with("-- k-core: the probe below runs with 1, 2, 4"), "{}", statements[1]);
+    assert!(
+        statements[1]
+            .ends_with("SELECT count(*) AS \"__before\", count_if(\"__core_kept\") AS \"__after\"\nFROM probed")
+    );
+    assert!(statements[2].contains("core_values AS") && statements[3].starts_with("UNLOAD ("), "{sql}");
     assert!(bucket.keys("out").is_empty(), "--explain writes nothing");
 }
 
