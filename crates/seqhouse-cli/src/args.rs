@@ -166,7 +166,7 @@ pub struct SequenceArgs {
     #[arg(long, value_name = "M")]
     pub min_session_length: Option<usize>,
 
-    /// Add feature NAME: each event's gap to its entity's previous event in COL (over the whole history, after the filters): integers in their own units, dates in days, timestamps in UNIT (s, ms, us or ns, truncated; default s). Null for an entity's first event (--fill-null NAME=0 fills it); padded with 0, or PAD from --feature NAME=PAD, which also places it. Repeatable.
+    /// Add feature NAME: each event's gap to its entity's previous event in COL (over the whole history, after the filters): integers in their own units, dates in days, timestamps in UNIT (s, ms, us or ns, truncated; default s). Null for an entity's first event (--fill-null NAME=0 fills it); padded with 0, or PAD from --feature NAME=PAD, which also places it. Athena takes timestamps of seconds or milliseconds, Spark of at most microseconds. Repeatable.
     #[arg(long, value_name = "NAME=COL[:UNIT]", value_parser = typed::<TimeDelta>)]
     pub time_delta: Vec<TimeDelta>,
 

@@ -722,12 +722,20 @@ pub fn repeating_events(seed: u64) -> RecordBatch {
     RecordBatch::try_from_iter(columns).unwrap()
 }
 
-/// `--dedupe-consecutive`, `--min-events` and `--time-delta` (over integers and dates, with a
-/// pad, a fill and windows that start mid-history), alone and together, unsplit and split:
-/// the windows equal the reference's, and the manifest counts what each filter dropped.
+/// `--dedupe-consecutive`, `--min-events` and `--time-delta` (over integers, dates and a
+/// millisecond timestamp in seconds, milliseconds and microseconds, with a pad, a fill and
+/// windows that start mid-history), alone and together, unsplit and split: the windows equal
+/// the reference's, and the manifest counts what each filter dropped.
 pub fn filters_and_time_deltas_match_the_reference(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
     use seqhouse_core::split::Split;
+    // `seen_ms` also as a millisecond timestamp, nulls included: its gaps in seconds truncate.
     let batch = repeating_events(31);
+    let seen = batch.column_by_name("seen_ms").unwrap();
+    let seen_at = arrow::compute::cast(seen, &DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, None));
+    let mut columns: Vec<(String, ArrayRef)> =
+        batch.schema().fields().iter().map(|f| f.name().clone()).zip(batch.columns().iter().cloned()).collect();
+    columns.push(("seen_at".to_string(), seen_at.unwrap()));
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
     let input = fixture.put_parquet("filters", "events.parquet", std::slice::from_ref(&batch));
     let base = |n: usize| {
         SequenceSpec::new(
@@ -748,7 +756,11 @@ pub fn filters_and_time_deltas_match_the_reference(warehouse: &dyn Warehouse, fi
     gaps.padding = Padding::Pre;
     gaps.features.push(feature("gap", Some("-7")));
     gaps.features.insert(0, feature("days", None));
-    gaps.time_deltas = vec!["gap=seen_ms".parse().unwrap(), "days=day".parse().unwrap()];
+    gaps.features.extend([feature("waited", None), feature("waited_ms", None), feature("waited_us", Some("-1"))]);
+    gaps.time_deltas = ["gap=seen_ms", "days=day", "waited=seen_at", "waited_ms=seen_at:ms", "waited_us=seen_at:us"]
+        .iter()
+        .map(|delta| delta.parse().unwrap())
+        .collect();
     gaps.fill_null = vec!["days=0".parse().unwrap()];
     let mut all = gaps.clone();
     all.dedupe_consecutive = true;

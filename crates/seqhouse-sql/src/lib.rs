@@ -404,7 +404,7 @@ fn event_steps_until(
     }
     for i in 0..spec.features.len() {
         let value = match &resolved.gaps[i] {
-            Some(gap) => gap_sql(gap.kind, &spec.features[i].name, &gap_column(i), &window, dialect)?,
+            Some(gap) => gap_sql(gap, &spec.features[i].name, &gap_column(i), &window, dialect)?,
             None => feature(i),
         };
         derived.push(format!("{value} AS {}", feature(i)));
@@ -622,7 +622,6 @@ fn session_steps(
     names: &str,
     window: &str,
 ) -> Result<String> {
-    use arrow::datatypes::TimeUnit;
     let spec = &resolved.spec;
     let q = |name: &str| ident(name, dialect);
     let column = q(&spec.order_by[0]);
@@ -631,7 +630,9 @@ fn session_steps(
     // Whether the event starts a session, given the previous one is not null (keys never are).
     let moved_on = match data_type {
         DataType::Date32 | DataType::Date64 => {
-            let days = gap_sql(seqhouse_core::resolve::GapKind::Date, &spec.order_by[0], &column, window, dialect)?;
+            let in_days =
+                seqhouse_core::resolve::Gap { kind: seqhouse_core::resolve::GapKind::Date, divisor: 1, multiplier: 1 };
+            let days = gap_sql(&in_days, &spec.order_by[0], &column, window, dialect)?;
             format!("{days} > {gap}")
         }
         DataType::Timestamp(unit, _) => {
@@ -639,29 +640,22 @@ fn session_steps(
             // would be rounded differently by each. Athena reads timestamps to the millisecond
             // and Spark to the microsecond: a finer clock would cut other sessions there than
             // its values do, so it is refused rather than rounded.
-            let nanos_per_unit: i128 = match (dialect, unit) {
-                (_, TimeUnit::Second) => 1_000_000_000,
-                (_, TimeUnit::Millisecond) => 1_000_000,
-                (Dialect::Spark, TimeUnit::Microsecond) => 1_000,
-                _ => {
-                    let (engine, precision) = match dialect {
-                        Dialect::Trino => ("Athena", "milliseconds"),
-                        Dialect::Spark => ("Spark", "microseconds"),
-                    };
-                    return Err(Error::setting(
-                        seqhouse_core::Setting::SessionGap,
-                        format!(
-                            "cuts sessions on '{}', a timestamp of {unit:?} units, but {engine} reads timestamps to {precision} only, so its sessions could differ from the values'; use {}",
-                            spec.order_by[0],
-                            seqhouse_core::Setting::Engine.with("local")
-                        ),
-                    ));
-                }
-            };
-            let nanos = i128::from(gap) * nanos_per_unit;
+            let (engine, precision, engine_nanos) = timestamp_precision(dialect);
+            let nanos_per_unit = unit_nanos(*unit);
+            if nanos_per_unit < engine_nanos {
+                return Err(Error::setting(
+                    seqhouse_core::Setting::SessionGap,
+                    format!(
+                        "cuts sessions on '{}', a timestamp of {unit:?} units, but {engine} reads timestamps to {precision} only, so its sessions could differ from the values'; use {}",
+                        spec.order_by[0],
+                        seqhouse_core::Setting::Engine.with("local")
+                    ),
+                ));
+            }
+            let in_engine_units = i128::from(gap) * nanos_per_unit / engine_nanos;
             match dialect {
-                Dialect::Trino => format!("date_add('millisecond', {}, {previous}) < {column}", nanos / 1_000_000),
-                Dialect::Spark => format!("timestampadd(MICROSECOND, {}, {previous}) < {column}", nanos / 1_000),
+                Dialect::Trino => format!("date_add('millisecond', {in_engine_units}, {previous}) < {column}"),
+                Dialect::Spark => format!("timestampadd(MICROSECOND, {in_engine_units}, {previous}) < {column}"),
             }
         }
         _ => format!("CAST({column} AS BIGINT) - CAST({previous} AS BIGINT) > {gap}"),
@@ -677,28 +671,69 @@ fn session_steps(
     ))
 }
 
-/// A time delta's gaps over `column` (an alias in [`event_steps`]), as `BIGINT`: the column's
-/// value minus the previous event's (`window` orders an entity's events).
+/// How finely `dialect`'s engine reads timestamps: its name, the unit in words, and the
+/// nanoseconds of that unit (Athena: milliseconds; Spark: microseconds).
+fn timestamp_precision(dialect: Dialect) -> (&'static str, &'static str, i128) {
+    match dialect {
+        Dialect::Trino => ("Athena", "milliseconds", 1_000_000),
+        Dialect::Spark => ("Spark", "microseconds", 1_000),
+    }
+}
+
+/// The nanoseconds of a timestamp unit.
+fn unit_nanos(unit: arrow::datatypes::TimeUnit) -> i128 {
+    use arrow::datatypes::TimeUnit;
+    match unit {
+        TimeUnit::Second => 1_000_000_000,
+        TimeUnit::Millisecond => 1_000_000,
+        TimeUnit::Microsecond => 1_000,
+        TimeUnit::Nanosecond => 1,
+    }
+}
+
+/// Gap `gap` (named `name`) of each event's `column` (quoted) to the previous event's over
+/// `window`, as the local kernel computes it: integers in their own units, dates in days, and
+/// timestamps in the unit asked for, truncated toward zero. A timestamp gap is taken exactly in
+/// the engine's own unit (`date_diff('millisecond', …)` on Athena, `timestampdiff(MICROSECOND,
+/// …)` on Spark, never a difference of rounded seconds) and then scaled; a timestamp column
+/// finer than the engine reads is refused, as its gaps there could differ from its values'.
 fn gap_sql(
-    kind: seqhouse_core::resolve::GapKind,
+    gap: &seqhouse_core::resolve::Gap,
     name: &str,
     column: &str,
     window: &str,
     dialect: Dialect,
 ) -> Result<String> {
     use seqhouse_core::resolve::GapKind;
-    Ok(match (kind, dialect) {
+    let previous = format!("lag({column}) {window}");
+    Ok(match (gap.kind, dialect) {
         (GapKind::Integer, _) => format!("CAST({column} AS BIGINT) - lag(CAST({column} AS BIGINT)) {window}"),
-        (GapKind::Date, Dialect::Trino) => format!("date_diff('day', lag({column}) {window}, {column})"),
-        (GapKind::Date, Dialect::Spark) => format!("CAST(datediff({column}, lag({column}) {window}) AS BIGINT)"),
-        (GapKind::Timestamp(_), _) => {
-            return Err(Error::UnsupportedType {
-                column: name.to_string(),
-                message: format!(
-                    "time deltas over timestamp columns run on the local engine only for now; give the gap over an integer column (epoch milliseconds, say) or use {}",
-                    seqhouse_core::Setting::Engine.with("local")
-                ),
-            });
+        (GapKind::Date, Dialect::Trino) => format!("date_diff('day', {previous}, {column})"),
+        (GapKind::Date, Dialect::Spark) => format!("CAST(datediff({column}, {previous}) AS BIGINT)"),
+        (GapKind::Timestamp(unit), _) => {
+            let (engine, precision, engine_nanos) = timestamp_precision(dialect);
+            let own = unit_nanos(unit);
+            if own < engine_nanos {
+                return Err(Error::setting(
+                    seqhouse_core::Setting::TimeDelta,
+                    format!(
+                        "'{name}' is a gap over a timestamp of {unit:?} units, but {engine} reads timestamps to {precision} only, so its gaps could differ from the values'; use {}",
+                        seqhouse_core::Setting::Engine.with("local")
+                    ),
+                ));
+            }
+            let exact = match dialect {
+                Dialect::Trino => format!("date_diff('millisecond', {previous}, {column})"),
+                Dialect::Spark => format!("timestampdiff(MICROSECOND, {previous}, {column})"),
+            };
+            // The unit asked for, in nanoseconds: the column's, scaled as the kernel scales it.
+            let asked = own * i128::from(gap.divisor) / i128::from(gap.multiplier);
+            let div = if dialect == Dialect::Trino { "/" } else { "div" };
+            match asked.cmp(&engine_nanos) {
+                std::cmp::Ordering::Equal => exact,
+                std::cmp::Ordering::Greater => format!("{exact} {div} {}", asked / engine_nanos),
+                std::cmp::Ordering::Less => format!("{exact} * {}", engine_nanos / asked),
+            }
         }
     })
 }

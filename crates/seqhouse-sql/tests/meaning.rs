@@ -223,6 +223,14 @@ fn filters_and_time_deltas_match_the_local_engine() {
         spec: dated,
         data: PathBuf::from(location).join("events.parquet"),
     });
+    // Gaps over a millisecond timestamp in each unit: Trino's exact milliseconds, scaled.
+    let mut timed = SequenceSpec::new(vec!["user".into()], vec!["ts".into()], session_features(), 4);
+    for (name, unit) in [("waited", ""), ("waited_ms", ":ms"), ("waited_us", ":us"), ("waited_ns", ":ns")] {
+        timed.features.push(name.parse().unwrap());
+        timed.time_deltas.push(format!("{name}=at{unit}").parse().unwrap());
+    }
+    timed.mode = Mode::Sliding;
+    cases.push(Case { name: "timestamp_gaps".into(), spec: timed, data: timed_log(&dir, 29) });
     check(cases);
     drop(dir);
 }

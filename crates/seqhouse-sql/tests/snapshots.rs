@@ -244,3 +244,42 @@ fn k_core_on_floats_and_without_rounds_is_refused() {
     spec.k_core = Some("tag=2".parse().unwrap());
     assert!(select(&resolved(&spec), &Source::new("t"), Dialect::Spark).is_err(), "no rounds given");
 }
+
+/// Timestamp gaps are taken in the engine's exact unit and scaled to the unit asked for; over a
+/// column finer than the engine reads they are refused by name, as sessions are.
+#[test]
+fn timestamp_gaps_are_exact_or_refused() {
+    let mut spec = spec(Mode::Chunk, Padding::Post);
+    spec.features.push(FeatureSpec { name: "waited".into(), pad: None });
+    spec.time_deltas = vec!["waited=ts:s".parse().unwrap()];
+    let expected = [
+        (Dialect::Trino, "date_diff('millisecond', lag(\"__c3\")"),
+        (Dialect::Spark, "timestampdiff(MICROSECOND, lag(`__c3`)"),
+    ];
+    for (dialect, exact) in expected {
+        let sql = select(&resolved(&spec), &Source::new("t"), dialect).unwrap();
+        let scaled = if dialect == Dialect::Trino { ") / 1000 AS" } else { ") div 1000000 AS" };
+        assert!(sql.contains(exact) && sql.contains(scaled), "{dialect:?}:\n{sql}");
+    }
+    for (unit, trino_ok, spark_ok) in [(TimeUnit::Microsecond, false, true), (TimeUnit::Nanosecond, false, false)] {
+        let fields: Vec<Field> = (schema().fields().iter())
+            .map(|f| match f.name().as_str() {
+                "ts" => Field::new("ts", DataType::Timestamp(unit, None), true),
+                _ => f.as_ref().clone(),
+            })
+            .collect();
+        let resolved = ResolvedSpec::new(&spec, &Schema::new(fields), "events").unwrap();
+        for (dialect, ok) in [(Dialect::Trino, trino_ok), (Dialect::Spark, spark_ok)] {
+            match select(&resolved, &Source::new("t"), dialect) {
+                Ok(_) => assert!(ok, "{unit:?} on {dialect:?} runs"),
+                Err(e) => {
+                    let message = e.to_string();
+                    assert!(!ok, "{unit:?} on {dialect:?}: {message}");
+                    assert!(
+                        message.contains("time_delta") && message.contains("'waited'") && message.contains("local")
+                    );
+                }
+            }
+        }
+    }
+}
