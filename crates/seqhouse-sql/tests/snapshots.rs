@@ -183,28 +183,32 @@ fn select_with_sessions_for_each_dialect() {
 fn session_clocks_finer_than_the_engine_reads_are_refused() {
     let mut spec = spec(Mode::Chunk, Padding::Post);
     spec.session_gap = Some("30m".into());
-    for (unit, trino_ok, spark_ok) in [
+    let units = [
         (TimeUnit::Millisecond, true, true),
         (TimeUnit::Microsecond, false, true),
         (TimeUnit::Nanosecond, false, false),
-    ] {
+    ];
+    assert_runs_or_is_refused_by_ts_unit(&spec, &units, &["session", "'ts'", "local"]);
+}
+
+/// For each `(unit, runs on Trino, runs on Spark)` of `units`: `spec` over the schema with `ts`
+/// a timestamp of that unit renders, or is refused with a message holding every one of `words`.
+fn assert_runs_or_is_refused_by_ts_unit(spec: &SequenceSpec, units: &[(TimeUnit, bool, bool)], words: &[&str]) {
+    for &(unit, trino_ok, spark_ok) in units {
         let fields: Vec<Field> = (schema().fields().iter())
             .map(|f| match f.name().as_str() {
                 "ts" => Field::new("ts", DataType::Timestamp(unit, None), true),
                 _ => f.as_ref().clone(),
             })
             .collect();
-        let resolved = ResolvedSpec::new(&spec, &Schema::new(fields), "events").unwrap();
+        let resolved = ResolvedSpec::new(spec, &Schema::new(fields), "events").unwrap();
         for (dialect, ok) in [(Dialect::Trino, trino_ok), (Dialect::Spark, spark_ok)] {
             match select(&resolved, &Source::new("events"), dialect) {
                 Ok(_) => assert!(ok, "{unit:?} on {dialect:?} runs"),
                 Err(e) => {
                     let message = e.to_string();
                     assert!(!ok, "{unit:?} on {dialect:?}: {message}");
-                    assert!(
-                        message.contains("session") && message.contains("'ts'") && message.contains("local"),
-                        "{message}"
-                    );
+                    assert!(words.iter().all(|w| message.contains(w)), "{message}");
                 }
             }
         }
@@ -261,25 +265,6 @@ fn timestamp_gaps_are_exact_or_refused() {
         let scaled = if dialect == Dialect::Trino { ") / 1000 AS" } else { ") div 1000000 AS" };
         assert!(sql.contains(exact) && sql.contains(scaled), "{dialect:?}:\n{sql}");
     }
-    for (unit, trino_ok, spark_ok) in [(TimeUnit::Microsecond, false, true), (TimeUnit::Nanosecond, false, false)] {
-        let fields: Vec<Field> = (schema().fields().iter())
-            .map(|f| match f.name().as_str() {
-                "ts" => Field::new("ts", DataType::Timestamp(unit, None), true),
-                _ => f.as_ref().clone(),
-            })
-            .collect();
-        let resolved = ResolvedSpec::new(&spec, &Schema::new(fields), "events").unwrap();
-        for (dialect, ok) in [(Dialect::Trino, trino_ok), (Dialect::Spark, spark_ok)] {
-            match select(&resolved, &Source::new("t"), dialect) {
-                Ok(_) => assert!(ok, "{unit:?} on {dialect:?} runs"),
-                Err(e) => {
-                    let message = e.to_string();
-                    assert!(!ok, "{unit:?} on {dialect:?}: {message}");
-                    assert!(
-                        message.contains("time_delta") && message.contains("'waited'") && message.contains("local")
-                    );
-                }
-            }
-        }
-    }
+    let units = [(TimeUnit::Microsecond, false, true), (TimeUnit::Nanosecond, false, false)];
+    assert_runs_or_is_refused_by_ts_unit(&spec, &units, &["time_delta", "'waited'", "local"]);
 }
