@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 
 use arrow::datatypes::DataType;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
-use seqhouse_core::manifest::{OutputColumn, OutputPart};
+use seqhouse_core::manifest::{OutputColumn, OutputPart, VocabularyFile};
+use seqhouse_core::vocab::Vocabulary;
 use seqhouse_core::{
     Capabilities, Error, Explanation, JobReport, Progress, ResolvedSpec, Result, SequenceJob, SequenceStats, Setting,
     Step, Warehouse,
@@ -55,19 +56,51 @@ pub struct Plan {
     /// before the statements above, to find how many rounds they run (see
     /// [`seqhouse_sql::k_core_rounds`]); shown with one round, and the statements with none.
     pub k_core_probe: Option<String>,
+    /// With `--vocab` (unless `--vocab-from` gives the vocabularies), the `UNLOAD`s of the
+    /// counts each vocabulary is fitted on, one per `--vocab`, run after the probe and before
+    /// the statements above; seqhouse ranks the counts into ids as the local engine does.
+    pub vocab_counts: Vec<String>,
+    /// With `--vocab`, the tables over the vocabulary files seqhouse writes (from
+    /// [`Plan::vocab_counts`] or `--vocab-from`), which the UNLOADs join to encode the values.
+    pub vocab_tables: Vec<VocabTable>,
     resolved: ResolvedSpec,
     source: String,
     files: Vec<SourceFile>,
     input: Location,
     staging: Location,
+    /// Beside `staging`, the prefix of the vocabularies' files (counts and tables); its
+    /// [`UNLOAD_PREFIX`] makes a later run on the output remove what a dead run left there.
+    vocab_staging: Location,
     groups: Vec<std::ops::Range<usize>>,
-    table: (String, String),
+}
+
+/// The temporary table over one vocabulary file, inside the run's staging prefix.
+#[derive(Debug, Clone)]
+pub struct VocabTable {
+    /// `CREATE EXTERNAL TABLE` over the folder holding the file.
+    pub create: String,
+    /// `DROP TABLE` of it.
+    pub drop: String,
+    /// How queries refer to it.
+    reference: String,
+    /// The folder the file is written into.
+    folder: Location,
 }
 
 impl Plan {
     /// Makes the counts queries and the UNLOADs, running `k_core_rounds` rounds of `--k-core`.
     fn make_statements(&mut self, k_core_rounds: Option<usize>) -> Result<()> {
-        let source = seqhouse_sql::Source { table: self.source.clone(), k_core_rounds };
+        let source = seqhouse_sql::Source {
+            table: self.source.clone(),
+            k_core_rounds,
+            vocabularies: self.vocab_tables.iter().map(|t| t.reference.clone()).collect(),
+        };
+        self.vocab_counts = match self.resolved.spec.vocab_from {
+            Some(_) => Vec::new(),
+            None => (seqhouse_sql::vocab_counts(&self.resolved, &source, Dialect::Trino)?.iter().enumerate())
+                .map(|(j, select)| athena::unload(select, &self.vocab_counted(j).shown))
+                .collect(),
+        };
         self.stats = seqhouse_sql::stats(&self.resolved, &source, Dialect::Trino)?;
         self.split_stats = seqhouse_sql::split_stats(&self.resolved, &source, Dialect::Trino)?;
         self.unloads.clear();
@@ -80,6 +113,11 @@ impl Plan {
             });
         }
         Ok(())
+    }
+
+    /// Where the counts of vocabulary `j` are unloaded.
+    fn vocab_counted(&self, j: usize) -> Location {
+        self.vocab_staging.child("counts").child(&j.to_string())
     }
 
     /// Where UNLOAD `group` writes.
@@ -195,11 +233,27 @@ impl AthenaWarehouse {
         let source = athena::table_ref(&database, &table);
         // Inside the first output, whose lock this run holds.
         let staging = outputs[0].child(&format!("{UNLOAD_PREFIX}{id}"));
+        let vocab_staging = outputs[0].child(&format!("{UNLOAD_PREFIX}{id}-vocab"));
         let groups = seqhouse_sql::output_groups(&resolved);
         let k_core_probe = match resolved.spec.k_core {
             Some(_) => Some(seqhouse_sql::k_core_probe(&resolved, &source, Dialect::Trino, 1)?),
             None => None,
         };
+        let vocab_tables = (resolved.spec.vocab.iter().enumerate())
+            .map(|(j, vocab)| {
+                let table = format!("seqhouse_tmp_{id}_vocab_{j}");
+                let folder = vocab_staging.child("tables").child(&j.to_string());
+                let file = seqhouse_core::vocab::file_schema(resolved.feature_input_type(&vocab.name));
+                let columns: Vec<(String, DataType)> =
+                    file.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect();
+                Ok(VocabTable {
+                    create: athena::create_parquet_table(&database, &table, &columns, &folder.shown)?,
+                    drop: athena::drop_table(&database, &table),
+                    reference: athena::table_ref(&database, &table),
+                    folder,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut plan = Plan {
             create_table,
             stats: String::new(),
@@ -207,13 +261,15 @@ impl AthenaWarehouse {
             unloads: Vec::new(),
             drop_table,
             k_core_probe,
+            vocab_counts: Vec::new(),
+            vocab_tables,
             resolved,
             source,
             files,
             input,
             staging,
+            vocab_staging,
             groups,
-            table: (database, table),
         };
         plan.make_statements(plan.k_core_probe.as_ref().map(|_| 0))?;
         Ok(plan)
@@ -306,12 +362,20 @@ impl AthenaWarehouse {
         plan: &Plan,
         job: &SequenceJob,
         counts: SequenceStats,
+        vocabularies: &[Vocabulary],
         locks: Vec<OutputLock>,
     ) -> Result<JobReport> {
         let outputs = self.outputs(job)?;
         let targets = publish::begin_outputs(&self.storage, &plan.input, &outputs, job.overwrite, locks)?;
-        let copied = targets.iter().enumerate().map(|(i, target)| self.copy_in(plan, i, target)).collect();
-        let copied: Vec<(Vec<OutputPart>, Vec<OutputColumn>)> = match copied {
+        // Every output carries the vocabularies it was encoded with, as on the local engine.
+        let copied = (targets.iter().enumerate())
+            .map(|(i, target)| {
+                let (parts, columns) = self.copy_in(plan, i, target)?;
+                let files = seqhouse_storage::vocab::write_into(&self.storage, target, vocabularies)?;
+                Ok((parts, columns, files))
+            })
+            .collect();
+        let copied: Vec<(Vec<OutputPart>, Vec<OutputColumn>, Vec<VocabularyFile>)> = match copied {
             Ok(copied) => copied,
             Err(e) => {
                 publish::abort_outputs(&self.storage, targets);
@@ -319,7 +383,7 @@ impl AthenaWarehouse {
             }
         };
         let written = (targets.into_iter().zip(copied))
-            .map(|(target, (parts, columns))| WrittenOutput { target, parts, columns, vocabularies: Vec::new() })
+            .map(|(target, (parts, columns, vocabularies))| WrittenOutput { target, parts, columns, vocabularies })
             .collect();
         let input_files = plan.files.iter().map(|f| f.manifest_entry(f.rows().unwrap_or(0))).collect();
         let publication = Publication { engine: "athena", job, input: &plan.input, input_files, stats: counts };
@@ -384,6 +448,7 @@ impl AthenaWarehouse {
             }
             None => plan,
         };
+        let vocabularies = self.vocabularies(plan, job)?;
         let counts = self.counts(plan, job)?;
         progress.advance(1);
         if !self.storage.list_recursive(&plan.staging)?.is_empty() {
@@ -394,20 +459,44 @@ impl AthenaWarehouse {
         }
         progress.advance(1);
         self.check_cancelled()?;
-        let report = self.publish(plan, job, counts, locks)?;
+        let report = self.publish(plan, job, counts, &vocabularies, locks)?;
         progress.advance(1);
         Ok(report)
     }
 
+    /// The vocabularies of a `--vocab` job (see [`seqhouse_storage::vocab::for_job`]): fitted
+    /// on the counts Athena unloads, or read from `--vocab-from`. Each is then written into the
+    /// run's staging prefix as its file, with a table over it for the UNLOADs to join.
+    fn vocabularies(&self, plan: &Plan, job: &SequenceJob) -> Result<Vec<Vocabulary>> {
+        let storage = &self.storage;
+        let vocabularies =
+            seqhouse_storage::vocab::for_job(storage, &plan.resolved, job.subset.as_deref(), &mut |counts| {
+                for (j, (unload, counts)) in plan.vocab_counts.iter().zip(counts).enumerate() {
+                    self.run(unload, "vocabulary counts")?;
+                    seqhouse_storage::vocab::add_counts_in(storage, &plan.vocab_counted(j), counts)?;
+                }
+                Ok(())
+            })?;
+        for (vocabulary, table) in vocabularies.iter().zip(&plan.vocab_tables) {
+            let file = format!("{}.parquet", vocabulary.feature);
+            storage.put(&table.folder, &file, seqhouse_storage::vocab::file_bytes(vocabulary)?)?;
+            self.run(&table.create, "vocabulary table")?;
+        }
+        Ok(vocabularies)
+    }
+
     fn clean_up(&self, plan: &Plan) {
-        if let Some(drop) = &plan.drop_table {
-            // Drop even after Ctrl-C: leaving tables behind in the user's catalog is worse.
+        // Drop even after Ctrl-C: leaving tables behind in the user's catalog is worse.
+        let drops = plan.drop_table.iter().map(|drop| (drop, "temporary table"));
+        let drops = drops.chain(plan.vocab_tables.iter().map(|table| (&table.drop, "vocabulary table")));
+        for (drop, what) in drops {
             self.cancelled.store(false, Ordering::SeqCst);
-            if let Err(e) = self.run(drop, "drop of the temporary table") {
-                tracing::warn!(table = %format!("{}.{}", plan.table.0, plan.table.1), error = %e, "could not drop the temporary table");
+            if let Err(e) = self.run(drop, &format!("drop of the {what}")) {
+                tracing::warn!(statement = %drop, error = %e, "could not drop the {what}");
             }
         }
         self.remove_prefix(&plan.staging);
+        self.remove_prefix(&plan.vocab_staging);
     }
 
     /// Removes every object under an UNLOAD staging prefix (warning on failure: the next run on
@@ -444,11 +533,17 @@ impl Warehouse for AthenaWarehouse {
             steps.push(Step::Note(seqhouse_sql::K_CORE_PROBE_NOTE.into()));
             steps.push(Step::Statement(probe.clone()));
         }
+        if !plan.vocab_tables.is_empty() {
+            steps.push(Step::Note(seqhouse_sql::vocab_note(&plan.resolved.spec)));
+        }
+        steps.extend(plan.vocab_counts.iter().map(|s| Step::Statement(s.clone())));
+        steps.extend(plan.vocab_tables.iter().map(|t| Step::Statement(t.create.clone())));
         let statements = [Some(&plan.stats), plan.split_stats.as_ref()]
             .into_iter()
             .flatten()
             .chain(&plan.unloads)
-            .chain(plan.drop_table.as_ref());
+            .chain(plan.drop_table.as_ref())
+            .chain(plan.vocab_tables.iter().map(|t| &t.drop));
         steps.extend(statements.map(|s| Step::Statement(s.clone())));
         Ok(Explanation { steps })
     }

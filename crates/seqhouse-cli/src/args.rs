@@ -170,7 +170,7 @@ pub struct SequenceArgs {
     #[arg(long, value_name = "NAME=COL[:UNIT]", value_parser = typed::<TimeDelta>)]
     pub time_delta: Vec<TimeDelta>,
 
-    /// Write feature NAME (a --feature) as int64 vocabulary ids: 0 padding, 1 null, 2 out of vocabulary (unseen, below min_count or beyond max_size), then 3, 4, ... by descending count, ties by ascending value. Fitted on the first split or subset only and written as OUTPUT/_vocab/NAME.parquet (id, value, count) in every output, with its SHA-256 in the manifest. Local engine only for now. Repeatable.
+    /// Write feature NAME (a --feature) as int64 vocabulary ids: 0 padding, 1 null, 2 out of vocabulary (unseen, below min_count or beyond max_size), then 3, 4, ... by descending count, ties by ascending value. Fitted on the first split or subset only and written as OUTPUT/_vocab/NAME.parquet (id, value, count) in every output, with its SHA-256 in the manifest. Repeatable.
     #[arg(long, value_name = "NAME[:min_count=K][:max_size=M]", value_parser = typed::<VocabSpec>)]
     pub vocab: Vec<VocabSpec>,
 

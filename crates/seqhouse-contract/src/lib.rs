@@ -61,7 +61,7 @@ macro_rules! contract_tests {
             filters_and_time_deltas_match_the_reference,
             bad_time_delta_is_named,
             sessions_match_the_reference,
-            vocabularies_match_the_reference_or_are_refused,
+            vocabularies_match_the_reference,
             vocabularies_fitted_on_the_first_subset_apply_to_the_rest,
             k_core_matches_the_reference,
             manifest_describes_the_job,

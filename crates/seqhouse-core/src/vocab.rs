@@ -132,6 +132,33 @@ impl ValueCounts {
         Ok(())
     }
 
+    /// Adds counts made elsewhere (an engine's grouped count): value `values[i]` occurs
+    /// `counts[i]` more times. `values` may be of another type that casts to the counted one
+    /// without loss (an engine may read a column back wider); nulls are skipped.
+    pub fn add_counted(&mut self, values: &ArrayRef, counts: &[u64]) -> Result<()> {
+        if values.len() != counts.len() {
+            return Err(Error::internal(format!("{} values but {} counts", values.len(), counts.len())));
+        }
+        let options = arrow::compute::CastOptions { safe: false, ..Default::default() };
+        let values = arrow::compute::cast_with_options(values, &self.data_type, &options).map_err(Error::internal)?;
+        if keyed_as_i64(&self.data_type) {
+            let ints = as_i64(&values)?;
+            for (value, &count) in ints.iter().zip(counts) {
+                if let Some(value) = value {
+                    *self.ints.entry(value).or_insert(0) += count;
+                }
+            }
+            return Ok(());
+        }
+        let rows = to_rows(&self.converter, &values)?;
+        for (i, row) in rows.iter().enumerate() {
+            if values.is_valid(i) {
+                *self.counts.entry(row.as_ref().into()).or_insert(0) += counts[i];
+            }
+        }
+        Ok(())
+    }
+
     /// Adds `other`'s counts (of another range of entities).
     pub fn merge(&mut self, other: ValueCounts) {
         for (value, count) in other.counts {
@@ -350,6 +377,23 @@ mod tests {
         let encoded = encoded.as_any().downcast_ref::<Int64Array>().unwrap();
         // 5 (3 times) then 1 and 7 tie at 2: 1 wins by value, 7 is cut by max_size, 9 by min_count.
         assert_eq!(encoded.values().to_vec(), vec![3, 3, 3, OOV_ID, OOV_ID, OOV_ID, 4, 4]);
+    }
+
+    #[test]
+    fn counts_made_elsewhere_fit_as_counted_values_do() {
+        let values: ArrayRef = Arc::new(StringArray::from(vec!["b", "a", "c", "b", "a", "b"]));
+        let counted = fit(&spec(None, Some(2)), &values).unwrap().to_batch().unwrap();
+        let mut counts = ValueCounts::new(&DataType::Utf8).unwrap();
+        // An engine's grouped count, in its own order, a value split over two rows, and a null.
+        let grouped: ArrayRef = Arc::new(StringArray::from(vec![Some("a"), Some("c"), None, Some("b"), Some("b")]));
+        counts.add_counted(&grouped, &[2, 1, 9, 1, 2]).unwrap();
+        assert_eq!(counts.fit(&spec(None, Some(2))).unwrap().to_batch().unwrap(), counted);
+        // Read back wider (int64 for an int32 column), as an engine may write it.
+        let mut ints = ValueCounts::new(&DataType::Int32).unwrap();
+        ints.add_counted(&(Arc::new(Int64Array::from(vec![7, 3])) as ArrayRef), &[1, 4]).unwrap();
+        let batch = ints.fit(&spec(None, None)).unwrap().to_batch().unwrap();
+        assert_eq!(batch.column(1).data_type(), &DataType::Int32);
+        assert_eq!(batch.column(2).as_any().downcast_ref::<Int64Array>().unwrap().values().to_vec(), vec![4, 1]);
     }
 
     #[test]

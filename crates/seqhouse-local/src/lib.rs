@@ -221,34 +221,15 @@ impl LocalWarehouse {
         self.config.memory_limit.unwrap_or_else(default_memory_limit)
     }
 
-    /// The vocabularies of `resolved`'s `--vocab` features, in its order: read from
-    /// `--vocab-from`, else fitted on the values `count` counts (the first split's events),
-    /// and recorded as fitted on that split, or on `subset`.
+    /// The vocabularies of `resolved`'s `--vocab` features (see
+    /// [`seqhouse_storage::vocab::for_job`]), fitted on the values `count` counts.
     fn vocabularies(
         &self,
         resolved: &ResolvedSpec,
         subset: Option<&str>,
         count: &mut dyn FnMut(&mut [ValueCounts]) -> Result<()>,
     ) -> Result<Vec<Vocabulary>> {
-        let spec = &resolved.spec;
-        if spec.vocab.is_empty() {
-            return Ok(Vec::new());
-        }
-        if let Some(from) = &spec.vocab_from {
-            return seqhouse_storage::vocab::read_from(&self.storage, from, resolved);
-        }
-        let mut counts = (spec.vocab.iter())
-            .map(|vocab| ValueCounts::new(resolved.feature_input_type(&vocab.name)))
-            .collect::<Result<Vec<_>>>()?;
-        count(&mut counts)?;
-        let fitted_on = spec.output_names()[0].or(subset).map(str::to_string);
-        (counts.into_iter().zip(&spec.vocab))
-            .map(|(counts, vocab)| {
-                let mut vocabulary = counts.fit(vocab)?;
-                vocabulary.fitted_on = fitted_on.clone();
-                Ok(vocabulary)
-            })
-            .collect()
+        seqhouse_storage::vocab::for_job(&self.storage, resolved, subset, count)
     }
 
     fn check_cancelled(&self) -> Result<()> {

@@ -33,6 +33,7 @@ use std::time::Duration;
 use arrow::datatypes::{DataType, TimeUnit};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use seqhouse_core::manifest::{OutputColumn, OutputPart};
+use seqhouse_core::vocab::Vocabulary;
 use seqhouse_core::{
     Capabilities, Error, Explanation, JobReport, Progress, ResolvedSpec, Result, SequenceJob, SequenceStats, Setting,
     Step, Warehouse,
@@ -105,6 +106,14 @@ pub struct Plan {
     /// before the statements above, to find how many rounds they run (see
     /// [`seqhouse_sql::k_core_rounds`]); shown with one round, and the statements with none.
     pub k_core_probe: Option<String>,
+    /// With `--vocab` (unless `--vocab-from` gives the vocabularies), the queries of the counts
+    /// each vocabulary is fitted on, one per `--vocab`, run after the probe and before the
+    /// statements above (written as Parquet into the staging folder); seqhouse ranks the
+    /// counts into ids as the local engine does.
+    pub vocab_counts: Vec<String>,
+    /// With `--vocab`, the temporary views over the vocabulary files seqhouse writes into the
+    /// staging folder, which the writes join to encode the values (one per `--vocab`).
+    pub vocab_views: Vec<VocabView>,
     selects: Vec<String>,
     groups: Vec<std::ops::Range<usize>>,
     resolved: ResolvedSpec,
@@ -113,10 +122,44 @@ pub struct Plan {
     tag: String,
 }
 
+/// The temporary view over one vocabulary file.
+#[derive(Debug, Clone)]
+pub struct VocabView {
+    /// The quoted name of the view.
+    pub name: String,
+    /// The columns of the file, as Spark SQL declares them.
+    columns: String,
+}
+
+impl VocabView {
+    /// `CREATE TEMPORARY VIEW` over the file `file` (a quoted literal).
+    pub fn create(&self, file: &str) -> String {
+        format!("CREATE TEMPORARY VIEW {} ({})\nUSING parquet\nOPTIONS (path {file})", self.name, self.columns)
+    }
+
+    /// `DROP VIEW` of it.
+    pub fn drop(&self) -> String {
+        format!("DROP VIEW IF EXISTS {}", self.name)
+    }
+}
+
+/// Where, inside the first output's staging folder, the vocabularies' files go: the counts
+/// Spark writes, and the vocabulary files its views read. Removed before anything is published.
+const VOCAB_DIR: &str = "_spark_vocab";
+
 impl Plan {
     /// Makes the counts queries and the writes, running `k_core_rounds` rounds of `--k-core`.
     fn make_statements(&mut self, k_core_rounds: Option<usize>) -> Result<()> {
-        let (resolved, source) = (&self.resolved, seqhouse_sql::Source { table: self.view.clone(), k_core_rounds });
+        let source = seqhouse_sql::Source {
+            table: self.view.clone(),
+            k_core_rounds,
+            vocabularies: self.vocab_views.iter().map(|v| v.name.clone()).collect(),
+        };
+        let resolved = &self.resolved;
+        self.vocab_counts = match resolved.spec.vocab_from {
+            Some(_) => Vec::new(),
+            None => seqhouse_sql::vocab_counts(resolved, &source, Dialect::Spark)?,
+        };
         self.stats = seqhouse_sql::stats(resolved, &source, Dialect::Spark)?;
         self.split_stats = seqhouse_sql::split_stats(resolved, &source, Dialect::Spark)?;
         self.selects = (self.groups.iter())
@@ -264,9 +307,30 @@ impl SparkWarehouse {
             Some(_) => Some(seqhouse_sql::k_core_probe(&resolved, &view, Dialect::Spark, 1)?),
             None => None,
         };
+        let vocab_views = (resolved.spec.vocab.iter().enumerate())
+            .map(|(j, vocab)| {
+                let file = seqhouse_core::vocab::file_schema(resolved.feature_input_type(&vocab.name));
+                let columns = (file.fields().iter())
+                    .map(|f| {
+                        Ok(format!(
+                            "{} {}",
+                            seqhouse_sql::ident(f.name(), Dialect::Spark),
+                            seqhouse_sql::column_type(f, Dialect::Spark)?
+                        ))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let name = seqhouse_sql::ident(
+                    &format!("seqhouse_vocab_{}_{j}", tag.trim_start_matches("seqhouse-")),
+                    Dialect::Spark,
+                );
+                Ok(VocabView { name, columns: columns.join(", ") })
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut plan = Plan {
             create_view,
             k_core_probe,
+            vocab_counts: Vec::new(),
+            vocab_views,
             stats: String::new(),
             split_stats: None,
             writes: Vec::new(),
@@ -294,15 +358,22 @@ impl SparkWarehouse {
         let locks =
             outputs.iter().map(|output| OutputLock::acquire(&self.storage, output)).collect::<Result<Vec<_>>>()?;
         let targets = publish::begin_outputs(&self.storage, &input, &outputs, job.overwrite, locks)?;
-        let (counts, written) = match self.run_plan(plan, job, &targets, progress) {
+        let ran = self.run_plan(plan, job, &targets, progress).and_then(|(counts, vocabularies, written)| {
+            // Every output carries the vocabularies it was encoded with, as on the local engine.
+            let files = (targets.iter())
+                .map(|target| seqhouse_storage::vocab::write_into(&self.storage, target, &vocabularies))
+                .collect::<Result<Vec<_>>>()?;
+            Ok((counts, written, files))
+        });
+        let (counts, written, files) = match ran {
             Ok(done) => done,
             Err(e) => {
                 publish::abort_outputs(&self.storage, targets);
                 return Err(e);
             }
         };
-        let written = (targets.into_iter().zip(written))
-            .map(|(target, (parts, columns))| WrittenOutput { target, parts, columns, vocabularies: Vec::new() })
+        let written = (targets.into_iter().zip(written).zip(files))
+            .map(|((target, (parts, columns)), vocabularies)| WrittenOutput { target, parts, columns, vocabularies })
             .collect();
         let input_files = plan.files.iter().map(|f| f.manifest_entry(f.rows().unwrap_or(0))).collect();
         let publication = Publication { engine: "spark", job, input: &input, input_files, stats: counts };
@@ -439,8 +510,42 @@ impl SparkWarehouse {
         Ok(stats)
     }
 
-    /// Runs the plan into the targets' staging folders; returns the job's counts and each
-    /// output's parts and columns.
+    /// The vocabularies of a `--vocab` job (see [`seqhouse_storage::vocab::for_job`]): fitted
+    /// on the counts Spark writes into `vocab_dir`, or read from `--vocab-from`. Each is then
+    /// written into `vocab_dir` as its file, with a temporary view over it for the writes to
+    /// join.
+    fn vocabularies(
+        &self,
+        session: &SparkSession,
+        plan: &Plan,
+        job: &SequenceJob,
+        vocab_dir: &Path,
+    ) -> Result<Vec<Vocabulary>> {
+        let storage = &self.storage;
+        let text = |path: &Path| seqhouse_sql::string(&path.display().to_string(), Dialect::Spark);
+        let vocabularies =
+            seqhouse_storage::vocab::for_job(storage, &plan.resolved, job.subset.as_deref(), &mut |counts| {
+                for (j, (select, counts)) in plan.vocab_counts.iter().zip(counts).enumerate() {
+                    let directory = vocab_dir.join("counts").join(j.to_string());
+                    self.run(session, &plan.tag, &insert_directory(select, &text(&directory)), "vocabulary counts")?;
+                    let folder = storage.locate(&directory.display().to_string())?;
+                    seqhouse_storage::vocab::add_counts_in(storage, &folder, counts)?;
+                }
+                Ok(())
+            })?;
+        for (j, (vocabulary, view)) in vocabularies.iter().zip(&plan.vocab_views).enumerate() {
+            let folder = vocab_dir.join("tables").join(j.to_string());
+            std::fs::create_dir_all(&folder).map_err(|e| Error::storage("cannot create", folder.display(), e))?;
+            let file = folder.join(format!("{}.parquet", vocabulary.feature));
+            std::fs::write(&file, seqhouse_storage::vocab::file_bytes(vocabulary)?)
+                .map_err(|e| Error::storage("cannot write", file.display(), e))?;
+            self.run(session, &plan.tag, &view.create(&text(&file)), "vocabulary view")?;
+        }
+        Ok(vocabularies)
+    }
+
+    /// Runs the plan into the targets' staging folders; returns the job's counts, its
+    /// vocabularies and each output's parts and columns.
     #[allow(clippy::type_complexity)]
     fn run_plan(
         &self,
@@ -448,12 +553,13 @@ impl SparkWarehouse {
         job: &SequenceJob,
         targets: &[Target],
         progress: &dyn Progress,
-    ) -> Result<(SequenceStats, Vec<(Vec<OutputPart>, Vec<OutputColumn>)>)> {
+    ) -> Result<(SequenceStats, Vec<Vocabulary>, Vec<(Vec<OutputPart>, Vec<OutputColumn>)>)> {
         let session = self.session()?;
         progress.stage("spark", 3);
         self.run(&session, &plan.tag, &plan.create_view, "temporary view")?;
         // Spark writes into the first output's staging folder; the files move to each output's.
         let spark_dir = target_dir(&targets[0])?.join(SPARK_DIR);
+        let vocab_dir = target_dir(&targets[0])?.join(VOCAB_DIR);
         let result = (|| {
             let k_core_plan;
             let plan = match plan.k_core_probe {
@@ -470,6 +576,7 @@ impl SparkWarehouse {
                 }
                 None => plan,
             };
+            let vocabularies = self.vocabularies(&session, plan, job, &vocab_dir)?;
             let counts = self.counts(&session, plan, job)?;
             progress.advance(1);
             let mut sources = Vec::new();
@@ -487,15 +594,24 @@ impl SparkWarehouse {
                 sources.push(spark_dir.clone());
             }
             progress.advance(1);
-            Ok((counts, sources))
+            Ok((counts, vocabularies, sources))
         })();
-        // Drop the view whatever happened: it would otherwise live as long as the session.
+        // Drop the views whatever happened: they would otherwise live as long as the session.
         let was_cancelled = self.cancelled.swap(false, Ordering::SeqCst);
-        if let Err(e) = self.run(&session, &plan.tag, &plan.drop_view, "drop of the temporary view") {
-            tracing::warn!(error = %e, "could not drop the temporary view");
+        let drops = std::iter::once((plan.drop_view.clone(), "temporary view"))
+            .chain(plan.vocab_views.iter().map(|view| (view.drop(), "vocabulary view")));
+        for (drop, what) in drops {
+            if let Err(e) = self.run(&session, &plan.tag, &drop, &format!("drop of the {what}")) {
+                tracing::warn!(error = %e, "could not drop the {what}");
+            }
         }
         self.cancelled.store(was_cancelled, Ordering::SeqCst);
-        let adopted = result.and_then(|(counts, sources)| {
+        if vocab_dir.exists()
+            && let Err(e) = std::fs::remove_dir_all(&vocab_dir)
+        {
+            tracing::warn!(error = %e, folder = %vocab_dir.display(), "could not remove the vocabularies' staging folder");
+        }
+        let adopted = result.and_then(|(counts, vocabularies, sources)| {
             if was_cancelled {
                 return Err(Error::Interrupted("stopped before publishing".into()));
             }
@@ -509,7 +625,7 @@ impl SparkWarehouse {
                     Ok((parts.into_iter().map(|(p, _)| p).collect(), columns))
                 })
                 .collect::<Result<Vec<_>>>()?;
-            Ok((counts, outputs))
+            Ok((counts, vocabularies, outputs))
         });
         // Spark's own files (`_SUCCESS`, checksums, empty partitions) never reach an output.
         if spark_dir.exists()
@@ -578,8 +694,20 @@ impl Warehouse for SparkWarehouse {
         if let Some(probe) = plan.k_core_probe {
             steps.extend([Step::Note(seqhouse_sql::K_CORE_PROBE_NOTE.into()), Step::Statement(probe)]);
         }
+        if !plan.vocab_views.is_empty() {
+            steps.push(Step::Note(seqhouse_sql::vocab_note(&plan.resolved.spec)));
+        }
+        let staged = |what: String| format!("'<hidden staging folder beside {}>/{VOCAB_DIR}/{what}'", Setting::Output);
+        steps.extend(
+            (plan.vocab_counts.iter().enumerate())
+                .map(|(j, select)| Step::Statement(insert_directory(select, &staged(format!("counts/{j}"))))),
+        );
+        steps.extend((plan.vocab_views.iter().zip(&plan.resolved.spec.vocab).enumerate()).map(|(j, (view, vocab))| {
+            Step::Statement(view.create(&staged(format!("tables/{j}/{}.parquet", vocab.name))))
+        }));
         let statements = [plan.stats].into_iter().chain(plan.split_stats).chain(plan.writes);
-        steps.extend(statements.chain([plan.drop_view]).map(Step::Statement));
+        let drops = std::iter::once(plan.drop_view).chain(plan.vocab_views.iter().map(VocabView::drop));
+        steps.extend(statements.chain(drops).map(Step::Statement));
         Ok(Explanation { steps })
     }
 

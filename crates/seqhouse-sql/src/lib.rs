@@ -131,17 +131,27 @@ pub struct Source {
     pub table: String,
     /// The rounds of `--k-core` the statements run (none asked, or not found yet: `None`).
     pub k_core_rounds: Option<usize>,
+    /// With `--vocab`, the already quoted tables of the vocabularies the SELECT encodes with,
+    /// one per `--vocab` in its order, each with the columns of a vocabulary file (`id`,
+    /// `value`, `count`; see [`seqhouse_core::vocab`]). Empty until the engine made them.
+    pub vocabularies: Vec<String>,
 }
 
 impl Source {
     /// The already quoted table `table`, for a job without `--k-core`.
     pub fn new(table: impl Into<String>) -> Self {
-        Source { table: table.into(), k_core_rounds: None }
+        Source { table: table.into(), k_core_rounds: None, vocabularies: Vec::new() }
     }
 
     /// The same table, its statements running `rounds` rounds of `--k-core`.
     pub fn with_k_core_rounds(self, rounds: usize) -> Self {
         Source { k_core_rounds: Some(rounds), ..self }
+    }
+
+    /// The same table, its SELECT encoding `--vocab` features with the vocabulary tables
+    /// `tables` (see [`Source::vocabularies`]).
+    pub fn with_vocabularies(self, tables: Vec<String>) -> Self {
+        Source { vocabularies: tables, ..self }
     }
 }
 
@@ -270,7 +280,12 @@ pub fn select_outputs(
         });
     }
 
-    let EventSteps { sql: steps, prepared, .. } = event_steps(resolved, dialect, &source.table, source.k_core_rounds)?;
+    let EventSteps { sql: mut steps, mut prepared, .. } =
+        event_steps(resolved, dialect, &source.table, source.k_core_rounds)?;
+    if let Some(encoded) = encode_step(resolved, dialect, source, prepared)? {
+        steps.push_str(&encoded);
+        prepared = ENCODED;
+    }
     let indent = |items: &[String]| items.join(",\n       ");
     Ok(format!(
         "WITH {steps}\
@@ -327,12 +342,6 @@ fn event_steps_until(
     until: Until,
 ) -> Result<EventSteps> {
     let spec = &resolved.spec;
-    if !spec.vocab.is_empty() {
-        return Err(Error::setting(
-            seqhouse_core::Setting::Vocab,
-            format!("runs on the local engine only for now; use {}", seqhouse_core::Setting::Engine.with("local")),
-        ));
-    }
     let q = |name: &str| ident(name, dialect);
     let keys: Vec<String> = spec.entity.iter().chain(&spec.order_by).map(|c| q(c)).collect();
     let window = format!(
@@ -423,6 +432,93 @@ fn event_steps_until(
         last = "prepared";
     }
     Ok(EventSteps { sql: steps, raw, prepared: last })
+}
+
+/// The step of [`encode_step`].
+const ENCODED: &str = "encoded";
+
+/// With `--vocab`, the step `encoded` after `prepared` (followed by `,\n`): the same rows, each
+/// `--vocab` feature's values replaced by their ids in its vocabulary table (see
+/// [`Source::vocabularies`]): the null id for a null, the out-of-vocabulary id for a value
+/// the table lacks. `None` without `--vocab`.
+fn encode_step(resolved: &ResolvedSpec, dialect: Dialect, source: &Source, prepared: &str) -> Result<Option<String>> {
+    use seqhouse_core::vocab::{NULL_ID, OOV_ID};
+    let spec = &resolved.spec;
+    if spec.vocab.is_empty() {
+        return Ok(None);
+    }
+    if source.vocabularies.len() != spec.vocab.len() {
+        return Err(Error::internal("a --vocab job's SELECT needs a vocabulary table per --vocab"));
+    }
+    let q = |name: &str| ident(name, dialect);
+    let mut columns: Vec<String> = spec.entity.iter().chain(&spec.order_by).map(|c| format!("e.{}", q(c))).collect();
+    if spec.session_gap.is_some() {
+        columns.push(format!("e.{}", q(SESSION)));
+    }
+    let mut joins = String::new();
+    for (i, f) in spec.features.iter().enumerate() {
+        let feature = q(&format!("__f{i}"));
+        match spec.vocab.iter().position(|v| v.name == f.name) {
+            Some(j) => {
+                let (table, alias) = (&source.vocabularies[j], q(&format!("__v{j}")));
+                columns.push(format!(
+                    "CASE WHEN e.{feature} IS NULL THEN CAST({NULL_ID} AS BIGINT) ELSE coalesce({alias}.{id}, CAST({OOV_ID} AS BIGINT)) END AS {feature}",
+                    id = q("id")
+                ));
+                joins.push_str(&format!("\n  LEFT JOIN {table} AS {alias} ON e.{feature} = {alias}.{}", q("value")));
+            }
+            None => columns.push(format!("e.{feature}")),
+        }
+    }
+    Ok(Some(format!("{ENCODED} AS (\n  SELECT {}\n  FROM {prepared} AS e{joins}\n),\n", columns.join(", "))))
+}
+
+/// What `--explain` says before a `--vocab` job's vocabulary statements: how the ids are made
+/// (the statements themselves cannot show it).
+pub fn vocab_note(spec: &SequenceSpec) -> String {
+    use seqhouse_core::Setting;
+    let tables = "written as vocabulary files into the run's staging folder, and the sequences join them through the tables below";
+    match &spec.vocab_from {
+        Some(from) => format!("{}: seqhouse reads the vocabularies of {from}; they are {tables}", Setting::VocabFrom),
+        None => format!(
+            "{}: seqhouse ranks the value counts below into ids (descending count, ties by ascending value), as the local engine does; the vocabularies are {tables}",
+            Setting::Vocab
+        ),
+    }
+}
+
+/// With `--vocab`, the queries of the counts each vocabulary is fitted on, one per `--vocab`
+/// in its order: a row per distinct non-null value of the feature in the events of the first
+/// split (of every event when unsplit), after every filter, as `value` and `count`; read by
+/// [`seqhouse_core::vocab::ValueCounts::add_counted`], which ranks them as the local engine
+/// does (so string order is never the engine's collation). Empty without `--vocab`.
+pub fn vocab_counts(resolved: &ResolvedSpec, source: &Source, dialect: Dialect) -> Result<Vec<String>> {
+    let spec = &resolved.spec;
+    if spec.vocab.is_empty() {
+        return Ok(Vec::new());
+    }
+    let q = |name: &str| ident(name, dialect);
+    let steps = match spec.split {
+        None => {
+            let EventSteps { sql, prepared, .. } = event_steps(resolved, dialect, &source.table, source.k_core_rounds)?;
+            format!("{sql}fitting AS (\n  SELECT * FROM {prepared}\n)\n")
+        }
+        Some(_) => format!(
+            "{}fitting AS (\n  SELECT * FROM owned WHERE {} = 0\n)\n",
+            owned_steps(resolved, dialect, source, false)?,
+            q("__owner")
+        ),
+    };
+    Ok((spec.vocab.iter())
+        .map(|vocab| {
+            let feature = q(&format!("__f{}", resolved.feature_position(&vocab.name)));
+            format!(
+                "WITH {steps}SELECT {feature} AS {value}, count(*) AS {count}\nFROM fitting\nWHERE {feature} IS NOT NULL\nGROUP BY {feature}",
+                value = q("value"),
+                count = q("count"),
+            )
+        })
+        .collect())
 }
 
 /// The step of [`k_core_steps`] that holds the (entity, value) pairs left after its rounds.
@@ -801,40 +897,32 @@ struct SplitSql<'a> {
 /// The steps of a split job up to `assigned` (without `WITH`, each step followed by `,\n`):
 /// each event's split (`owned`), a copy per split (`exploded`; for an entity split only its own)
 /// kept where the split's history holds it (`hist`: up to its last target, and only for the
-/// splits `splits`), and the window(s) of each copy (`assigned`).
+/// splits `splits`), and the window(s) of each copy (`assigned`); with `encode`, the
+/// `--vocab` features as ids.
 fn split_steps(
     resolved: &ResolvedSpec,
     dialect: Dialect,
     source: &Source,
     splits: std::ops::Range<usize>,
+    encode: bool,
 ) -> Result<String> {
     let spec = &resolved.spec;
-    let EventSteps { sql: events, prepared, .. } = event_steps(resolved, dialect, &source.table, source.k_core_rounds)?;
+    let owned_steps = owned_steps(resolved, dialect, source, encode)?;
     let q = |name: &str| ident(name, dialect);
-    let (pos, len) = (q("__pos"), q("__len"));
-    let (owner, split_index, end, fold) = (q("__owner"), q("__s"), q("__end"), q("__fold"));
+    let pos = q("__pos");
+    let (owner, split_index, end) = (q("__owner"), q("__s"), q("__end"));
     let entity_list = spec.entity.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
-    let order_list = spec.order_by.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
     let part = format!("{entity_list}, {split_index}");
-    let (owned, fold_bits) = owner_of_events(resolved, dialect)?;
-    let fold_bits = fold_bits.map(|bits| format!(", {bits} AS {fold}")).unwrap_or_default();
-    // With sessions, each session is cut on its own over the part of each split's history
-    // that falls in it: where the session starts and ends among its entity's events, and
-    // (`located`) each event's position and the history's length relative to its session.
-    let (session_bounds, located) = match spec.session_gap {
-        Some(_) => {
-            let (from, to) = (q("__sfrom"), q("__sto"));
-            let session = format!("PARTITION BY {entity_list}, {}", q(SESSION));
-            (
-                format!(", min({pos}) OVER ({session}) AS {from}, max({pos}) OVER ({session}) + 1 AS {to}"),
-                format!(
-                    "located AS (\n  SELECT *, {pos} - {from} AS {}, least({end}, {to}) - {from} AS {}\n  FROM hist\n),\n",
-                    q("__spos"),
-                    q("__send")
-                ),
-            )
-        }
-        None => (String::new(), String::new()),
+    let located = match spec.session_gap {
+        Some(_) => format!(
+            "located AS (\n  SELECT *, {pos} - {} AS {}, least({end}, {}) - {} AS {}\n  FROM hist\n),\n",
+            q("__sfrom"),
+            q("__spos"),
+            q("__sto"),
+            q("__sfrom"),
+            q("__send")
+        ),
+        None => String::new(),
     };
     let all = spec.output_names().len();
     let only = if splits == (0..all) {
@@ -856,14 +944,50 @@ fn split_steps(
         ),
     };
     Ok(format!(
-        "{events}\
-         numbered AS (\n  SELECT *,\n         row_number() OVER (PARTITION BY {entity_list} ORDER BY {order_list}) - 1 AS {pos},\n         count(*) OVER (PARTITION BY {entity_list}) AS {len}\n  FROM {prepared}\n),\n\
-         owned AS (\n  SELECT *, {owned} AS {owner}{fold_bits}{session_bounds}\n  FROM numbered\n),\n\
+        "{owned_steps}\
          exploded AS (\n  {exploded}\n),\n\
          ended AS (\n  SELECT *, max(IF({owner} = {split_index}, {pos} + 1, 0)) OVER (PARTITION BY {part}) AS {end}\n  FROM exploded\n),\n\
          hist AS (\n  SELECT * FROM ended WHERE {pos} < {end}{only}\n),\n\
          {located}assigned AS (\n  {assigned}\n),\n",
         assigned = assigned(spec, dialect, true),
+    ))
+}
+
+/// The steps of a split job up to `owned` (without `WITH`, each followed by `,\n`): the
+/// events (with `encode`, their `--vocab` features as ids: see [`encode_step`]), numbered within
+/// their entity, and each event's split as `__owner` (with `--folds` its fold, with sessions
+/// where its session starts and ends among its entity's events).
+fn owned_steps(resolved: &ResolvedSpec, dialect: Dialect, source: &Source, encode: bool) -> Result<String> {
+    let spec = &resolved.spec;
+    let EventSteps { sql: mut events, mut prepared, .. } =
+        event_steps(resolved, dialect, &source.table, source.k_core_rounds)?;
+    if encode && let Some(encoded) = encode_step(resolved, dialect, source, prepared)? {
+        events.push_str(&encoded);
+        prepared = ENCODED;
+    }
+    let q = |name: &str| ident(name, dialect);
+    let (pos, len, owner, fold) = (q("__pos"), q("__len"), q("__owner"), q("__fold"));
+    let entity_list = spec.entity.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
+    let order_list = spec.order_by.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
+    let (owned, fold_bits) = owner_of_events(resolved, dialect)?;
+    let fold_bits = fold_bits.map(|bits| format!(", {bits} AS {fold}")).unwrap_or_default();
+    // With sessions, each session is cut on its own over the part of each split's history
+    // that falls in it: where the session starts and ends among its entity's events.
+    let session_bounds = match spec.session_gap {
+        Some(_) => {
+            let session = format!("PARTITION BY {entity_list}, {}", q(SESSION));
+            format!(
+                ", min({pos}) OVER ({session}) AS {}, max({pos}) OVER ({session}) + 1 AS {}",
+                q("__sfrom"),
+                q("__sto")
+            )
+        }
+        None => String::new(),
+    };
+    Ok(format!(
+        "{events}\
+         numbered AS (\n  SELECT *,\n         row_number() OVER (PARTITION BY {entity_list} ORDER BY {order_list}) - 1 AS {pos},\n         count(*) OVER (PARTITION BY {entity_list}) AS {len}\n  FROM {prepared}\n),\n\
+         owned AS (\n  SELECT *, {owned} AS {owner}{fold_bits}{session_bounds}\n  FROM numbered\n),\n"
     ))
 }
 
@@ -891,7 +1015,7 @@ fn split_select(sql: SplitSql) -> Result<String> {
     let q = |name: &str| ident(name, dialect);
     let (win, count, idx, split_index) = (q("__win"), q("__n"), q("__idx"), q("__s"));
     let part = spec.entity.iter().map(|c| q(c)).chain([split_index]).collect::<Vec<_>>().join(", ");
-    let steps = split_steps(resolved, dialect, source, splits)?;
+    let steps = split_steps(resolved, dialect, source, splits, true)?;
     let (marked, windows_from) =
         if spec.target_mask { (first_windows(spec, dialect), "firsts") } else { (String::new(), "assigned") };
     let group = session_group(spec, dialect, &part);
@@ -924,7 +1048,8 @@ pub fn split_stats(resolved: &ResolvedSpec, source: &Source, dialect: Dialect) -
     let (window_length, window_targets, kept, mark) = (q("__wlen"), q("__wtargets"), q("__kept"), q("__mark"));
     let entity_list = spec.entity.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
     let part = format!("{entity_list}, {split_index}");
-    let steps = split_steps(resolved, dialect, source, 0..spec.output_names().len())?;
+    // The counts do not depend on ids: no vocabulary is joined.
+    let steps = split_steps(resolved, dialect, source, 0..spec.output_names().len(), false)?;
     let group = session_group(spec, dialect, &part);
     let firsts = first_windows(spec, dialect);
     let min = spec.min_length;

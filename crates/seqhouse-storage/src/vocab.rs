@@ -9,7 +9,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 use seqhouse_core::manifest::VocabularyFile;
-use seqhouse_core::vocab::{VOCAB_FOLDERS, Vocabulary, vocab_file};
+use seqhouse_core::vocab::{VOCAB_FOLDERS, ValueCounts, Vocabulary, vocab_file};
 use seqhouse_core::{Error, MANIFEST_FILE, Manifest, ResolvedSpec, Result, Setting};
 
 use crate::publish::Target;
@@ -25,6 +25,63 @@ pub fn file_bytes(vocabulary: &Vocabulary) -> Result<Vec<u8>> {
     writer.write(&batch).map_err(Error::internal)?;
     writer.close().map_err(Error::internal)?;
     Ok(bytes)
+}
+
+/// The vocabularies of `resolved`'s `--vocab` features, in its order, for a job on `subset`
+/// (if any): read from `--vocab-from`, else fitted on the values `count` counts (the events
+/// of the job's first split, or all of them when unsplit) and recorded as fitted on that split,
+/// or on `subset`. Every engine gets its vocabularies here, so that all fit them alike.
+pub fn for_job(
+    storage: &Storage,
+    resolved: &ResolvedSpec,
+    subset: Option<&str>,
+    count: &mut dyn FnMut(&mut [ValueCounts]) -> Result<()>,
+) -> Result<Vec<Vocabulary>> {
+    let spec = &resolved.spec;
+    if spec.vocab.is_empty() {
+        return Ok(Vec::new());
+    }
+    if let Some(from) = &spec.vocab_from {
+        return read_from(storage, from, resolved);
+    }
+    let mut counts = (spec.vocab.iter())
+        .map(|vocab| ValueCounts::new(resolved.feature_input_type(&vocab.name)))
+        .collect::<Result<Vec<_>>>()?;
+    count(&mut counts)?;
+    let fitted_on = spec.output_names()[0].or(subset).map(str::to_string);
+    (counts.into_iter().zip(&spec.vocab))
+        .map(|(counts, vocab)| {
+            let mut vocabulary = counts.fit(vocab)?;
+            vocabulary.fitted_on = fitted_on.clone();
+            Ok(vocabulary)
+        })
+        .collect()
+}
+
+/// Adds to `counts` the grouped counts an engine wrote as Parquet files under `folder`: a
+/// `value` column and a `count` column, in any order of rows and files. Files whose names
+/// start with `_` or `.` (an engine's markers and checksums) are not data and are skipped.
+pub fn add_counts_in(storage: &Storage, folder: &Location, counts: &mut ValueCounts) -> Result<()> {
+    use arrow::array::AsArray;
+    for object in storage.list_recursive(folder)? {
+        let name = object.location.filename().unwrap_or_default();
+        if name.starts_with(['_', '.']) {
+            continue;
+        }
+        let location = folder.object(&object.location);
+        let batch = parquet_batch(storage.get(&location)?).map_err(|e| Error::corrupt(&location.shown, e))?;
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| Error::internal(format!("the value counts {} have no column '{name}'", location.shown)))
+        };
+        let (values, number) = (column("value")?, column("count")?);
+        let number = arrow::compute::cast(number, &DataType::Int64).map_err(Error::internal)?;
+        let number: Vec<u64> =
+            number.as_primitive::<arrow::datatypes::Int64Type>().iter().map(|c| c.unwrap_or(0) as u64).collect();
+        counts.add_counted(values, &number)?;
+    }
+    Ok(())
 }
 
 /// Writes each of `vocabularies` into `target` and returns their manifest entries.
