@@ -535,11 +535,11 @@ impl SparkWarehouse {
             })?;
         for (j, (vocabulary, view)) in vocabularies.iter().zip(&plan.vocab_views).enumerate() {
             let folder = vocab_dir.join("tables").join(j.to_string());
-            std::fs::create_dir_all(&folder).map_err(|e| Error::storage("cannot create", folder.display(), e))?;
-            let file = folder.join(format!("{}.parquet", vocabulary.feature));
-            std::fs::write(&file, seqhouse_storage::vocab::file_bytes(vocabulary)?)
-                .map_err(|e| Error::storage("cannot write", file.display(), e))?;
-            self.run(session, &plan.tag, &view.create(&text(&file)), "vocabulary view")?;
+            let name = format!("{}.parquet", vocabulary.feature);
+            // Through storage, as the Athena engine writes its vocabulary files.
+            let location = storage.locate(&folder.display().to_string())?;
+            storage.put(&location, &name, seqhouse_storage::vocab::file_bytes(vocabulary)?)?;
+            self.run(session, &plan.tag, &view.create(&text(&folder.join(&name))), "vocabulary view")?;
         }
         Ok(vocabularies)
     }

@@ -147,12 +147,6 @@ impl Source {
     pub fn with_k_core_rounds(self, rounds: usize) -> Self {
         Source { k_core_rounds: Some(rounds), ..self }
     }
-
-    /// The same table, its SELECT encoding `--vocab` features with the vocabulary tables
-    /// `tables` (see [`Source::vocabularies`]).
-    pub fn with_vocabularies(self, tables: Vec<String>) -> Self {
-        Source { vocabularies: tables, ..self }
-    }
 }
 
 /// Renders the SELECT that computes the output rows of `resolved` from `source`. Columns come
