@@ -154,7 +154,9 @@ def sequence(
     their own units, dates in days, timestamps in ``s``, ``ms``, ``us`` or ``ns``; null for an
     entity's first event). Name it in ``features`` to place it and give its pad (default 0).
     ``k_core={"item_id": 5}`` repeatedly drops the events of item ids with fewer than 5
-    events and the entities left with fewer than ``min_events``, until nothing changes.
+    events, the sessions left shorter than ``min_session_length`` (with ``session_gap``, whose
+    sessions are cut first and kept) and the entities left with fewer than ``min_events``,
+    until nothing changes.
     They are the command line's ``--dedupe-consecutive``, ``--min-events``, ``--k-core`` and ``--time-delta``
     (README: "Feature preparation"). ``session_gap`` (``"30m"``, ``"2h"``, or a number in the
     first ``order_by`` column's units) cuts each entity's events into sessions that windows never

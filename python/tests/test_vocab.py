@@ -153,6 +153,34 @@ def test_k_core_on_movielens_reaches_the_fixed_point():
                           features=["rating"], sequence_length=5)
 
 
+def test_k_core_with_sessions_on_movielens_reaches_the_fixed_point():
+    """k_core with sessions against the session recommenders' loop in pandas: cut each user's
+    ratings where they pause for over an hour, then drop rare movies, short sessions and small
+    users, again until a round drops nothing; the windows are each kept session's ratings."""
+    frame = pd.read_csv(MOVIELENS).sort_values(["userId", "timestamp", "movieId"], kind="stable")
+    pause = frame.groupby("userId")["timestamp"].diff() > 3600
+    frame["session"] = pause.astype(int).groupby(frame["userId"]).cumsum()
+    kept = frame
+    rounds = 0
+    while True:
+        rounds += 1
+        before = len(kept)
+        kept = kept[kept.groupby("movieId")["movieId"].transform("size") >= 10]
+        kept = kept[kept.groupby(["userId", "session"])["movieId"].transform("size") >= 4]
+        kept = kept[kept.groupby("userId")["userId"].transform("size") >= 20]
+        if len(kept) == before:
+            break
+    assert rounds > 2 and 0 < len(kept) < len(frame)
+    kept = kept.assign(session_index=kept.groupby("userId")["session"].rank(method="dense").astype("int32") - 1)
+    options = dict(order_by=["timestamp", "movieId"], features=["movieId", "rating"], sequence_length=10)
+    got = seqhouse.sequence(frame.drop(columns="session"), entity="userId", session_gap="3600",
+                            min_session_length=4, k_core={"movieId": 10}, min_events=20, **options)
+    want = seqhouse.sequence(kept, entity=["userId", "session_index"], **options)
+    assert got.column_names[:3] == ["userId", "session_index", "sequence_index"]
+    assert got.to_pylist() == want.to_pylist()
+    assert max(got.column("session_index").to_pylist()) > 3
+
+
 def test_folder_readers_see_only_the_windows(tmp_path):
     """A vocabulary output opened as a dataset folder, the way pipelines read Parquet folders,
     gives exactly the windows the manifest lists: the readers skip `_vocab/`. (Polars takes a

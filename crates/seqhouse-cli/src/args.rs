@@ -154,7 +154,7 @@ pub struct SequenceArgs {
     #[arg(long, value_name = "M")]
     pub min_events: Option<usize>,
 
-    /// The recommender systems' k-core filter, before windowing: repeatedly drop the events whose COL (a --feature) value has fewer than K events over all entities, and the entities left with fewer than --min-events events, until nothing changes; counted in the manifest. Athena and Spark find the rounds with a probe query first (at most 32 rounds).
+    /// The recommender systems' k-core filter, before windowing: repeatedly drop the events whose COL (a --feature) value has fewer than K events over all entities, the sessions left shorter than --min-session-length (with --session-gap, whose sessions are cut first and kept) and the entities left with fewer than --min-events events, until nothing changes; counted in the manifest. Athena and Spark find the rounds with a probe query first (at most 32 rounds).
     #[arg(long, value_name = "COL=K", value_parser = typed::<KCore>)]
     pub k_core: Option<KCore>,
 

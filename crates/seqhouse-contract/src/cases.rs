@@ -1124,9 +1124,11 @@ pub fn vocabularies_fitted_on_the_first_subset_apply_to_the_rest(warehouse: &dyn
 }
 
 /// `--k-core` on the string column of `tagged_events`, with and without `--min-events` and
-/// `--dedupe-consecutive`, unsplit and split, and on a log whose core takes three rounds: the
-/// windows equal the reference's, whose plain loop runs to the fixed point, and the counts add
-/// up, and with `--vocab` (a split case) the vocabulary is fitted on the core's events.
+/// `--dedupe-consecutive`, unsplit and split, with sessions, and on logs whose core takes
+/// three rounds, one of them through a session left too short: the windows equal the
+/// reference's, whose plain loop runs to the fixed point, the counts add up and the session
+/// counts equal the reference's, and with `--vocab` (a split case) the vocabulary is fitted
+/// on the core's events.
 pub fn k_core_matches_the_reference(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
     let batch = tagged_events(59);
     let input = fixture.put_parquet("k_core", "events.parquet", std::slice::from_ref(&batch));
@@ -1156,7 +1158,14 @@ pub fn k_core_matches_the_reference(warehouse: &dyn Warehouse, fixture: &dyn Fix
     leave_last_in_prefixes(&mut split, "test=2");
     let mut encoded = split.clone();
     encoded.vocab = vec!["tag".parse().unwrap()];
-    specs.extend([split, encoded]);
+    // Sessions cut where a user pauses for more than 3, the short ones dropped.
+    let mut sessions = specs[1].clone();
+    sessions.session_gap = Some("3".into());
+    sessions.min_session_length = Some(3);
+    sessions.min_events = Some(10);
+    let mut split_sessions = sessions.clone();
+    leave_last_in_prefixes(&mut split_sessions, "test=2");
+    specs.extend([split, encoded, sessions, split_sessions]);
     let mut cases: Vec<(SequenceSpec, &RecordBatch, &str)> =
         specs.into_iter().map(|s| (s, &batch, input.as_str())).collect();
     // A log whose core takes three rounds: w drops; then user 2, left with one event; then z,
@@ -1177,21 +1186,61 @@ pub fn k_core_matches_the_reference(warehouse: &dyn Warehouse, fixture: &dyn Fix
     three_rounds.k_core = Some(seqhouse_core::KCore { column: "tag".into(), k: 3 });
     three_rounds.min_events = Some(3);
     cases.push((three_rounds, &rounds, rounds_input.as_str()));
+    // Sessions of at least 3: x drops (2 events); user 1's first session and user 2's are
+    // left with two events and drop, which leaves y with none. User 1's z session remains.
+    let (users, ts, tags) =
+        ([1, 1, 1, 1, 1, 1, 2, 2, 2], [0, 1, 2, 100, 101, 102, 0, 1, 2], ["y", "y", "x", "z", "z", "z", "y", "x", "z"]);
+    let session_rounds = RecordBatch::try_from_iter([
+        ("user", Arc::new(Int64Array::from(users.to_vec())) as ArrayRef),
+        ("ts", Arc::new(Int64Array::from(ts.to_vec()))),
+        ("tag", Arc::new(StringArray::from(tags.to_vec()))),
+        ("item", Arc::new(Int32Array::from_iter_values(0..users.len() as i32))),
+    ])
+    .unwrap();
+    let session_input = fixture.put_parquet("k_core_sessions", "events.parquet", std::slice::from_ref(&session_rounds));
+    let mut session_core = base.clone();
+    session_core.k_core = Some(seqhouse_core::KCore { column: "tag".into(), k: 3 });
+    session_core.session_gap = Some("10".into());
+    session_core.min_session_length = Some(3);
+    cases.push((session_core, &session_rounds, session_input.as_str()));
+    let case_count = cases.len();
     for (k, (spec, batch, input)) in cases.into_iter().enumerate() {
         let out_root = fixture.output_location(&format!("k_core_out_{k}"));
         run(warehouse, input, &out_root, &spec, false).unwrap_or_else(|e| panic!("case {k}: {e}"));
         let want = reference::sequence_outputs(&spec, std::slice::from_ref(batch)).unwrap();
-        if k == 5 {
+        if k == case_count - 2 {
             let users: Vec<&Value> = want[0].1.iter().map(|row| &row.entity[0]).collect();
             assert_eq!(users, [&Value::Int(1), &Value::Int(4)], "the reference's core");
+        }
+        if k == case_count - 1 {
+            let items: Vec<&Option<Value>> =
+                want[0].1.iter().flat_map(|row| &row.features[1][..row.sequence_length as usize]).collect();
+            assert_eq!(
+                items,
+                [&Some(Value::Int(3)), &Some(Value::Int(4)), &Some(Value::Int(5))],
+                "the reference's core"
+            );
         }
         for (name, want) in want {
             let out = fixture.read_output(&output_of(&out_root, name.as_deref(), spec.sequence_length));
             assert_eq!(sorted(reference::rows_of(&spec, &out.batches)), sorted(want), "case {k} {name:?}");
             let counts = &out.manifest.counts;
             assert!(counts.dropped_k_core_rows.unwrap() > 0, "case {k}: {counts:?}");
-            let dropped = [counts.dropped_duplicate_rows, counts.dropped_k_core_rows, counts.dropped_min_events_rows];
+            let dropped = [
+                counts.dropped_duplicate_rows,
+                counts.dropped_k_core_rows,
+                counts.dropped_short_session_rows,
+                counts.dropped_min_events_rows,
+            ];
             assert_eq!(counts.sequenced_rows + dropped.iter().flatten().sum::<u64>(), counts.input_rows, "case {k}");
+            if spec.session_gap.is_some() {
+                let recount = reference::session_counts(&spec, std::slice::from_ref(batch));
+                let sessions = (counts.sessions, counts.dropped_short_sessions, counts.dropped_short_session_rows);
+                if name.is_none() {
+                    assert_eq!(sessions, recount, "case {k}");
+                }
+                assert!(recount.1.unwrap() > 0, "case {k}: sessions are dropped short");
+            }
         }
     }
 }

@@ -328,31 +328,64 @@ fn sequence_and_count(
         filtered.push((entity_key, events, sessions));
     }
     // k-core, the plain way: drop the events of values seen fewer than k times (over every
-    // entity), then the entities left with fewer than min-events, until a round drops nothing.
+    // entity), then the sessions left shorter than min-session-length (the sessions cut
+    // above: dropping events never cuts new ones), then the entities left with fewer than
+    // min-events, until a round drops nothing.
     if let Some(core) = &spec.k_core {
         let f = spec.features.iter().position(|x| x.name == core.column).unwrap();
         let values = &features[f].1;
-        let min = spec.min_events.unwrap_or(1);
+        let (min_session, min) = (spec.min_session_length.unwrap_or(1), spec.min_events.unwrap_or(1));
+        type Sessions = Vec<(Vec<Value>, Vec<Vec<usize>>)>;
+        let cut: Sessions = (filtered.iter())
+            .map(|(key, events, sessions)| {
+                (key.clone(), sessions.iter().map(|&(a, b)| events[a..b].to_vec()).collect())
+            })
+            .collect();
+        let mut left = cut.clone();
+        let total = |left: &Sessions| left.iter().flat_map(|(_, s)| s).map(Vec::len).sum::<usize>();
         loop {
             let mut counts: std::collections::BTreeMap<Value, u64> = Default::default();
-            for (_, events, _) in &filtered {
-                for &r in events {
-                    if let Some(v) = &values[r] {
-                        *counts.entry(v.clone()).or_default() += 1;
-                    }
+            for &r in left.iter().flat_map(|(_, sessions)| sessions).flatten() {
+                if let Some(v) = &values[r] {
+                    *counts.entry(v.clone()).or_default() += 1;
                 }
             }
-            let before: usize = filtered.iter().map(|(_, events, _)| events.len()).sum();
-            for (_, events, sessions) in &mut filtered {
-                events.retain(|&r| values[r].as_ref().is_none_or(|v| counts[v] >= core.k));
-                *sessions = vec![(0, events.len())];
+            let before = total(&left);
+            for (_, sessions) in &mut left {
+                for events in sessions.iter_mut() {
+                    events.retain(|&r| values[r].as_ref().is_none_or(|v| counts[v] >= core.k));
+                }
+                sessions.retain(|events| !events.is_empty() && events.len() >= min_session);
             }
-            filtered.retain(|(_, events, _)| events.len() >= min);
-            let after: usize = filtered.iter().map(|(_, events, _)| events.len()).sum();
-            if after == before {
+            left.retain(|(_, sessions)| sessions.iter().map(Vec::len).sum::<usize>() >= min);
+            if total(&left) == before {
                 break;
             }
         }
+        // Counted as the manifest counts them: the events of values outside the core first,
+        // then the sessions that leaves too short, with the events they have left.
+        let core_values: std::collections::BTreeSet<&Value> =
+            left.iter().flat_map(|(_, sessions)| sessions).flatten().filter_map(|&r| values[r].as_ref()).collect();
+        for events in cut.iter().flat_map(|(_, sessions)| sessions) {
+            let in_core =
+                events.iter().filter(|&&r| values[r].as_ref().is_none_or(|v| core_values.contains(v))).count();
+            if in_core > 0 && in_core < min_session {
+                session_counts.short_sessions += 1;
+                session_counts.short_session_rows += in_core as u64;
+            }
+        }
+        filtered = (left.into_iter())
+            .map(|(key, sessions)| {
+                let mut from = 0;
+                let ranges = (sessions.iter())
+                    .map(|events| {
+                        from += events.len();
+                        (from - events.len(), from)
+                    })
+                    .collect();
+                (key, sessions.concat(), ranges)
+            })
+            .collect();
     }
     session_counts.sessions = filtered.iter().map(|(_, _, sessions)| sessions.len() as u64).sum();
     for (entity_key, events, sessions) in filtered {

@@ -370,18 +370,24 @@ impl Sequencer {
                         let kept = BooleanArray::from(keep.clone());
                         let starts = kept_entity_starts(&keep, &entity_starts);
                         let kept_values = arrow::compute::filter(values, &kept).map_err(Error::internal)?;
+                        let kept_sessions: Vec<u32> =
+                            session_of.iter().zip(&keep).filter(|(_, k)| **k).map(|(s, _)| *s).collect();
                         if let Core::Collect(into) = core {
                             // Only collected: the caller finds the values over every range.
-                            into.add(&kept_values, &starts)?;
+                            into.add(&kept_values, &starts, &kept_sessions)?;
                             return Ok(Sequencer::empty(resolved, entities));
                         }
                         let mut events = CoreEvents::new(values.data_type())?;
-                        events.add(&kept_values, &starts)?;
-                        computed = events.fixed_point(k_core.k, spec.min_events.unwrap_or(1));
+                        events.add(&kept_values, &starts, &kept_sessions)?;
+                        computed = events.fixed_point(
+                            k_core.k,
+                            spec.min_session_length.unwrap_or(1),
+                            spec.min_events.unwrap_or(1),
+                        );
                         &computed
                     }
                 };
-                filters.drop_outside_core(spec, values_kept, values, &mut keep, &entity_starts)?;
+                filters.drop_outside_core(spec, values_kept, values, &mut keep, &entity_starts, &session_of)?;
             }
             filters.apply(&keep, &mut order, &mut entity_starts);
             if resolved.session_gap.is_some() {
@@ -726,7 +732,8 @@ impl EventFilters {
     }
 
     /// `--k-core`: drops the kept events whose value of the k-core column (`values`, in
-    /// sorted order) does not survive in `core`, then the entities left too small.
+    /// sorted order) does not survive in `core`, then the sessions (numbered by `session_of`
+    /// within each entity, with `--session-gap`) and entities left too small.
     fn drop_outside_core(
         &mut self,
         spec: &crate::SequenceSpec,
@@ -734,11 +741,24 @@ impl EventFilters {
         values: &ArrayRef,
         keep: &mut [bool],
         entity_starts: &[usize],
+        session_of: &[u32],
     ) -> Result<()> {
         for (keep, survives) in keep.iter_mut().zip(core.keeps(values)?) {
             if *keep && !survives {
                 *keep = false;
                 self.outside_core += 1;
+            }
+        }
+        if let Some(min) = spec.min_session_length.filter(|_| !session_of.is_empty()) {
+            for run in entity_starts.windows(2) {
+                let kept: Vec<usize> = (run[0]..run[1]).filter(|&p| keep[p]).collect();
+                for session in kept.chunk_by(|&a, &b| session_of[a] == session_of[b]) {
+                    if session.len() < min {
+                        session.iter().for_each(|&p| keep[p] = false);
+                        self.short_sessions += 1;
+                        self.short_session_rows += session.len() as u64;
+                    }
+                }
             }
         }
         self.drop_small_entities(spec.min_events, keep, entity_starts);

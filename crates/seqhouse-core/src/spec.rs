@@ -570,23 +570,17 @@ impl SequenceSpec {
             }
         }
         self.validate_vocab()?;
-        if let Some(core) = &self.k_core {
-            if !self.input_features().any(|f| f.name == core.column) {
-                return Err(Error::setting(
-                    Setting::KCore,
-                    format!(
-                        "'{}' is not a sequenced input column; add {} (k-core counts the values of one)",
-                        core.column,
-                        Setting::Feature.with(&core.column)
-                    ),
-                ));
-            }
-            if self.session_gap.is_some() {
-                return Err(Error::setting_message(
-                    Setting::KCore,
-                    format!("cannot be combined with {} yet; pass one of them", Setting::SessionGap),
-                ));
-            }
+        if let Some(core) = &self.k_core
+            && !self.input_features().any(|f| f.name == core.column)
+        {
+            return Err(Error::setting(
+                Setting::KCore,
+                format!(
+                    "'{}' is not a sequenced input column; add {} (k-core counts the values of one)",
+                    core.column,
+                    Setting::Feature.with(&core.column)
+                ),
+            ));
         }
         if self.min_session_length.is_some() && self.session_gap.is_none() {
             return Err(Error::setting(

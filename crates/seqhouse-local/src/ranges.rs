@@ -439,7 +439,7 @@ impl SplitInput {
             let sources = vec![source.as_str(); batches.len()];
             Sequencer::prepare(resolved, batches, &sources, Core::Collect(&mut events))?;
         }
-        Ok(Some(events.fixed_point(k_core.k, spec.min_events.unwrap_or(1))))
+        Ok(Some(events.fixed_point(k_core.k, spec.min_session_length.unwrap_or(1), spec.min_events.unwrap_or(1))))
     }
 
     /// Sequences the ranges in order into `sink` (step 3), each feature of `--vocab` encoded

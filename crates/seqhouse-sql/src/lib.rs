@@ -301,8 +301,11 @@ pub fn select_outputs(
 ///   `__c{i}`; rows with a null key never pass;
 /// - `flagged`, `deduped` (`--dedupe-consecutive`): an entity's event that no input feature
 ///   tells from the one before it (nulls equal) is dropped;
+/// - `starts` (`--session-gap`, see [`session_starts_step`]): each event's session;
+/// - `long_sessions` (`--k-core` with `--min-session-length`): the sessions long enough;
 /// - `core_round_0` … `core_round_R`, `core_values`, `core_marked`, `cored` (`--k-core`, see
 ///   [`k_core_steps`]): the events of values outside the k-core are dropped;
+/// - `sessioned` (`--session-gap`): the sessions long enough, numbered again from 0;
 /// - `sized` (`--min-events`): entities with fewer events are dropped;
 /// - `derived` (`--time-delta`): each time delta's gaps as `__f{i}`, over the events kept;
 /// - `prepared` (`--fill-null`): fill values in place of the features' nulls.
@@ -377,18 +380,35 @@ fn event_steps_until(
         ));
         last = "deduped";
     }
+    // Sessions are cut before k-core, which keeps them: its rounds count each session's
+    // events, and the sessions it leaves too short drop after it.
+    let mut sessioned_from = last;
+    if let Some(gap) = resolved.session_gap {
+        steps.push_str(&session_starts_step(resolved, dialect, gap, last, &names, &window)?);
+        last = SESSION_STARTS.0;
+        sessioned_from = last;
+    }
     if spec.k_core.is_some() {
         let rounds = k_core_rounds.ok_or_else(|| Error::internal("a --k-core job's statements need its rounds"))?;
-        let core = k_core_steps(resolved, dialect, last, &names, rounds)?;
+        let mut core_names = names.clone();
+        if spec.session_gap.is_some() {
+            core_names.push_str(&format!(", {}", q(SESSION_STARTS.1)));
+            if spec.min_session_length.is_some_and(|min| min > 1) {
+                steps.push_str(&sessions_at_least(spec, dialect, LONG_SESSIONS, last, &core_names, false));
+                last = LONG_SESSIONS;
+            }
+        }
+        let core = k_core_steps(resolved, dialect, last, &core_names, rounds)?;
         steps.push_str(&core.rounds);
         if until == Until::LastCoreRound {
             return Ok(EventSteps { sql: steps, raw: CORE_ROUNDS_DONE, prepared: CORE_ROUNDS_DONE });
         }
         steps.push_str(&core.filter);
         last = "cored";
+        sessioned_from = last;
     }
-    if let Some(gap) = resolved.session_gap {
-        steps.push_str(&session_steps(resolved, dialect, gap, last, &names, &window)?);
+    if spec.session_gap.is_some() {
+        steps.push_str(&sessions_at_least(spec, dialect, "sessioned", sessioned_from, &names, true));
         names.push_str(&format!(", {}", q(SESSION)));
         last = "sessioned";
     }
@@ -532,12 +552,14 @@ struct CoreSteps {
     filter: String,
 }
 
-/// The steps of `--k-core` after step `last` (whose columns are `names`), as the local
-/// kernel's fixed point runs: each round drops the events of values seen fewer than K times,
-/// then the entities left with fewer than `--min-events` events, over the events the round
-/// before kept ([`k_core_round`]). Run to the fixed point (`rounds` from [`k_core_rounds`]),
-/// the values left decide every event: those of other values are dropped, and `--min-events`
-/// then drops the entities left too small, as without k-core.
+/// The steps of `--k-core` after step `last` (whose columns are `names`, with sessions the
+/// session column of [`SESSION_STARTS`] among them), as the local kernel's fixed point runs:
+/// each round drops the events of values seen fewer than K times, then the sessions left with
+/// fewer than `--min-session-length` events and the entities left with fewer than
+/// `--min-events`, over the events the round before kept ([`k_core_round`]). Run to the fixed
+/// point (`rounds` from [`k_core_rounds`]), the values left decide every event: those of
+/// other values are dropped, and `sessioned` and `sized` then drop the sessions and entities
+/// left too small, as without k-core.
 fn k_core_steps(
     resolved: &ResolvedSpec,
     dialect: Dialect,
@@ -559,13 +581,13 @@ fn k_core_steps(
     }
     let q = |name: &str| ident(name, dialect);
     let value = q(&format!("__f{}", resolved.feature_position(&core.column)));
-    let entity_list = spec.entity.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
+    let groups = core_groups(spec, dialect);
     let (v, in_core) = (q(CORE_VALUE), q(IN_CORE));
     let round = |r: usize| format!("core_round_{r}");
-    let mut text = format!("{} AS (\n  SELECT {entity_list}, {value} AS {v}\n  FROM {last}\n),\n", round(0));
+    let mut text = format!("{} AS (\n  SELECT {groups}, {value} AS {v}\n  FROM {last}\n),\n", round(0));
     for r in 1..=rounds {
         text.push_str(&format!(
-            "{} AS (\n  SELECT {entity_list}, {v}\n  FROM ({}) AS core_round\n  WHERE {}\n),\n",
+            "{} AS (\n  SELECT {groups}, {v}\n  FROM ({}) AS core_round\n  WHERE {}\n),\n",
             round(r),
             k_core_round(spec, dialect, &round(r - 1)),
             q(CORE_KEPT)
@@ -583,24 +605,50 @@ fn k_core_steps(
 /// The column of [`k_core_round`] telling the (entity, value) pairs the round keeps.
 const CORE_KEPT: &str = "__core_kept";
 
-/// One round of the k-core fixed point over step `before` (entity columns and
-/// [`CORE_VALUE`]): a SELECT of its rows with [`CORE_KEPT`], true where the value is null or
-/// seen at least K times there and the entity keeps at least `--min-events` such rows.
+/// The columns of the rows of [`k_core_steps`]' rounds besides [`CORE_VALUE`]: the entity
+/// columns, and with `--session-gap` the session column of [`SESSION_STARTS`].
+fn core_groups(spec: &SequenceSpec, dialect: Dialect) -> String {
+    let mut groups: Vec<String> = spec.entity.iter().map(|c| ident(c, dialect)).collect();
+    if spec.session_gap.is_some() {
+        groups.push(ident(SESSION_STARTS.1, dialect));
+    }
+    groups.join(", ")
+}
+
+/// One round of the k-core fixed point over step `before` (the columns of [`core_groups`]
+/// and [`CORE_VALUE`]): a SELECT of its rows with [`CORE_KEPT`], true where the value is null
+/// or seen at least K times there, its session keeps at least `--min-session-length` such
+/// rows and its entity at least `--min-events` rows of such sessions.
 fn k_core_round(spec: &SequenceSpec, dialect: Dialect, before: &str) -> String {
     let core = spec.k_core.as_ref().expect("k-core asked");
     let q = |name: &str| ident(name, dialect);
     let entity_list = spec.entity.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
-    let (v, value_kept, kept) = (q(CORE_VALUE), q("__value_kept"), q(CORE_KEPT));
-    let values = format!(
-        "SELECT {entity_list}, {v}, {v} IS NULL OR count({v}) OVER (PARTITION BY {v}) >= {k} AS {value_kept} FROM {before}",
+    let groups = core_groups(spec, dialect);
+    let v = q(CORE_VALUE);
+    let mut kept = q("__value_kept");
+    let mut round = format!(
+        "SELECT {groups}, {v}, {v} IS NULL OR count({v}) OVER (PARTITION BY {v}) >= {k} AS {kept} FROM {before}",
         k = core.k
     );
-    match spec.min_events.filter(|&min| min > 1) {
-        Some(min) => format!(
-            "SELECT {entity_list}, {v}, {value_kept} AND sum(IF({value_kept}, 1, 0)) OVER (PARTITION BY {entity_list}) >= {min} AS {kept}\n        FROM ({values}) AS counted_values"
-        ),
-        None => format!("SELECT {entity_list}, {v}, {value_kept} AS {kept}\n        FROM ({values}) AS counted_values"),
+    // Each bound after the values: the rows kept so far, counted over a partition; the last
+    // tells what the round keeps.
+    let session_bound = spec.min_session_length.filter(|_| spec.session_gap.is_some());
+    let bounds: Vec<(usize, &str)> = [(session_bound, groups.as_str()), (spec.min_events, entity_list.as_str())]
+        .into_iter()
+        .filter_map(|(min, partition)| min.filter(|&min| min > 1).map(|min| (min, partition)))
+        .collect();
+    if bounds.is_empty() {
+        return format!("SELECT {groups}, {v}, {kept} AS {}\n        FROM ({round}) AS counted_values", q(CORE_KEPT));
     }
+    for (b, &(min, partition)) in bounds.iter().enumerate() {
+        let next = if b + 1 == bounds.len() { q(CORE_KEPT) } else { q("__session_kept") };
+        let alias = if b == 0 { "counted_values" } else { "counted_sessions" };
+        round = format!(
+            "SELECT {groups}, {v}, {kept} AND sum(IF({kept}, 1, 0)) OVER (PARTITION BY {partition}) >= {min} AS {next}\n        FROM ({round}) AS {alias}"
+        );
+        kept = next;
+    }
+    round
 }
 
 /// The statement that tells whether `rounds` rounds of `--k-core` reach the fixed point on
@@ -695,16 +743,46 @@ fn session_group(spec: &SequenceSpec, dialect: Dialect, partition: &str) -> Stri
 /// The column of [`event_steps`]' rows that numbers each entity's kept sessions (0, 1, …),
 /// with `--session-gap`.
 const SESSION: &str = "__sess";
-/// The step of [`session_steps`] that numbers every session, short ones included, and its
-/// column of those numbers: [`stats`] counts the short sessions there.
+/// The step of [`session_starts_step`] that numbers every session, short ones included, and
+/// its column of those numbers: [`stats`] counts the short sessions there.
 const SESSION_STARTS: (&str, &str) = ("starts", "__raw_sess");
 
-/// The steps of `--session-gap` in [`event_steps`], after `last` (whose columns are `names`),
-/// as the local kernel cuts sessions: over the events kept so far, a new session starts where
-/// the first order-by column moves on by more than `gap` (in its units, days for dates) since
-/// the previous event (`starts`: a running sum of those starts); `--min-session-length` drops
-/// shorter sessions (`sessioned`), whose kept ones are numbered again from 0 as [`SESSION`].
-fn session_steps(
+/// The step of [`LONG_SESSIONS`]' name: with `--k-core` and `--min-session-length`, the events
+/// of the sessions long enough before the k-core rounds, which drop only in them.
+const LONG_SESSIONS: &str = "long_sessions";
+
+/// Step `name` (followed by `,\n`): the rows of `from` (columns `names`, then the session
+/// column of [`SESSION_STARTS`]) in sessions of at least `--min-session-length` of them; with
+/// `renumber`, with the session column left out and the kept sessions numbered again from 0
+/// as [`SESSION`] instead.
+fn sessions_at_least(
+    spec: &SequenceSpec,
+    dialect: Dialect,
+    name: &str,
+    from: &str,
+    names: &str,
+    renumber: bool,
+) -> String {
+    let q = |name: &str| ident(name, dialect);
+    let entity_list = spec.entity.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
+    let (raw, length, session) = (q(SESSION_STARTS.1), q("__sess_len"), q(SESSION));
+    let min = spec.min_session_length.unwrap_or(1);
+    let numbered = match renumber {
+        true => format!(", dense_rank() OVER (PARTITION BY {entity_list} ORDER BY {raw}) - 1 AS {session}"),
+        false => String::new(),
+    };
+    format!(
+        "{name} AS (\n  SELECT {names}{numbered}\n  FROM (SELECT *, count(*) OVER (PARTITION BY {entity_list}, {raw}) AS {length} FROM {from}) AS with_lengths\n  WHERE {length} >= {min}\n),\n"
+    )
+}
+
+/// The first step of `--session-gap` in [`event_steps`], after `last` (whose columns are
+/// `names`), as the local kernel cuts sessions: over the events kept so far, a new session
+/// starts where the first order-by column moves on by more than `gap` (in its units, days for
+/// dates) since the previous event (`starts`: a running sum of those starts, as the column of
+/// [`SESSION_STARTS`]). [`sessions_at_least`] then drops the sessions shorter than
+/// `--min-session-length` and numbers the others from 0 as [`SESSION`].
+fn session_starts_step(
     resolved: &ResolvedSpec,
     dialect: Dialect,
     gap: i64,
@@ -753,11 +831,9 @@ fn session_steps(
     let entity_list = spec.entity.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
     let order_list = spec.order_by.iter().map(|c| q(c)).collect::<Vec<_>>().join(", ");
     let (starts, raw) = (SESSION_STARTS.0, q(SESSION_STARTS.1));
-    let (start, length, session) = (q("__start"), q("__sess_len"), q(SESSION));
-    let min = spec.min_session_length.unwrap_or(1);
+    let start = q("__start");
     Ok(format!(
-        "{starts} AS (\n  SELECT {names}, sum({start}) OVER (PARTITION BY {entity_list} ORDER BY {order_list} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS {raw}\n  FROM (SELECT *, CASE WHEN {previous} IS NULL OR {moved_on} THEN 1 ELSE 0 END AS {start} FROM {last}) AS with_starts\n),\n\
-         sessioned AS (\n  SELECT {names}, dense_rank() OVER (PARTITION BY {entity_list} ORDER BY {raw}) - 1 AS {session}\n  FROM (SELECT *, count(*) OVER (PARTITION BY {entity_list}, {raw}) AS {length} FROM {starts}) AS with_lengths\n  WHERE {length} >= {min}\n),\n"
+        "{starts} AS (\n  SELECT {names}, sum({start}) OVER (PARTITION BY {entity_list} ORDER BY {order_list} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS {raw}\n  FROM (SELECT *, CASE WHEN {previous} IS NULL OR {moved_on} THEN 1 ELSE 0 END AS {start} FROM {last}) AS with_starts\n),\n"
     ))
 }
 
@@ -1362,11 +1438,15 @@ pub fn stats(resolved: &ResolvedSpec, source: &Source, dialect: Dialect) -> Resu
         joins.push_str(" CROSS JOIN outside_core");
         names.push(q("__outside_core"));
     }
-    // A step counting the groups of rows of `from` with fewer than `min` rows, and their rows.
-    let mut below = |step: &str, from: &str, group_by: &str, min: usize, [groups, rows]: [&str; 2]| {
+    // A step counting the groups of rows of each of `from` with fewer than `min` rows, and
+    // their rows.
+    let mut below = |step: &str, from: &[&str], group_by: &str, min: usize, [groups, rows]: [&str; 2]| {
         let size = q("__size");
+        let sizes: Vec<String> =
+            from.iter().map(|from| format!("SELECT count(*) AS {size} FROM {from} GROUP BY {group_by}")).collect();
         filters.push_str(&format!(
-            "{step} AS (\n  SELECT count(*) AS {groups}, coalesce(sum({size}), 0) AS {rows}\n  FROM (SELECT count(*) AS {size} FROM {from} GROUP BY {group_by}) AS sized_groups\n  WHERE {size} < {min}\n),\n",
+            "{step} AS (\n  SELECT count(*) AS {groups}, coalesce(sum({size}), 0) AS {rows}\n  FROM ({}) AS sized_groups\n  WHERE {size} < {min}\n),\n",
+            sizes.join(" UNION ALL "),
             groups = q(groups),
             rows = q(rows),
         ));
@@ -1374,11 +1454,13 @@ pub fn stats(resolved: &ResolvedSpec, source: &Source, dialect: Dialect) -> Resu
         names.extend([q(groups), q(rows)]);
     };
     if let Some(min) = spec.min_events {
-        below("small", before_sized(spec), &entity_list, min, ["__small", "__small_rows"]);
+        below("small", &[before_sized(spec)], &entity_list, min, ["__small", "__small_rows"]);
     }
     if let Some(min) = spec.min_session_length {
         let sessions = format!("{entity_list}, {}", q(SESSION_STARTS.1));
-        below("short_sessions", SESSION_STARTS.0, &sessions, min, ["__short_sessions", "__short_session_rows"]);
+        // Short when cut, or left short by k-core (whose rounds start from the long ones).
+        let from: &[&str] = if spec.k_core.is_some() { &[SESSION_STARTS.0, "cored"] } else { &[SESSION_STARTS.0] };
+        below("short_sessions", from, &sessions, min, ["__short_sessions", "__short_session_rows"]);
     }
     let totals = totals.join(", ");
     let EventSteps { sql: steps, raw: events, .. } = event_steps(resolved, dialect, "raw", source.k_core_rounds)?;

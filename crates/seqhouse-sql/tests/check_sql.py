@@ -5,8 +5,10 @@ Reads a JSON list of cases on stdin. A case of `probes` (k-core probes) and `dat
 probe's two counts printed. Any other case has `select` (the Trino SELECT over a table named
 `events`), `stats` (the counts query), optionally `split_stats` (the per-split counts, all rows
 printed), `unload` and `ddl`, `data` (a Parquet file that
-plays `events`) and `out` (where to write the result as Parquet); `stats` results are printed as
-JSON lines. Syntax: `trino-query-parser` (Trino's own ANTLR grammar) parses the SELECT;
+plays `events`), `out` (where to write the result as Parquet), and with vocabularies
+`vocab_tables` (table name to the Parquet file that plays it) and `vocab_counts` (the counts
+queries, each written as Parquet to its path in `vocab_counts_out`); `stats` results are
+printed as JSON lines. Syntax: `trino-query-parser` (Trino's own ANTLR grammar) parses the SELECT;
 `trino-sql-validator` validates whole statements including UNLOAD, function names and arity,
 and the DDL in the Hive dialect Athena runs it with. Meaning: sqlglot transpiles the SELECT to
 DuckDB, which runs it. Documented gaps of that transpile are bridged: Trino divides integers
@@ -76,6 +78,12 @@ def main():
             validate(case["unload"], "trino", f"{name}: UNLOAD")
         if "ddl" in case:
             validate(case["ddl"], "hive", f"{name}: DDL")
+        for table, path in case.get("vocab_tables", {}).items():
+            con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet('{path}')")
+        for j, counts in enumerate(case.get("vocab_counts", [])):
+            trino_query_parser.parse_statement(counts)
+            validate(counts, "trino", f"{name}: vocabulary counts query {j}")
+            con.execute(f"COPY ({to_duckdb(counts)}) TO '{case['vocab_counts_out'][j]}' (FORMAT PARQUET)")
         con.execute(f"COPY ({to_duckdb(case['select'])}) TO '{case['out']}' (FORMAT PARQUET)")
         stats = con.execute(to_duckdb(case["stats"])).fetchone()
         reply = {"name": name, "stats": [int(v) for v in stats]}

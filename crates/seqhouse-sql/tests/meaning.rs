@@ -7,10 +7,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Int64Type};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use seqhouse_contract::fixture::parquet_bytes;
 use seqhouse_contract::{Fixture, LocalFixture, cases, reference};
+use seqhouse_core::vocab::ValueCounts;
 use seqhouse_core::{Mode, NoProgress, Padding, ResolvedSpec, SequenceRequest, SequenceSpec, SequenceStats};
 use seqhouse_local::{LocalConfig, LocalWarehouse};
 use seqhouse_sql::{Dialect, Source, athena, select, split_stats, stats};
@@ -71,13 +73,33 @@ fn k_core_rounds(resolved: &ResolvedSpec, data: &Path) -> usize {
     .unwrap()
 }
 
+/// Where the local engine publishes `case` (in `dir`).
+fn local_output(dir: &Path, case: &Case) -> PathBuf {
+    dir.join(format!("{}_local", case.name))
+}
+
 /// Renders every case, runs the checker once for all, and compares each result with the local
-/// engine. Returns the rounds of `--k-core` each case ran (0 without).
+/// engine. Returns the rounds of `--k-core` each case ran (0 without). A case with `--vocab`
+/// runs its counts queries, whose counts must fit to the local engine's vocabulary files byte
+/// for byte, and its SELECT joins those files as its vocabulary tables.
 fn check(cases: Vec<Case>) -> Vec<usize> {
     let dir = tempfile::tempdir().unwrap();
+    let warehouse = LocalWarehouse::new(LocalConfig::default()).unwrap();
+    for case in &cases {
+        let request = SequenceRequest {
+            input: case.data.display().to_string(),
+            output: local_output(dir.path(), case).display().to_string(),
+            subsets: vec![],
+            spec: case.spec.clone(),
+            overwrite: false,
+        };
+        seqhouse_core::run(&warehouse, &request, &NoProgress).unwrap();
+    }
     let mut payload = Vec::new();
     let mut resolved_specs = Vec::new();
     let mut rounds = Vec::new();
+    // Per vocabulary: its case, its spec, the local engine's file, the SQL's counts.
+    let mut vocab_checks = Vec::new();
     for case in &cases {
         let schema = read_parquet(&case.data)[0].schema();
         let resolved = ResolvedSpec::new(&case.spec, &schema, "events").unwrap();
@@ -85,6 +107,14 @@ fn check(cases: Vec<Case>) -> Vec<usize> {
         if case.spec.k_core.is_some() {
             source = source.with_k_core_rounds(k_core_rounds(&resolved, &case.data));
         }
+        let vocab_files: Vec<PathBuf> = (case.spec.vocab.iter())
+            .map(|v| local_output(dir.path(), case).join(seqhouse_core::vocab::vocab_file("_vocab", &v.name)))
+            .collect();
+        source.vocabularies = (0..vocab_files.len()).map(|j| format!("\"vocab_{j}\"")).collect();
+        let vocab_tables: serde_json::Map<String, serde_json::Value> =
+            vocab_files.iter().enumerate().map(|(j, file)| (format!("vocab_{j}"), serde_json::json!(file))).collect();
+        let counts_out: Vec<PathBuf> =
+            (0..vocab_files.len()).map(|j| dir.path().join(format!("{}_counts_{j}.parquet", case.name))).collect();
         rounds.push(source.k_core_rounds.unwrap_or(0));
         let source = &source;
         let columns: Vec<(String, arrow::datatypes::DataType)> =
@@ -98,28 +128,52 @@ fn check(cases: Vec<Case>) -> Vec<usize> {
             "ddl": athena::create_parquet_table("db", "seqhouse_tmp_1", &columns, "s3://bucket/in").unwrap(),
             "data": case.data,
             "out": dir.path().join(format!("{}.parquet", case.name)),
+            "vocab_tables": vocab_tables,
+            "vocab_counts": seqhouse_sql::vocab_counts(&resolved, source, Dialect::Trino).unwrap(),
+            "vocab_counts_out": counts_out,
         }));
+        for ((vocab, file), counts) in case.spec.vocab.iter().zip(&vocab_files).zip(&counts_out) {
+            vocab_checks.push((case.name.clone(), vocab.clone(), file.clone(), counts.clone()));
+        }
         resolved_specs.push(resolved);
     }
     let stats_lines = run_checker(&payload);
 
-    let warehouse = LocalWarehouse::new(LocalConfig::default()).unwrap();
+    // Each vocabulary: the SQL's counts, ranked by seqhouse, equal the local engine's file.
+    for (name, vocab, file, counts) in vocab_checks {
+        let local = read_parquet(&file);
+        let mut fitted = ValueCounts::new(local[0].schema().field_with_name("value").unwrap().data_type()).unwrap();
+        for batch in read_parquet(&counts) {
+            let number = arrow::compute::cast(batch.column_by_name("count").unwrap(), &DataType::Int64).unwrap();
+            let number: Vec<u64> = number.as_primitive::<Int64Type>().values().iter().map(|&c| c as u64).collect();
+            fitted.add_counted(batch.column_by_name("value").unwrap(), &number).unwrap();
+        }
+        let fitted = fitted.fit(&vocab).unwrap().to_batch().unwrap();
+        assert!(fitted.num_rows() > 1, "{name}: {} fits a vocabulary", vocab.name);
+        assert_eq!(vec![fitted], local, "{name}: the counts query fits another {} vocabulary", vocab.name);
+    }
+
     for (i, case) in cases.iter().enumerate() {
-        let local_out = dir.path().join(format!("{}_local", case.name));
-        let request = SequenceRequest {
-            input: case.data.display().to_string(),
-            output: local_out.display().to_string(),
-            subsets: vec![],
-            spec: case.spec.clone(),
-            overwrite: false,
-        };
-        seqhouse_core::run(&warehouse, &request, &NoProgress).unwrap();
+        let local_out = local_output(dir.path(), case);
         let local = LocalFixture::new().read_output(local_out.to_str().unwrap());
         let sql_rows =
             reference::rows_of(&case.spec, &read_parquet(&dir.path().join(format!("{}.parquet", case.name))));
         let local_rows = reference::rows_of(&case.spec, &local.batches);
         assert!(!local_rows.is_empty(), "{}: the case produces windows", case.name);
-        assert_eq!(sorted(sql_rows), sorted(local_rows), "{}: SQL output differs from the local engine", case.name);
+        if sorted(sql_rows.clone()) != sorted(local_rows.clone()) {
+            // The rows one side has and the other lacks, not the whole outputs.
+            let only = |a: &[reference::Row], b: &[reference::Row]| -> Vec<reference::Row> {
+                a.iter().filter(|r| !b.contains(r)).take(3).cloned().collect()
+            };
+            panic!(
+                "{}: SQL output differs from the local engine ({} rows against {}):\nonly in SQL: {:?}\nonly local: {:?}",
+                case.name,
+                sql_rows.len(),
+                local_rows.len(),
+                only(&sql_rows, &local_rows),
+                only(&local_rows, &sql_rows)
+            );
+        }
 
         let c = &local.manifest.counts;
         let keys = resolved_specs[i].spec.entity.len() + resolved_specs[i].spec.order_by.len();
@@ -257,6 +311,76 @@ fn k_core_matches_the_local_engine() {
         .collect();
     let rounds = check(cases);
     assert!(rounds.iter().all(|&r| r >= 1) && rounds.iter().any(|&r| r >= 2), "rounds: {rounds:?}");
+}
+
+/// MovieLens' ratings (`userId`, `movieId`, `rating`, `timestamp` in seconds) as a Parquet
+/// file in `dir`, converted by DuckDB.
+fn movielens(dir: &Path) -> PathBuf {
+    let csv = seqhouse_contract::real_data().join("movielens-latest-small/ratings.csv");
+    let out = dir.join("ratings.parquet");
+    let copy = format!(
+        "import duckdb; duckdb.sql(\"COPY (SELECT * FROM read_csv('{}')) TO '{}' (FORMAT PARQUET)\")",
+        csv.display(),
+        out.display()
+    );
+    let status = Command::new(python()).args(["-c", &copy]).status().expect("run DuckDB");
+    assert!(status.success(), "converting {} failed", csv.display());
+    out
+}
+
+/// `--k-core` with `--session-gap` on MovieLens (ratings a user gives within an hour of each
+/// other are a session): the sessions are cut before the core, each round drops the sessions
+/// left shorter than `--min-session-length` and the users left with fewer than `--min-events`,
+/// and the rounds, windows and every count equal the local engine's.
+#[test]
+fn k_core_with_sessions_matches_the_local_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let ratings = movielens(dir.path());
+    let mut spec = SequenceSpec::new(
+        vec!["userId".into()],
+        // A user rates many movies in the same second: the movie orders them (SQL keeps no
+        // input order among ties).
+        vec!["timestamp".into(), "movieId".into()],
+        vec!["movieId=-1".parse().unwrap(), "rating=-1".parse().unwrap()],
+        20,
+    );
+    spec.k_core = Some("movieId=10".parse().unwrap());
+    spec.session_gap = Some("3600".into());
+    spec.min_session_length = Some(5);
+    spec.min_events = Some(20);
+    let mut last = spec.clone();
+    last.mode = Mode::Last;
+    last.padding = Padding::Pre;
+    last.min_session_length = Some(3);
+    last.k_core = Some("movieId=20".parse().unwrap());
+    let cases = [("movielens_core_sessions", spec), ("movielens_core_sessions_last", last)]
+        .into_iter()
+        .map(|(name, spec)| Case { name: name.into(), spec, data: ratings.clone() })
+        .collect();
+    let rounds = check(cases);
+    assert!(rounds.iter().all(|&r| r >= 2), "rounds: {rounds:?}");
+}
+
+/// `--vocab` on ASSISTments' skills and correctness (with `min_count` and `max_size`, after
+/// dedupe and k-core): the counts queries fit the local engine's vocabularies byte for byte,
+/// and the SELECT joining them gives its windows of ids.
+#[test]
+fn vocabularies_on_assistments_match_the_local_engine() {
+    let mut encoded = assist_spec(Mode::Chunk, 50);
+    encoded.features = vec!["skill_id".parse().unwrap(), "correct".parse().unwrap()];
+    encoded.vocab = vec!["skill_id:min_count=50:max_size=60".parse().unwrap(), "correct".parse().unwrap()];
+    let mut cored = assist_spec(Mode::Sliding, 30);
+    cored.stride = Some(10);
+    cored.features = vec!["skill_id".parse().unwrap(), "correct=-1".parse().unwrap()];
+    cored.vocab = vec!["skill_id".parse().unwrap()];
+    cored.dedupe_consecutive = true;
+    cored.k_core = Some("skill_id=800".parse().unwrap());
+    cored.min_events = Some(40);
+    let cases = [("assist_vocab", encoded), ("assist_vocab_core", cored)]
+        .into_iter()
+        .map(|(name, spec)| Case { name: name.into(), spec, data: assistments() })
+        .collect();
+    check(cases);
 }
 
 /// The contract's repeating log (`seed`) with its minute clock `at`, as a Parquet file in
