@@ -442,7 +442,7 @@ impl<'a, P: Physical> ChunkEncoder<'a, P> {
         if let Some(dictionary) = &dictionary {
             pages.put_dictionary(dictionary, self.props.dictionary_page_encoding())?;
         }
-        let mut values = Values::new(dictionary, self.props, path)?;
+        let mut values = Values::new(dictionary, self.props, path, &valid)?;
         pages.summary.encodings.push(values.encoding);
         // Rows per page: the writer's page size limit over the encoded size of a row, and its
         // row count limit.
@@ -547,27 +547,51 @@ impl<'a, P: Physical> ChunkEncoder<'a, P> {
 }
 
 /// How a chunk's data pages hold their values: as indices into its dictionary, or in the
-/// column's own encoding, as the crate falls back to it: PLAIN unless DELTA_BINARY_PACKED is set.
+/// column's own encoding, as the crate falls back to it: PLAIN unless DELTA_BINARY_PACKED is set
+/// and pays (see [`delta_pays`]).
 struct Values<P: Physical> {
     dictionary: Option<Dictionary<P>>,
-    delta: Option<DeltaBitPackEncoder<P::Parquet>>,
+    /// The DELTA_BINARY_PACKED encoder, and the chunk's size in it ([`delta_packed_size`]).
+    delta: Option<(DeltaBitPackEncoder<P::Parquet>, usize)>,
     encoding: Encoding,
 }
 
+/// Whether DELTA_BINARY_PACKED, at `delta_bytes` for `values` values of `width` bytes, is
+/// worth writing instead of PLAIN: where it packs them into at most 11/20 of PLAIN's bytes.
+///
+/// Windows mostly full of increasing timestamps pack into under half (47% on the 10M-row
+/// benchmark), and zstd then has half the bytes to compress. Windows mostly padding do not:
+/// each jump from a window's last value to the pad and back widens a whole miniblock, so they
+/// pack into about two thirds (65% with `--session-gap 3600000` there), which zstd compresses
+/// worse and more slowly than PLAIN's runs of pads: PLAIN took the job's CPU time from 4.5 to
+/// 3.5 s and its output from 164 to 116 MiB.
+fn delta_pays(delta_bytes: usize, values: usize, width: usize) -> bool {
+    delta_bytes * 20 <= values * width * 11
+}
+
 impl<P: Physical> Values<P> {
-    fn new(dictionary: Option<Dictionary<P>>, props: &WriterProperties, path: &ColumnPath) -> Result<Self> {
-        let encoding = match &dictionary {
+    fn new(
+        dictionary: Option<Dictionary<P>>,
+        props: &WriterProperties,
+        path: &ColumnPath,
+        valid: &[P],
+    ) -> Result<Self> {
+        let mut encoding = match &dictionary {
             Some(_) => props.dictionary_data_page_encoding(),
             None => props.encoding(path).unwrap_or(Encoding::PLAIN),
         };
-        let delta = match encoding {
-            // Miniblocks of 32 values, also for INT64 (the crate's default there is 64): the
-            // jumps between windows then widen fewer values (a timestamp column: 9% smaller).
-            Encoding::DELTA_BINARY_PACKED => Some(DeltaBitPackEncoder::<P::Parquet>::new_with_options(
-                DeltaBinaryPackedEncoderOptions::try_new(DELTA_BLOCK, 4)?,
-            )),
-            _ => None,
-        };
+        let mut delta = None;
+        if encoding == Encoding::DELTA_BINARY_PACKED {
+            let bytes = delta_packed_size(valid);
+            if delta_pays(bytes, valid.len(), P::WIDTH) {
+                // Miniblocks of 32 values, also for INT64 (the crate's default there is 64): the
+                // jumps between windows then widen fewer values (a timestamp column: 9% smaller).
+                let options = DeltaBinaryPackedEncoderOptions::try_new(DELTA_BLOCK, 4)?;
+                delta = Some((DeltaBitPackEncoder::<P::Parquet>::new_with_options(options), bytes));
+            } else {
+                encoding = Encoding::PLAIN;
+            }
+        }
         Ok(Values { dictionary, delta, encoding })
     }
 
@@ -575,7 +599,7 @@ impl<P: Physical> Values<P> {
     fn row_bytes(&self, valid: &[P], length: usize) -> usize {
         match (&self.dictionary, &self.delta) {
             (Some(d), _) => (length * usize::from(d.bit_width().max(1))).div_ceil(8),
-            (None, Some(_)) => (delta_packed_size(valid) * length).div_ceil(valid.len().max(1)),
+            (None, Some((_, bytes))) => (bytes * length).div_ceil(valid.len().max(1)),
             (None, None) => length * P::WIDTH,
         }
     }
@@ -596,7 +620,7 @@ impl<P: Physical> Values<P> {
                 values.put_batch(indices);
                 *buffer = values.consume();
             }
-            (None, Some(encoder)) => {
+            (None, Some((encoder, _))) => {
                 encoder.put(page)?;
                 buffer.extend_from_slice(&encoder.flush_buffer()?);
             }
@@ -1016,6 +1040,26 @@ mod tests {
         let small: Int16Array = (0..20_000).map(|i| Some((i * 7 % 5_000) as i16 - 2_500)).collect();
         let props = zstd().set_encoding(Encoding::DELTA_BINARY_PACKED).set_dictionary_page_size_limit(256).build();
         let metadata = check(lists(Arc::new(small), 10, false), props);
+        assert_eq!(encodings(&metadata), vec![Encoding::RLE, Encoding::DELTA_BINARY_PACKED]);
+    }
+
+    #[test]
+    fn delta_binary_packed_only_where_it_packs_well() {
+        // Windows of 15 timestamps then 85 pads: every jump into the pads and back widens a
+        // miniblock, so DELTA packs them into over 11/20 of PLAIN, and PLAIN is written.
+        let padded: Int64Array = (0..60_000i64)
+            .map(|i| if i % 100 < 15 { 1_600_000_000_000 + i * 37 + (i * i) % 1000 } else { -1 })
+            .map(Some)
+            .collect();
+        let props = zstd().set_dictionary_enabled(false).set_encoding(Encoding::DELTA_BINARY_PACKED).build();
+        let metadata = check(lists(Arc::new(padded.clone()), 100, false), props.clone());
+        let written = encodings(&metadata);
+        assert!(written.contains(&Encoding::PLAIN) && !written.contains(&Encoding::DELTA_BINARY_PACKED), "{written:?}");
+        let values = padded.values();
+        assert!(!delta_pays(delta_packed_size(values), values.len(), 8));
+        // The same timestamps filling their windows pack into under half: DELTA.
+        let full: Int64Array = (0..60_000i64).map(|i| Some(1_600_000_000_000 + i * 37 + (i * i) % 1000)).collect();
+        let metadata = check(lists(Arc::new(full), 100, false), props);
         assert_eq!(encodings(&metadata), vec![Encoding::RLE, Encoding::DELTA_BINARY_PACKED]);
     }
 
