@@ -558,6 +558,7 @@ impl Warehouse for AthenaWarehouse {
             fixed_size_lists: false,
             ordered_output: false,
             widens_integers_to_floats: false,
+            timestamp_unit: seqhouse_sql::timestamp_unit(Dialect::Trino),
         }
     }
 

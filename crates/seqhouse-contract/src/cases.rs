@@ -1123,6 +1123,57 @@ pub fn vocabularies_fitted_on_the_first_subset_apply_to_the_rest(warehouse: &dyn
     assert_eq!(sorted(reference::rows_of(&spec, &train_out.batches)), sorted(want_train));
 }
 
+/// `--vocab` over timestamps: values a microsecond apart get ids of their own on an engine that
+/// reads microseconds, in the reference's order, over millisecond timestamps on every engine
+/// (written as ids, so Spark, which would write them back as microseconds, takes them too),
+/// and an engine that reads coarser refuses the finer column by name, publishing nothing.
+pub fn vocabularies_of_timestamps_are_exact_or_refused(warehouse: &dyn Warehouse, fixture: &dyn Fixture) {
+    use arrow::array::{TimestampMicrosecondArray, TimestampMillisecondArray};
+    use arrow::datatypes::TimeUnit;
+    let rows = 40i64;
+    let user: Vec<i64> = (0..rows).map(|r| r % 3).collect();
+    // Four values within one millisecond, and others a millisecond apart, unevenly repeated.
+    let micros: Vec<i64> = (0..rows).map(|r| 1_700_000_000_000_000 + (r * r % 7) * 250 + (r % 5 / 3) * 1_000).collect();
+    let batch = RecordBatch::try_from_iter([
+        ("user", Arc::new(Int64Array::from(user)) as ArrayRef),
+        ("ts", Arc::new(Int64Array::from_iter_values(0..rows))),
+        ("at_us", Arc::new(TimestampMicrosecondArray::from(micros.clone()))),
+        ("at_ms", Arc::new(TimestampMillisecondArray::from_iter_values(micros.iter().map(|m| m / 250)))),
+    ])
+    .unwrap();
+    let input = fixture.put_parquet("vocab_timestamps", "events.parquet", std::slice::from_ref(&batch));
+    for (column, unit) in [("at_ms", TimeUnit::Millisecond), ("at_us", TimeUnit::Microsecond)] {
+        let mut spec = SequenceSpec::new(vec!["user".into()], vec!["ts".into()], vec![feature(column, None)], 4);
+        spec.vocab = vec![column.parse().unwrap()];
+        let out_root = fixture.output_location(&format!("vocab_timestamps_{column}"));
+        let result = run(warehouse, &input, &out_root, &spec, false);
+        if unit_nanos(unit) < unit_nanos(warehouse.capabilities().timestamp_unit) {
+            let message =
+                result.err().unwrap_or_else(|| panic!("{column}: a finer timestamp must be refused")).to_string();
+            assert!(message.contains(column) && message.contains("vocab"), "{column}: {message}");
+            assert!(fixture.list(&out_root).is_empty(), "{column}: nothing is left at the output");
+            continue;
+        }
+        result.unwrap_or_else(|e| panic!("{column}: {e}"));
+        let out = fixture.read_output(&out_root);
+        let want = reference::sequence(&spec, std::slice::from_ref(&batch)).unwrap();
+        assert_eq!(sorted(reference::rows_of(&spec, &out.batches)), sorted(want), "{column}");
+        let values = vocab_rows(&out, column);
+        assert_eq!(values.len(), 7, "{column}: every distinct value has an id: {values:?}");
+    }
+}
+
+/// The nanoseconds of a timestamp unit.
+fn unit_nanos(unit: arrow::datatypes::TimeUnit) -> u64 {
+    use arrow::datatypes::TimeUnit;
+    match unit {
+        TimeUnit::Second => 1_000_000_000,
+        TimeUnit::Millisecond => 1_000_000,
+        TimeUnit::Microsecond => 1_000,
+        TimeUnit::Nanosecond => 1,
+    }
+}
+
 /// `--k-core` on the string column of `tagged_events`, with and without `--min-events` and
 /// `--dedupe-consecutive`, unsplit and split, with sessions, and on logs whose core takes
 /// three rounds, one of them through a session left too short: the windows equal the

@@ -63,6 +63,7 @@ macro_rules! contract_tests {
             sessions_match_the_reference,
             vocabularies_match_the_reference,
             vocabularies_fitted_on_the_first_subset_apply_to_the_rest,
+            vocabularies_of_timestamps_are_exact_or_refused,
             k_core_matches_the_reference,
             manifest_describes_the_job,
             same_input_same_output,

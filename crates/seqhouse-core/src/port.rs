@@ -60,6 +60,9 @@ pub struct Capabilities {
     /// floats, value by value, where every value converts exactly (else refused). SQL engines,
     /// which cannot check values, refuse every such mix before running anything.
     pub widens_integers_to_floats: bool,
+    /// The finest timestamp unit read exactly. A job whose result would depend on finer
+    /// values (sessions, gaps, vocabularies of a finer timestamp) is refused by name there.
+    pub timestamp_unit: arrow::datatypes::TimeUnit,
 }
 
 /// What a finished job reports.

@@ -545,6 +545,7 @@ impl Warehouse for LocalWarehouse {
             fixed_size_lists: true,
             ordered_output: true,
             widens_integers_to_floats: true,
+            timestamp_unit: arrow::datatypes::TimeUnit::Nanosecond,
         }
     }
 

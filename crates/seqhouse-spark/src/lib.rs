@@ -270,8 +270,10 @@ impl SparkWarehouse {
         input::require_parquet(&files, "spark")?;
         input::require_one_kind(&files, &job.spec, "spark")?;
         let resolved = input::resolve(job, &files)?;
-        let output_columns: Vec<&String> =
-            job.spec.entity.iter().chain(job.spec.features.iter().map(|f| &f.name)).collect();
+        // Vocabulary features are written as ids, never as their values.
+        let output_columns: Vec<&String> = (job.spec.entity.iter())
+            .chain(job.spec.features.iter().map(|f| &f.name).filter(|name| job.spec.vocab_of(name).is_none()))
+            .collect();
         let mut columns = Vec::new();
         for field in resolved.input_schema.fields() {
             let unsupported = |message: String| Error::UnsupportedType { column: field.name().clone(), message };
@@ -721,6 +723,7 @@ impl Warehouse for SparkWarehouse {
             fixed_size_lists: false,
             ordered_output: false,
             widens_integers_to_floats: false,
+            timestamp_unit: seqhouse_sql::timestamp_unit(Dialect::Spark),
         }
     }
 

@@ -461,6 +461,7 @@ fn encode_step(resolved: &ResolvedSpec, dialect: Dialect, source: &Source, prepa
     if spec.vocab.is_empty() {
         return Ok(None);
     }
+    refuse_vocab_finer_than_engine(resolved, dialect)?;
     if source.vocabularies.len() != spec.vocab.len() {
         return Err(Error::internal("a --vocab job's SELECT needs a vocabulary table per --vocab"));
     }
@@ -511,6 +512,7 @@ pub fn vocab_counts(resolved: &ResolvedSpec, source: &Source, dialect: Dialect) 
     if spec.vocab.is_empty() {
         return Ok(Vec::new());
     }
+    refuse_vocab_finer_than_engine(resolved, dialect)?;
     let q = |name: &str| ident(name, dialect);
     let steps = match spec.split {
         None => {
@@ -837,13 +839,44 @@ fn session_starts_step(
     ))
 }
 
-/// How finely `dialect`'s engine reads timestamps: its name, the unit in words, and the
-/// nanoseconds of that unit (Athena: milliseconds; Spark: microseconds).
-fn timestamp_precision(dialect: Dialect) -> (&'static str, &'static str, i128) {
+/// The finest timestamp unit `dialect`'s engine reads exactly (Athena: milliseconds; Spark:
+/// microseconds): what its adapter reports in [`seqhouse_core::Capabilities`].
+pub fn timestamp_unit(dialect: Dialect) -> arrow::datatypes::TimeUnit {
     match dialect {
-        Dialect::Trino => ("Athena", "milliseconds", 1_000_000),
-        Dialect::Spark => ("Spark", "microseconds", 1_000),
+        Dialect::Trino => arrow::datatypes::TimeUnit::Millisecond,
+        Dialect::Spark => arrow::datatypes::TimeUnit::Microsecond,
     }
+}
+
+/// How finely `dialect`'s engine reads timestamps: its name, the unit in words, and the
+/// nanoseconds of that unit ([`timestamp_unit`]).
+fn timestamp_precision(dialect: Dialect) -> (&'static str, &'static str, i128) {
+    let nanos = unit_nanos(timestamp_unit(dialect));
+    match dialect {
+        Dialect::Trino => ("Athena", "milliseconds", nanos),
+        Dialect::Spark => ("Spark", "microseconds", nanos),
+    }
+}
+
+/// Refuses a `--vocab` feature that is a timestamp finer than `dialect`'s engine reads: values
+/// that differ below its precision would be counted as one and share an id there.
+fn refuse_vocab_finer_than_engine(resolved: &ResolvedSpec, dialect: Dialect) -> Result<()> {
+    let (engine, precision, engine_nanos) = timestamp_precision(dialect);
+    for vocab in &resolved.spec.vocab {
+        if let DataType::Timestamp(unit, _) = resolved.feature_input_type(&vocab.name)
+            && unit_nanos(*unit) < engine_nanos
+        {
+            return Err(Error::setting(
+                seqhouse_core::Setting::Vocab,
+                format!(
+                    "'{}' is a timestamp of {unit:?} units, but {engine} reads timestamps to {precision} only, so values that differ below that would share an id; use {}",
+                    vocab.name,
+                    seqhouse_core::Setting::Engine.with("local")
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The nanoseconds of a timestamp unit.
