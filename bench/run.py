@@ -81,6 +81,14 @@ def measure(tool, src, out, rows):
     }
 
 
+def phases(tool, src, out, rows):
+    """seqhouse's own account of one more run (its `-v` summary): the time of each phase."""
+    args = ["-v" if a == "-q" else a for a in command(tool, src, out, rows)]
+    done = subprocess.run(args, capture_output=True, text=True, check=True)
+    line = next(line for line in done.stderr.splitlines() if "phases: " in line)
+    return line.split("phases: ", 1)[1]
+
+
 def size(path):
     if os.path.isdir(path):
         return sum(size(os.path.join(path, f)) for f in os.listdir(path) if f.endswith(".parquet") or
@@ -174,6 +182,12 @@ def main():
                 r = results[tool]
                 print(f"| {tool} | {r['wall']:.2f} | {r['cpu']:.2f} | {r['rss'] / 2**20:.0f} | {rows_of(outputs[tool]):,} | "
                       f"{r['wall'] / results[fastest]['wall']:.2f} ({fastest}) | {r['rss'] / results[leanest]['rss']:.2f} ({leanest}) |")
+
+        # One more run of each seqhouse job with -v: where its time goes. A job split into
+        # entity ranges writes one range while it sorts the next, so phases overlap.
+        print(f"\nseqhouse's phases at {rows:,} rows (one more run each, -v; phases overlap when ranges are pipelined):")
+        for tool in [t for t in tools if t.startswith("seqhouse")]:
+            print(f"- {tool}: {phases(tool, src, outputs[tool], rows)}")
 
 
 if __name__ == "__main__":

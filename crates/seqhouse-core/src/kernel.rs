@@ -249,6 +249,9 @@ pub struct Sequencer {
     /// of the first split (of every event when unsplit), which vocabularies are fitted on.
     fit_ranges: Vec<std::ops::Range<usize>>,
     stats: SequenceStats,
+    /// How long preparing took: dropping null keys and sorting, then the rest.
+    sort_time: std::time::Duration,
+    window_time: std::time::Duration,
 }
 
 /// The windows of one output of a [`Sequencer`] (a split's, or the job's when unsplit).
@@ -466,12 +469,8 @@ impl Sequencer {
             }
         }
 
-        tracing::trace!(
-            concat = ?concatenated,
-            sort = ?(sorted - concatenated),
-            features_and_windows = ?(started.elapsed() - sorted),
-            "prepare phases"
-        );
+        let window_time = started.elapsed() - sorted;
+        tracing::trace!(concat = ?concatenated, sort = ?(sorted - concatenated), features_and_windows = ?window_time, "prepare phases");
         let stats = SequenceStats {
             input_rows: null_keys.input_rows,
             dropped_null_key_rows: null_keys.dropped,
@@ -490,7 +489,24 @@ impl Sequencer {
             feature_nulls,
             splits,
         };
-        Ok(Sequencer { resolved: resolved.clone(), entities, sorted_features, order, windows, fit_ranges, stats })
+        Ok(Sequencer {
+            resolved: resolved.clone(),
+            entities,
+            sorted_features,
+            order,
+            windows,
+            fit_ranges,
+            stats,
+            sort_time: sorted,
+            window_time,
+        })
+    }
+
+    /// Adds the time preparing took to `phases`: dropping null keys and ordering the events
+    /// to [`crate::Phase::Sort`], the rest to [`crate::Phase::Window`].
+    pub fn add_times(&self, phases: &crate::PhaseTimes) {
+        phases.add(crate::Phase::Sort, self.sort_time);
+        phases.add(crate::Phase::Window, self.window_time);
     }
 
     /// Counts, into `counts` (one per `--vocab`, in its order), the values of the events
@@ -541,6 +557,8 @@ impl Sequencer {
             windows: vec![Vec::new(); resolved.spec.output_names().len()],
             fit_ranges: Vec::new(),
             stats: SequenceStats::default(),
+            sort_time: std::time::Duration::ZERO,
+            window_time: std::time::Duration::ZERO,
         }
     }
 

@@ -9,6 +9,7 @@ pub mod manifest;
 pub mod orchestrator;
 mod order;
 pub mod partition;
+pub mod phases;
 pub mod port;
 pub mod preset;
 pub mod resolve;
@@ -25,6 +26,7 @@ pub use kernel::{
 pub use manifest::{MANIFEST_FILE, Manifest};
 pub use orchestrator::{SequenceRequest, explain, explain_jobs, join_location, run, run_jobs, sequenced_folder};
 pub use order::MulHasher;
+pub use phases::{Phase, PhaseTimes};
 pub use port::{
     Capabilities, Explanation, JobReport, NoProgress, Progress, SequenceJob, SplitReport, Step, Warehouse,
     check_window_count,

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use seqhouse_core::manifest::OutputColumn;
 use seqhouse_core::vocab::{ValueCounts, Vocabulary};
 use seqhouse_core::{
-    Capabilities, Error, Explanation, JobReport, Progress, ResolvedSpec, Result, SequenceJob, SequenceStats, Sequencer,
-    Setting, Step, Warehouse,
+    Capabilities, Error, Explanation, JobReport, Phase, PhaseTimes, Progress, ResolvedSpec, Result, SequenceJob,
+    SequenceStats, Sequencer, Setting, Step, Warehouse,
 };
 
 pub use memory::{OutputBatches, Windows, read_published};
@@ -253,8 +253,11 @@ impl LocalWarehouse {
         let on_rows = |rows| progress.advance(rows);
         // Begins a target per output (only once the input is known good) and writes into them,
         // or removes what was written when that fails.
+        // `fill` times its own writes; finishing the parts and the vocabulary files count as
+        // writing too.
         let write = |locks: Vec<OutputLock>,
                      vocabularies: &[Vocabulary],
+                     phases: &PhaseTimes,
                      fill: &mut dyn FnMut(&mut PartSinks) -> Result<SequenceStats>| {
             let targets = publish::begin_outputs(storage, &input, &outputs, job.overwrite, locks)?;
             let written = (|| {
@@ -267,13 +270,15 @@ impl LocalWarehouse {
                     .collect::<Result<Vec<_>>>()?;
                 let mut sinks = PartSinks(sinks);
                 let stats = fill(&mut sinks)?;
-                let parts = sinks.0.into_iter().map(PartSink::finish).collect::<Result<Vec<_>>>()?;
-                // Every output carries the vocabularies it was encoded with, so each can be
-                // read (or applied at inference) on its own.
-                let files = (targets.iter())
-                    .map(|target| seqhouse_storage::vocab::write_into(storage, target, vocabularies))
-                    .collect::<Result<Vec<_>>>()?;
-                Ok((parts.into_iter().zip(files).collect::<Vec<_>>(), stats))
+                phases.time(Phase::Write, || {
+                    let parts = sinks.0.into_iter().map(PartSink::finish).collect::<Result<Vec<_>>>()?;
+                    // Every output carries the vocabularies it was encoded with, so each can be
+                    // read (or applied at inference) on its own.
+                    let files = (targets.iter())
+                        .map(|target| seqhouse_storage::vocab::write_into(storage, target, vocabularies))
+                        .collect::<Result<Vec<_>>>()?;
+                    Ok((parts.into_iter().zip(files).collect::<Vec<_>>(), stats))
+                })
             })();
             match written {
                 Ok((parts, stats)) => Ok((targets, parts, stats)),
@@ -284,36 +289,35 @@ impl LocalWarehouse {
             }
         };
 
-        let (targets, parts, stats, input_files) = if plan == Plan::Whole {
+        let (targets, parts, stats, input_files, phases) = if plan == Plan::Whole {
+            let phases = Arc::new(PhaseTimes::default());
             progress.stage("read", files.len() as u64);
-            let decoded = input::read_all(storage, &input, &files, &resolved, delimiter, &|| progress.advance(1))?;
+            let decoded = phases.time(Phase::Read, || {
+                input::read_all(storage, &input, &files, &resolved, delimiter, &|| progress.advance(1))
+            })?;
             let batch_sources: Vec<&str> = decoded.batch_file.iter().map(|&i| files[i].shown.as_str()).collect();
-            let read_done = started.elapsed();
             progress.stage("sequence", 0);
             self.check_cancelled()?;
             let mut sequencer =
                 Sequencer::prepare(&resolved, decoded.batches, &batch_sources, seqhouse_core::Core::Whole)?;
-            let vocabularies =
-                self.vocabularies(&resolved, job.subset.as_deref(), &mut |counts| sequencer.count_values(counts))?;
-            sequencer.encode(&vocabularies)?;
-            let sequence_done = started.elapsed();
+            sequencer.add_times(&phases);
+            let vocabularies = phases.time(Phase::Window, || -> Result<Vec<Vocabulary>> {
+                let vocabularies =
+                    self.vocabularies(&resolved, job.subset.as_deref(), &mut |counts| sequencer.count_values(counts))?;
+                sequencer.encode(&vocabularies)?;
+                Ok(vocabularies)
+            })?;
             self.check_cancelled()?;
             progress.stage("write", sequencer.num_windows() as u64);
-            let (targets, parts, stats) = write(locks, &vocabularies, &mut |sinks| {
-                ranges::WindowSink::push(sinks, &sequencer)?;
+            let (targets, parts, stats) = write(locks, &vocabularies, &phases, &mut |sinks| {
+                phases.time(Phase::Write, || ranges::WindowSink::push(sinks, &sequencer))?;
                 Ok(sequencer.stats().clone())
             })?;
-            tracing::debug!(
-                read = ?read_done,
-                sequence = ?(sequence_done - read_done),
-                write = ?(started.elapsed() - sequence_done),
-                "phases"
-            );
-            (targets, parts, stats, decoded.files)
+            (targets, parts, stats, decoded.files, phases)
         } else {
             let source = ranges::Source::Files { storage, location: &input, files: &files, delimiter };
             let split = self.split(source, &resolved, size.rows, plan, progress)?;
-            let split_done = started.elapsed();
+            let phases = split.phases();
             self.check_cancelled()?;
             let input_files = split.files.clone();
             let cancelled = || self.check_cancelled();
@@ -323,7 +327,7 @@ impl LocalWarehouse {
             })?;
             progress.stage("sequence and write", 0);
             let mut split = Some(split);
-            let (targets, parts, stats) = write(locks, &vocabularies, &mut |sinks| {
+            let (targets, parts, stats) = write(locks, &vocabularies, &phases, &mut |sinks| {
                 split.take().expect("sequenced once").sequence(
                     &resolved,
                     core.as_ref(),
@@ -332,8 +336,7 @@ impl LocalWarehouse {
                     &cancelled,
                 )
             })?;
-            tracing::debug!(split = ?split_done, sequence_and_write = ?(started.elapsed() - split_done), "phases");
-            (targets, parts, stats, input_files)
+            (targets, parts, stats, input_files, phases)
         };
 
         let written = (targets.into_iter().zip(parts).enumerate())
@@ -345,7 +348,12 @@ impl LocalWarehouse {
             })
             .collect();
         let publication = Publication { engine: self.name(), job, input: &input, input_files, stats };
-        publish::commit_outputs(storage, publication, written, &|| self.check_cancelled())
+        let report = phases.time(Phase::Write, || {
+            publish::commit_outputs(storage, publication, written, &|| self.check_cancelled())
+        })?;
+        // `-v`'s one-line summary (bench/run reads it).
+        tracing::debug!("{}; wall {:.3} s", phases.summary(), started.elapsed().as_secs_f64());
+        Ok(report)
     }
 }
 

@@ -35,7 +35,6 @@ use arrow::datatypes::SchemaRef;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
 use rayon::prelude::*;
-use seqhouse_core::Core;
 use seqhouse_core::core_filter::{CoreEvents, CoreValues};
 use seqhouse_core::kernel::rows_without_nulls;
 use seqhouse_core::manifest::InputFile;
@@ -45,6 +44,7 @@ use seqhouse_core::{
     BatchNulls, Error, NullKeyCounts, NullKeyPolicy, NullKeys, Progress, ResolvedSpec, Result, SequenceStats,
     Sequencer, Setting,
 };
+use seqhouse_core::{Core, Phase, PhaseTimes};
 use seqhouse_storage::input::{self, SourceFile};
 use seqhouse_storage::{Location, Storage};
 
@@ -196,6 +196,14 @@ impl HeldRange {
         }
     }
 
+    /// The phase reading the range back counts as: spilling for a range on disk.
+    fn phase(&self) -> Phase {
+        match self {
+            HeldRange::Disk(_) => Phase::Spill,
+            _ => Phase::Read,
+        }
+    }
+
     fn take(self) -> Result<Vec<RecordBatch>> {
         match self {
             HeldRange::Taken(batches) => Ok(batches),
@@ -223,20 +231,29 @@ pub(crate) struct SplitInput {
     ranges: Vec<HeldRange>,
     /// The counts of the whole input: rows read, null keys; sequencing counts are added per range.
     stats: SequenceStats,
+    /// The time of each phase so far, added to as the ranges are counted and sequenced.
+    phases: Arc<PhaseTimes>,
     /// The manifest's input entries.
     pub files: Vec<InputFile>,
 }
 
-/// Samples and splits the input (steps 1 and 2). Nothing is written to the output here, so bad
+/// Samples and splits the input (steps 1 and 2), timing it as [`Phase::Read`] (the writes to
+/// spill files as [`Phase::Spill`]). Nothing is written to the output here, so bad
 /// input (a corrupt file, a null key under `--on-null-key error`) fails before it is touched.
 pub(crate) fn split(job: &SplitJob, progress: &dyn Progress) -> Result<SplitInput> {
-    match job.spill_dir {
+    let started = std::time::Instant::now();
+    let phases = Arc::new(PhaseTimes::default());
+    let mut split = match job.spill_dir {
         None => split_in_memory(job, progress),
         Some(_) if matches!(job.source, Source::Batches { .. }) => {
             Err(Error::internal("batches in memory are staged as a file before they are spilled"))
         }
-        Some(dir) => split_to_disk(job, dir, progress),
-    }
+        Some(dir) => split_to_disk(job, dir, progress, &phases),
+    }?;
+    // Reading is the split's time but for the writes to its spill files.
+    phases.add(Phase::Read, started.elapsed().saturating_sub(phases.of(Phase::Spill)));
+    split.phases = phases;
+    Ok(split)
 }
 
 /// An input that fits in memory is read once: the decoded batches are held, the sample is
@@ -302,7 +319,7 @@ fn split_in_memory(job: &SplitJob, progress: &dyn Progress) -> Result<SplitInput
             range_pieces.into_iter().map(|pieces| HeldRange::Rows { input: input.clone(), pieces }).collect()
         }
     };
-    Ok(SplitInput { _folder: None, ranges: held, stats: input_stats(counts), files })
+    Ok(SplitInput { _folder: None, ranges: held, stats: input_stats(counts), files, phases: Arc::default() })
 }
 
 /// Each batch's pieces (one per range, `None` where it has no rows there) regrouped per range,
@@ -320,7 +337,7 @@ fn by_range<T>(split: Vec<Vec<Option<T>>>, ranges: usize) -> Vec<Vec<T>> {
 /// An input larger than memory is read twice: the entity columns alone for the sample, then
 /// all columns, each decoded batch split at once and its pieces appended to the ranges' spill
 /// files.
-fn split_to_disk(job: &SplitJob, dir: &Path, progress: &dyn Progress) -> Result<SplitInput> {
+fn split_to_disk(job: &SplitJob, dir: &Path, progress: &dyn Progress, phases: &PhaseTimes) -> Result<SplitInput> {
     let resolved = job.resolved;
     let ranges = sample_ranges(job)?;
     tracing::debug!(ranges = ranges.len(), "entity ranges");
@@ -366,14 +383,17 @@ fn split_to_disk(job: &SplitJob, dir: &Path, progress: &dyn Progress) -> Result<
         if null_keys.failing() {
             return Ok(());
         }
-        writers.par_iter_mut().enumerate().try_for_each(|(r, writer)| {
-            pieces.iter().filter_map(|p| p[r].as_ref()).try_for_each(|piece| writer.write(piece))
+        phases.time(Phase::Spill, || {
+            writers.par_iter_mut().enumerate().try_for_each(|(r, writer)| {
+                pieces.iter().filter_map(|p| p[r].as_ref()).try_for_each(|piece| writer.write(piece))
+            })
         })
     })?;
     progress.advance(1);
     let counts = null_keys.finish()?;
-    let held = writers.into_iter().map(RangeWriter::finish).collect::<Result<Vec<_>>>()?;
-    Ok(SplitInput { _folder: Some(folder), ranges: held, stats: input_stats(counts), files })
+    let held =
+        phases.time(Phase::Spill, || writers.into_iter().map(RangeWriter::finish).collect::<Result<Vec<_>>>())?;
+    Ok(SplitInput { _folder: Some(folder), ranges: held, stats: input_stats(counts), files, phases: Arc::default() })
 }
 
 /// The counts of the whole input: rows read and null keys; sequencing counts are added per range.
@@ -406,7 +426,7 @@ impl SplitInput {
             && spec.k_core.is_none();
         for (r, range) in self.ranges.iter().enumerate() {
             cancelled()?;
-            let batches = range.read()?;
+            let batches = self.phases.time(range.phase(), || range.read())?;
             if every_event {
                 for (counts, vocab) in counts.iter_mut().zip(&spec.vocab) {
                     let column = resolved.feature_idx[resolved.feature_position(&vocab.name)];
@@ -416,7 +436,9 @@ impl SplitInput {
             }
             let source = format!("range {r} of the split input");
             let sources = vec![source.as_str(); batches.len()];
-            Sequencer::prepare(resolved, batches, &sources, in_range(core))?.count_values(counts)?;
+            let sequencer = Sequencer::prepare(resolved, batches, &sources, in_range(core))?;
+            sequencer.add_times(&self.phases);
+            self.phases.time(Phase::Window, || sequencer.count_values(counts))?;
         }
         Ok(())
     }
@@ -434,12 +456,14 @@ impl SplitInput {
         let mut events = CoreEvents::new(resolved.feature_input_type(&k_core.column))?;
         for (r, range) in self.ranges.iter().enumerate() {
             cancelled()?;
-            let batches = range.read()?;
+            let batches = self.phases.time(range.phase(), || range.read())?;
             let source = format!("range {r} of the split input");
             let sources = vec![source.as_str(); batches.len()];
-            Sequencer::prepare(resolved, batches, &sources, Core::Collect(&mut events))?;
+            Sequencer::prepare(resolved, batches, &sources, Core::Collect(&mut events))?.add_times(&self.phases);
         }
-        Ok(Some(events.fixed_point(k_core.k, spec.min_session_length.unwrap_or(1), spec.min_events.unwrap_or(1))))
+        Ok(Some(self.phases.time(Phase::Window, || {
+            events.fixed_point(k_core.k, spec.min_session_length.unwrap_or(1), spec.min_events.unwrap_or(1))
+        })))
     }
 
     /// Sequences the ranges in order into `sink` (step 3), each feature of `--vocab` encoded
@@ -456,14 +480,16 @@ impl SplitInput {
         sink: &mut dyn WindowSink,
         cancelled: &(dyn Fn() -> Result<()> + Sync),
     ) -> Result<SequenceStats> {
+        let phases = self.phases.clone();
         let prepare = |r: usize, range: HeldRange| -> Result<Sequencer> {
             cancelled()?;
-            let batches = range.take()?;
+            let batches = phases.time(range.phase(), || range.take())?;
             let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
             let source = format!("range {r} of the split input");
             let sources = vec![source.as_str(); batches.len()];
             let mut sequencer = Sequencer::prepare(resolved, batches, &sources, in_range(core))?;
-            sequencer.encode(vocabularies)?;
+            sequencer.add_times(&phases);
+            phases.time(Phase::Window, || sequencer.encode(vocabularies))?;
             tracing::trace!(range = r, rows, windows = sequencer.num_windows(), "range prepared");
             Ok(sequencer)
         };
@@ -473,13 +499,20 @@ impl SplitInput {
         while let Some(current) = next.take() {
             stats.add_sequenced(current.stats());
             let following = ranges.next();
-            let (pushed, prepared) =
-                rayon::join(|| sink.push(&current), || following.map(|(r, range)| prepare(r, range)).transpose());
+            let (pushed, prepared) = rayon::join(
+                || phases.time(Phase::Write, || sink.push(&current)),
+                || following.map(|(r, range)| prepare(r, range)).transpose(),
+            );
             drop(current);
             pushed?;
             next = prepared?;
         }
         Ok(stats)
+    }
+
+    /// The time of each phase: the split's, and the passes' over the ranges so far.
+    pub(crate) fn phases(&self) -> Arc<PhaseTimes> {
+        self.phases.clone()
     }
 }
 

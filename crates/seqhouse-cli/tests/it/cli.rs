@@ -134,6 +134,36 @@ fn config_file_errors_are_usage_errors() {
     assert!(stderr.contains("cannot read --config") && stderr.contains("missing.toml"), "{stderr}");
 }
 
+/// `-v` ends a job with one line of where its time went, in memory and spilled to disk: every
+/// phase named, each at most the job's wall time (the summary `bench/run` reads).
+#[test]
+fn verbose_prints_one_phase_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = shared_data().join("movielens-latest-small/ratings.csv");
+    let spill = dir.path().join("spill");
+    std::fs::create_dir(&spill).unwrap();
+    for (k, extra) in [vec![], vec!["--memory-limit", "1MiB", "--spill-dir", s(&spill)]].into_iter().enumerate() {
+        let out = dir.path().join(format!("out{k}"));
+        let mut args = vec!["sequence", "--input", s(&input), "--output", s(&out), "--entity", "userId"];
+        args.extend(["--order-by", "timestamp", "--feature", "movieId", "-n", "20", "-v"]);
+        args.extend(extra);
+        let stderr = String::from_utf8(seqhouse_ok(&args).stderr).unwrap();
+        let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("phases: ")).collect();
+        assert_eq!(lines.len(), 1, "case {k}: {stderr}");
+        let summary = lines[0].split("phases: ").nth(1).unwrap();
+        let seconds = |name: &str| -> f64 {
+            let after = summary.split(&format!("{name} ")).nth(1).unwrap_or_else(|| panic!("{name} in {summary}"));
+            after.split(" s").next().unwrap().parse().unwrap()
+        };
+        let wall = seconds("wall");
+        for phase in ["read", "sort", "window", "write", "spill"] {
+            assert!(seconds(phase) <= wall + 0.01, "case {k}: {phase} within the wall time: {summary}");
+        }
+        assert!(seconds("read") > 0.0 && seconds("write") > 0.0, "case {k}: {summary}");
+        assert_eq!(seconds("spill") > 0.0, k == 1, "case {k}: only a spilled job spills: {summary}");
+    }
+}
+
 #[test]
 fn same_bytes_for_any_thread_count_and_memory_limit() {
     let dir = tempfile::tempdir().unwrap();
