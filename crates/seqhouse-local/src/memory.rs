@@ -221,7 +221,7 @@ fn slice_bytes(batch: &RecordBatch) -> u64 {
 /// folder of its own (removed with everything in it when dropped), so that it can be read
 /// twice as a spilled job reads its input.
 struct StagedInput {
-    folder: tempfile::TempDir,
+    folder: ranges::SpillFolder,
     path: PathBuf,
     writer: ArrowWriter<std::io::BufWriter<std::fs::File>>,
 }
@@ -241,7 +241,7 @@ impl StagedInput {
     }
 
     /// Closes the file; the folder holds it until dropped.
-    fn finish(self) -> Result<(tempfile::TempDir, PathBuf)> {
+    fn finish(self) -> Result<(ranges::SpillFolder, PathBuf)> {
         let StagedInput { folder, path, writer } = self;
         let mut buffered = writer.into_inner().map_err(|e| ranges::spill_error("cannot write", &path, e))?;
         std::io::Write::flush(&mut buffered).map_err(|e| ranges::spill_error("cannot write", &path, e))?;

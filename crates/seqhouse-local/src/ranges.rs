@@ -169,6 +169,8 @@ impl Piece {
 
 impl RangeWriter {
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        seqhouse_storage::failpoint::hit_io("local.spill.write")
+            .map_err(|e| spill_error("cannot write", &self.path, e))?;
         self.writer.write(batch).map_err(|e| spill_error("cannot write", &self.path, e))
     }
 
@@ -227,7 +229,7 @@ impl HeldRange {
 pub(crate) struct SplitInput {
     /// The spill folder, if any: deleted with everything in it when dropped, whether the job
     /// succeeded or not.
-    _folder: Option<tempfile::TempDir>,
+    _folder: Option<SpillFolder>,
     ranges: Vec<HeldRange>,
     /// The counts of the whole input: rows read, null keys; sequencing counts are added per range.
     stats: SequenceStats,
@@ -607,11 +609,78 @@ fn split_batch(batch: &RecordBatch, ranges: &EntityRanges, entity_idx: &[usize])
 
 /// A spill folder of this job's own in `dir`: hidden, named so that it is known for seqhouse's,
 /// and removed with everything in it when dropped, whether the job succeeded or not.
-pub(crate) fn spill_folder(dir: &Path) -> Result<tempfile::TempDir> {
-    tempfile::Builder::new()
-        .prefix(".seqhouse-spill-")
+pub(crate) fn spill_folder(dir: &Path) -> Result<SpillFolder> {
+    remove_stale_spill_folders(dir);
+    let folder = tempfile::Builder::new()
+        .prefix(SPILL_PREFIX)
         .tempdir_in(dir)
-        .map_err(|e| spill_error("cannot create a spill folder in", dir, e))
+        .map_err(|e| spill_error("cannot create a spill folder in", dir, e))?;
+    let lock_path = folder.path().join(OWNER_LOCK);
+    let owner = File::create(&lock_path).map_err(|e| spill_error("cannot create", &lock_path, e))?;
+    match seqhouse_storage::lock::try_lock_exclusive(&owner) {
+        // Without file locks, no other run takes this folder for a dead one's either.
+        Ok(true) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {}
+        Ok(false) => return Err(Error::internal(format!("{} is locked by another run", lock_path.display()))),
+        Err(e) => return Err(spill_error("cannot lock", &lock_path, e)),
+    }
+    Ok(SpillFolder { folder, _owner: owner })
+}
+
+/// What spill folders' names start with.
+const SPILL_PREFIX: &str = ".seqhouse-spill-";
+/// The file in a spill folder its run holds locked while it lives: the kernel releases the
+/// lock when the process ends, however it ends, so a folder whose lock can be taken was left
+/// by a run that died (a `kill -9`, a crash, a power cut).
+const OWNER_LOCK: &str = "owner.lock";
+
+/// A run's spill folder, removed with everything in it when dropped (on success, on failure and
+/// when a signal cancels the job), and locked as its run's while it lives.
+pub(crate) struct SpillFolder {
+    folder: tempfile::TempDir,
+    _owner: File,
+}
+
+impl SpillFolder {
+    pub(crate) fn path(&self) -> &Path {
+        self.folder.path()
+    }
+}
+
+/// Removes the spill folders in `dir` left by runs that died (their owner lock is free), and
+/// warns of each; a folder without an owner lock (an earlier version's, or one whose run is
+/// creating it this instant) is left alone and reported. Failing to look is no reason to fail
+/// the job: spilling then fails with its own error if the disk is full.
+fn remove_stale_spill_folders(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(SPILL_PREFIX) || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let folder = entry.path();
+        let Ok(owner) = File::open(folder.join(OWNER_LOCK)) else {
+            // One being created has no lock for an instant; one older than a minute has none.
+            let age = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+            if age.is_some_and(|age| age.as_secs() > 60) {
+                tracing::warn!(
+                    "the spill folder {} holds no owner lock (an earlier seqhouse's?); remove it if no seqhouse is using it",
+                    folder.display()
+                );
+            }
+            continue;
+        };
+        if !seqhouse_storage::lock::try_lock_exclusive(&owner).unwrap_or(false) {
+            continue; // A live run's (or one whose lock cannot be told).
+        }
+        match std::fs::remove_dir_all(&folder) {
+            Ok(()) => tracing::warn!("removed the spill folder {} of a seqhouse run that died", folder.display()),
+            Err(e) => tracing::warn!(
+                "the spill folder {} of a seqhouse run that died could not be removed ({e}); remove it by hand",
+                folder.display()
+            ),
+        }
+    }
 }
 
 /// A spill file error, with what the user can do about it (disk space is the usual cause).

@@ -11,7 +11,8 @@
 //! - `abort`: the process dies on the spot, as under `kill -9` (no clean-up at all);
 //! - `pause`: prints `seqhouse: failpoint NAME paused` to stderr, then waits until the file named
 //!   by `SEQHOUSE_FAILPOINT_RELEASE` exists (so a test can send a signal, or start a second run,
-//!   at exactly that step), then goes on.
+//!   at exactly that step), then goes on;
+//! - `full` (at points reached through [`hit_io`]): the write fails as on a full disk (ENOSPC).
 
 use seqhouse_core::Result;
 
@@ -40,5 +41,25 @@ pub fn hit(name: &str) -> Result<()> {
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub fn hit(_name: &str) -> Result<()> {
+    Ok(())
+}
+
+/// [`hit`] at a point inside file I/O, whose failures are I/O errors: `full` fails as a full
+/// disk does, and the other actions as at [`hit`].
+#[cfg(feature = "failpoints")]
+pub fn hit_io(name: &str) -> std::io::Result<()> {
+    let full = std::env::var("SEQHOUSE_FAILPOINTS")
+        .is_ok_and(|points| points.split(',').any(|point| point.trim() == format!("{name}=full")));
+    if full {
+        // ENOSPC, as the kernel reports a full disk.
+        return Err(std::io::Error::from_raw_os_error(28));
+    }
+    hit(name).map_err(std::io::Error::other)
+}
+
+/// [`hit_io`] (fail points are compiled out of this build).
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn hit_io(_name: &str) -> std::io::Result<()> {
     Ok(())
 }

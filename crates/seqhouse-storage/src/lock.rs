@@ -178,11 +178,31 @@ pub fn lock_file_of(output: &Path) -> Option<PathBuf> {
     Some(output.with_file_name(format!(".{name}.seqhouse-lock")))
 }
 
+/// Takes `file`'s exclusive `flock` without waiting: `Ok(false)` when another open file holds
+/// it. The kernel releases it when the holder closes the file or its process ends, however it
+/// ends, so a lock that can be taken tells a holder that died.
 #[cfg(unix)]
 #[allow(unsafe_code)] // flock(2)
+pub fn try_lock_exclusive(file: &std::fs::File) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid descriptor for the life of `file`; flock only changes its lock.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.kind() == std::io::ErrorKind::WouldBlock { Ok(false) } else { Err(e) }
+}
+
+/// Takes `file`'s exclusive lock without waiting: unsupported on this system, so no holder is
+/// ever taken for dead.
+#[cfg(not(unix))]
+pub fn try_lock_exclusive(_file: &std::fs::File) -> std::io::Result<bool> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
+#[cfg(unix)]
 fn acquire_file(output: &Path, shown: &str) -> Result<OutputLock> {
     use std::io::{Read, Seek, Write};
-    use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
 
     let path = lock_file_of(output)
@@ -208,12 +228,7 @@ fn acquire_file(output: &Path, shown: &str) -> Result<OutputLock> {
             .truncate(false)
             .open(&path)
             .map_err(cannot)?;
-        // SAFETY: a valid descriptor for the life of `file`; flock only changes its lock.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::WouldBlock {
-                return Err(cannot(e));
-            }
+        if !try_lock_exclusive(&file).map_err(cannot)? {
             let mut text = String::new();
             let _ = file.read_to_string(&mut text);
             return Err(locked(shown, &text, "its process ends (a local lock dies with its run)"));

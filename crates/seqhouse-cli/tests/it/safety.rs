@@ -338,6 +338,44 @@ fn sigterm_and_ctrl_c_clean_up_spill_and_staging() {
     }
 }
 
+/// The spill disk filling up: the job fails with an error naming `--spill-dir` and what to do,
+/// exits non-zero, and leaves no spill files and nothing at the output. A run killed (`kill -9`,
+/// no clean-up) while spilling leaves its spill folder; the next run removes it, says so, and
+/// writes the same output as an unspilled run.
+#[test]
+fn a_full_spill_disk_and_a_killed_spilling_run_leave_no_litter() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in/events.parquet");
+    log(&input, 50, 40);
+    let spill = dir.path().join("spill");
+    std::fs::create_dir_all(&spill).unwrap();
+    let spilled = |out: &Path| {
+        let mut args = job(s(&input), s(out), "4");
+        args.extend(["--memory-limit", "1MiB", "--spill-dir", s(&spill)].map(String::from));
+        args
+    };
+    let out = dir.path().join("out");
+    let full = run_with(&spilled(&out), "local.spill.write=full");
+    let stderr = String::from_utf8_lossy(&full.stderr);
+    assert_eq!(full.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("No space left on device") && stderr.contains("--spill-dir"), "{stderr}");
+    assert_eq!(std::fs::read_dir(&spill).unwrap().count(), 0, "spill files removed: {stderr}");
+    assert_eq!(beside(&out, &["in", "spill"]), Vec::<String>::new(), "nothing published or staged");
+
+    let killed = run_with(&spilled(&out), "local.spill.write=abort");
+    assert!(!killed.status.success(), "the run died");
+    let left: Vec<_> = std::fs::read_dir(&spill).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left.len(), 1, "a dead run leaves its spill folder: {left:?}");
+    let again = run_with(&spilled(&out).into_iter().filter(|a| a != "-q").collect::<Vec<_>>(), "");
+    assert_ok(&again);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("removed the spill folder") && stderr.contains("run that died"), "{stderr}");
+    assert_eq!(std::fs::read_dir(&spill).unwrap().count(), 0, "nothing is left in the spill folder");
+    let whole = dir.path().join("whole");
+    assert_ok(&run_with(&job(s(&input), s(&whole), "4"), ""));
+    assert_eq!(folder_bytes(&out), folder_bytes(&whole), "the same output as an unspilled run");
+}
+
 /// A signal that comes while a small job writes its only parts, with no later check of the
 /// stop flag but the one at the commit point, still leaves nothing published.
 #[test]
