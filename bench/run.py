@@ -29,6 +29,10 @@ SPLIT_SIZES = {1_000_000, 10_000_000}
 PREPARED = ["--vocab", "content_id", "--time-delta", "lag=timestamp", "--session-gap", "3600000"]
 PREP_SIZES = {1_000_000, 10_000_000}
 SEQHOUSE = os.path.join(ROOT, "target", "release", "seqhouse")
+# The I/O floor (issue 20): the job run in one piece, its read and write phases alone (see
+# crates/seqhouse-cli/examples/io_floor.rs), at these sizes.
+IO_FLOOR = os.path.join(ROOT, "target", "release", "examples", "io_floor")
+FLOOR_SIZES = {10_000_000, 100_000_000}
 GENERATOR = os.path.join(ROOT, "..", "shared", "tools", "gen_events.py")
 
 
@@ -81,12 +85,29 @@ def measure(tool, src, out, rows):
     }
 
 
-def phases(tool, src, out, rows):
+def phases(tool, src, out, rows, binary=SEQHOUSE):
     """seqhouse's own account of one more run (its `-v` summary): the time of each phase."""
-    args = ["-v" if a == "-q" else a for a in command(tool, src, out, rows)]
+    args = [binary] + ["-v" if a == "-q" else a for a in command(tool, src, out, rows)[1:]]
     done = subprocess.run(args, capture_output=True, text=True, check=True)
     line = next(line for line in done.stderr.splitlines() if "phases: " in line)
     return line.split("phases: ", 1)[1]
+
+
+def seconds_of(summary, phase):
+    return float(re.search(rf"\b{phase} ([\d.]+) s", summary).group(1))
+
+
+def io_floor(src, out, rows):
+    """The median over RUNS runs of the job's read and write phases run in one piece: decoding
+    its input columns, and encoding and writing its output from memory."""
+    floors = []
+    for _ in range(RUNS):
+        if os.path.isdir(out):
+            shutil.rmtree(out)
+        os.sync()
+        summary = phases("seqhouse@20GiB", src, out, rows, binary=IO_FLOOR)
+        floors.append(seconds_of(summary, "read") + seconds_of(summary, "write"))
+    return statistics.median(floors)
 
 
 def size(path):
@@ -188,6 +209,11 @@ def main():
         print(f"\nseqhouse's phases at {rows:,} rows (one more run each, -v; phases overlap when ranges are pipelined):")
         for tool in [t for t in tools if t.startswith("seqhouse")]:
             print(f"- {tool}: {phases(tool, src, outputs[tool], rows)}")
+        if rows in FLOOR_SIZES:
+            floor = io_floor(src, os.path.join(DATA, f"out_floor_{rows}"), rows)
+            ours = "seqhouse" if "seqhouse" in results else [t for t in tools if t.startswith("seqhouse@")][0]
+            print(f"\nthe I/O floor at {rows:,} rows (the job's input decoded and its output written, in one piece; "
+                  f"median of {RUNS}): {floor:.2f} s; {ours} / floor = {results[ours]['wall'] / floor:.2f}")
 
 
 if __name__ == "__main__":

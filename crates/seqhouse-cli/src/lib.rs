@@ -264,3 +264,33 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
         _ => 1,
     }
 }
+
+/// Keeps freed buffers in the process for reuse instead of handing them back to the kernel.
+///
+/// A job allocates and frees buffers of a few MiB in waves (decoded row groups, sort keys, row
+/// groups being encoded). By default glibc serves such buffers with fresh `mmap`s once they pass
+/// a moving threshold, and returns free memory at the top of its heaps at once; every wave then
+/// pays page faults and the kernel's zeroing of the pages again (about a sixth of a job's CPU
+/// time, measured with perf). Memory freed by one thread is reused by the others only within
+/// the same arena, so arenas are limited to one per core. Measured on the 10M-row benchmark:
+/// minor page faults 350k -> 170k, system time 0.8 -> 0.55 s, peak RSS about unchanged
+/// (637 -> 625 MiB; without the arena limit it rose to 649 MiB).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)] // mallopt(3)
+pub fn tune_allocator() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // SAFETY: mallopt only sets allocator parameters; called before any thread starts.
+    unsafe {
+        // glibc's largest allowed value on 64-bit: buffers up to 32 MiB come from the heaps.
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        // Free memory at the top of a heap is returned only beyond 1 GiB.
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+        // Fewer arenas than threads would make threads wait on each other's allocations; more
+        // leave freed memory where the other threads do not reuse it.
+        libc::mallopt(libc::M_ARENA_MAX, cores.min(i32::MAX as usize) as i32);
+    }
+}
+
+/// Keeps freed buffers for reuse: only glibc needs telling.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn tune_allocator() {}
