@@ -810,18 +810,14 @@ fn session_starts_step(
             // would be rounded differently by each. Athena reads timestamps to the millisecond
             // and Spark to the microsecond: a finer clock would cut other sessions there than
             // its values do, so it is refused rather than rounded.
-            let (engine, precision, engine_nanos) = timestamp_precision(dialect);
-            let nanos_per_unit = unit_nanos(*unit);
-            if nanos_per_unit < engine_nanos {
-                return Err(Error::setting(
-                    seqhouse_core::Setting::SessionGap,
-                    format!(
-                        "cuts sessions on '{}', a timestamp of {unit:?} units, but {engine} reads timestamps to {precision} only, so its sessions could differ from the values'; use {}",
-                        spec.order_by[0],
-                        seqhouse_core::Setting::Engine.with("local")
-                    ),
-                ));
-            }
+            refuse_finer_timestamp(
+                *unit,
+                dialect,
+                seqhouse_core::Setting::SessionGap,
+                &format!("cuts sessions on '{}', a timestamp", spec.order_by[0]),
+                "its sessions could differ from the values'",
+            )?;
+            let (nanos_per_unit, engine_nanos) = (unit_nanos(*unit), unit_nanos(timestamp_unit(dialect)));
             let in_engine_units = i128::from(gap) * nanos_per_unit / engine_nanos;
             match dialect {
                 Dialect::Trino => format!("date_add('millisecond', {in_engine_units}, {previous}) < {column}"),
@@ -858,22 +854,37 @@ fn timestamp_precision(dialect: Dialect) -> (&'static str, &'static str, i128) {
     }
 }
 
+/// Refuses, as `setting`, a timestamp of `unit` finer than `dialect`'s engine reads: what the
+/// job makes of it (`consequence`) could differ from the values there. `subject` names what
+/// reads it (`'at' is a timestamp`).
+fn refuse_finer_timestamp(
+    unit: arrow::datatypes::TimeUnit,
+    dialect: Dialect,
+    setting: seqhouse_core::Setting,
+    subject: &str,
+    consequence: &str,
+) -> Result<()> {
+    let (engine, precision, engine_nanos) = timestamp_precision(dialect);
+    if unit_nanos(unit) >= engine_nanos {
+        return Ok(());
+    }
+    Err(Error::setting(
+        setting,
+        format!(
+            "{subject} of {unit:?} units, but {engine} reads timestamps to {precision} only, so {consequence}; use {}",
+            seqhouse_core::Setting::Engine.with("local")
+        ),
+    ))
+}
+
 /// Refuses a `--vocab` feature that is a timestamp finer than `dialect`'s engine reads: values
 /// that differ below its precision would be counted as one and share an id there.
 fn refuse_vocab_finer_than_engine(resolved: &ResolvedSpec, dialect: Dialect) -> Result<()> {
-    let (engine, precision, engine_nanos) = timestamp_precision(dialect);
     for vocab in &resolved.spec.vocab {
-        if let DataType::Timestamp(unit, _) = resolved.feature_input_type(&vocab.name)
-            && unit_nanos(*unit) < engine_nanos
-        {
-            return Err(Error::setting(
-                seqhouse_core::Setting::Vocab,
-                format!(
-                    "'{}' is a timestamp of {unit:?} units, but {engine} reads timestamps to {precision} only, so values that differ below that would share an id; use {}",
-                    vocab.name,
-                    seqhouse_core::Setting::Engine.with("local")
-                ),
-            ));
+        if let DataType::Timestamp(unit, _) = resolved.feature_input_type(&vocab.name) {
+            let subject = format!("'{}' is a timestamp", vocab.name);
+            let consequence = "values that differ below that would share an id";
+            refuse_finer_timestamp(*unit, dialect, seqhouse_core::Setting::Vocab, &subject, consequence)?;
         }
     }
     Ok(())
@@ -910,17 +921,10 @@ fn gap_sql(
         (GapKind::Date, Dialect::Trino) => format!("date_diff('day', {previous}, {column})"),
         (GapKind::Date, Dialect::Spark) => format!("CAST(datediff({column}, {previous}) AS BIGINT)"),
         (GapKind::Timestamp(unit), _) => {
-            let (engine, precision, engine_nanos) = timestamp_precision(dialect);
-            let own = unit_nanos(unit);
-            if own < engine_nanos {
-                return Err(Error::setting(
-                    seqhouse_core::Setting::TimeDelta,
-                    format!(
-                        "'{name}' is a gap over a timestamp of {unit:?} units, but {engine} reads timestamps to {precision} only, so its gaps could differ from the values'; use {}",
-                        seqhouse_core::Setting::Engine.with("local")
-                    ),
-                ));
-            }
+            let subject = format!("'{name}' is a gap over a timestamp");
+            let consequence = "its gaps could differ from the values'";
+            refuse_finer_timestamp(unit, dialect, seqhouse_core::Setting::TimeDelta, &subject, consequence)?;
+            let (own, engine_nanos) = (unit_nanos(unit), unit_nanos(timestamp_unit(dialect)));
             let exact = match dialect {
                 Dialect::Trino => format!("date_diff('millisecond', {previous}, {column})"),
                 Dialect::Spark => format!("timestampdiff(MICROSECOND, {previous}, {column})"),
