@@ -245,22 +245,21 @@ pub(crate) struct SplitInput {
 pub(crate) fn split(job: &SplitJob, progress: &dyn Progress) -> Result<SplitInput> {
     let started = std::time::Instant::now();
     let phases = Arc::new(PhaseTimes::default());
-    let mut split = match job.spill_dir {
-        None => split_in_memory(job, progress),
+    let split = match job.spill_dir {
+        None => split_in_memory(job, progress, phases),
         Some(_) if matches!(job.source, Source::Batches { .. }) => {
             Err(Error::internal("batches in memory are staged as a file before they are spilled"))
         }
-        Some(dir) => split_to_disk(job, dir, progress, &phases),
+        Some(dir) => split_to_disk(job, dir, progress, phases),
     }?;
     // Reading is the split's time but for the writes to its spill files.
-    phases.add(Phase::Read, started.elapsed().saturating_sub(phases.of(Phase::Spill)));
-    split.phases = phases;
+    split.phases.add(Phase::Read, started.elapsed().saturating_sub(split.phases.of(Phase::Spill)));
     Ok(split)
 }
 
 /// An input that fits in memory is read once: the decoded batches are held, the sample is
 /// taken from them as they arrive, and they are split once the bounds are known.
-fn split_in_memory(job: &SplitJob, progress: &dyn Progress) -> Result<SplitInput> {
+fn split_in_memory(job: &SplitJob, progress: &dyn Progress, phases: Arc<PhaseTimes>) -> Result<SplitInput> {
     let resolved = job.resolved;
     progress.stage("split", job.file_count() as u64);
     let mut null_keys = NullKeys::new(resolved);
@@ -321,7 +320,7 @@ fn split_in_memory(job: &SplitJob, progress: &dyn Progress) -> Result<SplitInput
             range_pieces.into_iter().map(|pieces| HeldRange::Rows { input: input.clone(), pieces }).collect()
         }
     };
-    Ok(SplitInput { _folder: None, ranges: held, stats: input_stats(counts), files, phases: Arc::default() })
+    Ok(SplitInput { _folder: None, ranges: held, stats: input_stats(counts), files, phases })
 }
 
 /// Each batch's pieces (one per range, `None` where it has no rows there) regrouped per range,
@@ -339,7 +338,7 @@ fn by_range<T>(split: Vec<Vec<Option<T>>>, ranges: usize) -> Vec<Vec<T>> {
 /// An input larger than memory is read twice: the entity columns alone for the sample, then
 /// all columns, each decoded batch split at once and its pieces appended to the ranges' spill
 /// files.
-fn split_to_disk(job: &SplitJob, dir: &Path, progress: &dyn Progress, phases: &PhaseTimes) -> Result<SplitInput> {
+fn split_to_disk(job: &SplitJob, dir: &Path, progress: &dyn Progress, phases: Arc<PhaseTimes>) -> Result<SplitInput> {
     let resolved = job.resolved;
     let ranges = sample_ranges(job)?;
     tracing::debug!(ranges = ranges.len(), "entity ranges");
@@ -395,7 +394,7 @@ fn split_to_disk(job: &SplitJob, dir: &Path, progress: &dyn Progress, phases: &P
     let counts = null_keys.finish()?;
     let held =
         phases.time(Phase::Spill, || writers.into_iter().map(RangeWriter::finish).collect::<Result<Vec<_>>>())?;
-    Ok(SplitInput { _folder: Some(folder), ranges: held, stats: input_stats(counts), files, phases: Arc::default() })
+    Ok(SplitInput { _folder: Some(folder), ranges: held, stats: input_stats(counts), files, phases })
 }
 
 /// The counts of the whole input: rows read and null keys; sequencing counts are added per range.

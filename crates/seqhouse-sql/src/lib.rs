@@ -382,11 +382,9 @@ fn event_steps_until(
     }
     // Sessions are cut before k-core, which keeps them: its rounds count each session's
     // events, and the sessions it leaves too short drop after it.
-    let mut sessioned_from = last;
     if let Some(gap) = resolved.session_gap {
         steps.push_str(&session_starts_step(resolved, dialect, gap, last, &names, &window)?);
         last = SESSION_STARTS.0;
-        sessioned_from = last;
     }
     if spec.k_core.is_some() {
         let rounds = k_core_rounds.ok_or_else(|| Error::internal("a --k-core job's statements need its rounds"))?;
@@ -405,10 +403,9 @@ fn event_steps_until(
         }
         steps.push_str(&core.filter);
         last = "cored";
-        sessioned_from = last;
     }
     if spec.session_gap.is_some() {
-        steps.push_str(&sessions_at_least(spec, dialect, "sessioned", sessioned_from, &names, true));
+        steps.push_str(&sessions_at_least(spec, dialect, "sessioned", last, &names, true));
         names.push_str(&format!(", {}", q(SESSION)));
         last = "sessioned";
     }
