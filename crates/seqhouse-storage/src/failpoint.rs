@@ -19,9 +19,7 @@ use seqhouse_core::Result;
 /// Reached by a run at the point `name`; see the module documentation.
 #[cfg(feature = "failpoints")]
 pub fn hit(name: &str) -> Result<()> {
-    let Ok(points) = std::env::var("SEQHOUSE_FAILPOINTS") else { return Ok(()) };
-    let action = points.split(',').find_map(|point| point.trim().strip_prefix(name)?.strip_prefix('='));
-    match action {
+    match action(name).as_deref() {
         None => Ok(()),
         Some("error") => Err(seqhouse_core::Error::storage_message("cannot go on at", name, "failpoint")),
         Some("abort") => std::process::abort(),
@@ -37,6 +35,13 @@ pub fn hit(name: &str) -> Result<()> {
     }
 }
 
+/// The action `SEQHOUSE_FAILPOINTS` names for the point `name`, if any.
+#[cfg(feature = "failpoints")]
+fn action(name: &str) -> Option<String> {
+    let points = std::env::var("SEQHOUSE_FAILPOINTS").ok()?;
+    points.split(',').find_map(|point| Some(point.trim().strip_prefix(name)?.strip_prefix('=')?.to_string()))
+}
+
 /// Reached by a run at the point `name` (fail points are compiled out of this build).
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
@@ -48,9 +53,7 @@ pub fn hit(_name: &str) -> Result<()> {
 /// disk does, and the other actions as at [`hit`].
 #[cfg(feature = "failpoints")]
 pub fn hit_io(name: &str) -> std::io::Result<()> {
-    let full = std::env::var("SEQHOUSE_FAILPOINTS")
-        .is_ok_and(|points| points.split(',').any(|point| point.trim() == format!("{name}=full")));
-    if full {
+    if action(name).as_deref() == Some("full") {
         // ENOSPC, as the kernel reports a full disk.
         return Err(std::io::Error::from_raw_os_error(28));
     }
