@@ -1123,6 +1123,17 @@ pub fn vocabularies_fitted_on_the_first_subset_apply_to_the_rest(warehouse: &dyn
     assert_eq!(sorted(reference::rows_of(&spec, &train_out.batches)), sorted(want_train));
 }
 
+/// A small log of events `(user, ts, tag)`, each with its row number as `item`.
+fn tag_log(users: &[i64], ts: &[i64], tags: &[&str]) -> RecordBatch {
+    RecordBatch::try_from_iter([
+        ("user", Arc::new(Int64Array::from(users.to_vec())) as ArrayRef),
+        ("ts", Arc::new(Int64Array::from(ts.to_vec()))),
+        ("tag", Arc::new(StringArray::from(tags.to_vec()))),
+        ("item", Arc::new(Int32Array::from_iter_values(0..users.len() as i32))),
+    ])
+    .unwrap()
+}
+
 /// `--vocab` over timestamps: values a microsecond apart get ids of their own on an engine that
 /// reads microseconds, in the reference's order, over millisecond timestamps on every engine
 /// (written as ids, so Spark, which would write them back as microseconds, takes them too),
@@ -1211,17 +1222,11 @@ pub fn k_core_matches_the_reference(warehouse: &dyn Warehouse, fixture: &dyn Fix
         specs.into_iter().map(|s| (s, &batch, input.as_str())).collect();
     // A log whose core takes three rounds: w drops; then user 2, left with one event; then z,
     // which user 2's event held at 3; then user 3, left with two. Users 1 and 4 remain.
-    let (users, tags) = (
-        [1, 1, 1, 1, 1, 2, 2, 3, 3, 3, 4, 4, 4, 4],
-        ["x", "x", "y", "y", "z", "z", "w", "x", "y", "z", "x", "y", "x", "y"],
+    let rounds = tag_log(
+        &[1, 1, 1, 1, 1, 2, 2, 3, 3, 3, 4, 4, 4, 4],
+        &(0..14).collect::<Vec<_>>(),
+        &["x", "x", "y", "y", "z", "z", "w", "x", "y", "z", "x", "y", "x", "y"],
     );
-    let rounds = RecordBatch::try_from_iter([
-        ("user", Arc::new(Int64Array::from(users.to_vec())) as ArrayRef),
-        ("ts", Arc::new(Int64Array::from_iter_values(0..users.len() as i64))),
-        ("tag", Arc::new(StringArray::from(tags.to_vec()))),
-        ("item", Arc::new(Int32Array::from_iter_values(0..users.len() as i32))),
-    ])
-    .unwrap();
     let rounds_input = fixture.put_parquet("k_core_rounds", "events.parquet", std::slice::from_ref(&rounds));
     let mut three_rounds = base.clone();
     three_rounds.k_core = Some(seqhouse_core::KCore { column: "tag".into(), k: 3 });
@@ -1229,15 +1234,11 @@ pub fn k_core_matches_the_reference(warehouse: &dyn Warehouse, fixture: &dyn Fix
     cases.push((three_rounds, &rounds, rounds_input.as_str()));
     // Sessions of at least 3: x drops (2 events); user 1's first session and user 2's are
     // left with two events and drop, which leaves y with none. User 1's z session remains.
-    let (users, ts, tags) =
-        ([1, 1, 1, 1, 1, 1, 2, 2, 2], [0, 1, 2, 100, 101, 102, 0, 1, 2], ["y", "y", "x", "z", "z", "z", "y", "x", "z"]);
-    let session_rounds = RecordBatch::try_from_iter([
-        ("user", Arc::new(Int64Array::from(users.to_vec())) as ArrayRef),
-        ("ts", Arc::new(Int64Array::from(ts.to_vec()))),
-        ("tag", Arc::new(StringArray::from(tags.to_vec()))),
-        ("item", Arc::new(Int32Array::from_iter_values(0..users.len() as i32))),
-    ])
-    .unwrap();
+    let session_rounds = tag_log(
+        &[1, 1, 1, 1, 1, 1, 2, 2, 2],
+        &[0, 1, 2, 100, 101, 102, 0, 1, 2],
+        &["y", "y", "x", "z", "z", "z", "y", "x", "z"],
+    );
     let session_input = fixture.put_parquet("k_core_sessions", "events.parquet", std::slice::from_ref(&session_rounds));
     let mut session_core = base.clone();
     session_core.k_core = Some(seqhouse_core::KCore { column: "tag".into(), k: 3 });
